@@ -1,0 +1,43 @@
+# Rising Stars: everything a developer or CI runs goes through these targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SERVICES := kit auth upload processor operator
+STAMP := $(VENV)/.installed
+ENTRY ?=
+
+.PHONY: help venv run test test-fast lint fmt bench chart-check chart-render clean
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) dev/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(foreach s,$(SERVICES),-e services/$(s)) -e dev -r requirements-dev.txt
+	touch $@
+
+venv: $(STAMP) ## create .venv with every service (editable) and the dev tools
+
+run: $(STAMP) ## the whole system on http://localhost:8080 (Ctrl-C stops it)
+	$(BIN)/python -m risingstars.dev.run
+
+test: $(STAMP) ## the whole test suite (unit, integration, chart checks)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP) ## format the code
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## benchmarks (ENTRY=name for one); prints BENCH lines
+	$(BIN)/python -m bench $(ENTRY)
+
+chart-check: $(STAMP) ## lint, render, validate and policy-scan the Helm chart
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash charts/check.sh
+
+clean: ## remove local state (.dev/) and caches
+	rm -rf .dev .pytest_cache .ruff_cache .hypothesis
