@@ -1,0 +1,1 @@
+"""Local development and test infrastructure; never shipped in an image."""

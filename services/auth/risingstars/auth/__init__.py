@@ -1,0 +1,1 @@
+"""Rising Stars auth service."""

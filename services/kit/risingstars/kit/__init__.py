@@ -1,0 +1,1 @@
+"""What every Rising Stars service needs, and nothing domain-specific."""

@@ -1,0 +1,96 @@
+"""The FastAPI application every service starts from: health, readiness, metrics, errors, and
+the draining state that graceful shutdown flips."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from risingstars.kit import errors, metrics
+
+log = logging.getLogger("risingstars.lifecycle")
+
+Check = Callable[[], Awaitable[Any]]
+Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
+
+
+class Lifecycle:
+    """Readiness checks registered by the service, and whether the process is draining."""
+
+    def __init__(self, check_timeout: float = 2.0) -> None:
+        self.checks: dict[str, Check] = {}
+        self.draining = False
+        self.started = False
+        self.check_timeout = check_timeout
+
+    def add_check(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        if self.draining:
+            return False, {"shutdown": "draining"}
+        if not self.started:
+            return False, {"startup": "starting"}
+
+        async def run(name: str, check: Check) -> tuple[str, str]:
+            try:
+                await asyncio.wait_for(check(), self.check_timeout)
+                return name, "ok"
+            except Exception as exc:  # a failing dependency is the answer, not an error
+                log.warning("readiness check failed", extra={"check": name, "error": repr(exc)})
+                return name, f"failing: {type(exc).__name__}"
+
+        results = dict(await asyncio.gather(*(run(n, c) for n, c in self.checks.items())))
+        return all(v == "ok" for v in results.values()), results
+
+
+def create_app(
+    service: str,
+    *,
+    lifespan: Lifespan | None = None,
+    max_body_bytes: int = 64 * 1024,
+    body_limit_exempt: tuple[str, ...] = (),
+    **fastapi_kwargs: Any,
+) -> FastAPI:
+    lifecycle = Lifecycle()
+
+    @contextlib.asynccontextmanager
+    async def lifespan_with_state(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            lifecycle.started = True
+            log.info("started", extra={"service": service})
+            yield
+            lifecycle.draining = True
+        log.info("stopped", extra={"service": service})
+
+    app = FastAPI(title=f"Rising Stars {service}", lifespan=lifespan_with_state, **fastapi_kwargs)
+    app.state.lifecycle = lifecycle
+    app.state.service = service
+    errors.install(app)
+    app.add_middleware(
+        errors.BodyLimitMiddleware, limit=max_body_bytes, exempt_prefixes=body_limit_exempt
+    )
+    app.add_middleware(metrics.ObserveMiddleware)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ready, checks = await lifecycle.readiness()
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"status": "ready" if ready else "not ready", "checks": checks},
+        )
+
+    app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
+    return app

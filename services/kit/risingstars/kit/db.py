@@ -1,0 +1,87 @@
+"""asyncpg pool and a migration runner: ordered SQL files per service, applied once under an
+advisory lock (so replicas starting together do not race), recorded in a table."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger("risingstars.db")
+
+# Any fixed 64-bit number: every service takes the same lock, migrations are rare.
+_MIGRATION_LOCK = 0x52_53_4D_49_47  # "RSMIG"
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        # Fail fast instead of holding a request while the database is away.
+        timeout=5,
+        command_timeout=30,
+        # Statement cache off would cost latency; keep it, but drop idle connections so a
+        # failed-over RDS endpoint is picked up.
+        max_inactive_connection_lifetime=300,
+    )
+
+
+def migration_files(directory: Path) -> list[Path]:
+    files = sorted(directory.glob("*.sql"))
+    names = [f.name for f in files]
+    if len(set(n.split("_", 1)[0] for n in names)) != len(names):
+        raise ValueError(f"duplicate migration numbers in {directory}")
+    return files
+
+
+async def migrate(dsn: str, service: str, directory: Path) -> list[str]:
+    """Apply the pending migrations of `service`; return the names applied."""
+    conn = await asyncpg.connect(dsn, timeout=10)
+    applied_now: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       service text NOT NULL,
+                       name text NOT NULL,
+                       checksum text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now(),
+                       PRIMARY KEY (service, name))"""
+            )
+            done = {
+                r["name"]: r["checksum"]
+                for r in await conn.fetch(
+                    "SELECT name, checksum FROM schema_migrations WHERE service = $1", service
+                )
+            }
+            for path in migration_files(directory):
+                sql = path.read_text()
+                checksum = hashlib.sha256(sql.encode()).hexdigest()
+                if path.name in done:
+                    if done[path.name] != checksum:
+                        log.warning("applied migration changed since", extra={"file": path.name})
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (service, name, checksum) VALUES ($1, $2, $3)",
+                        service,
+                        path.name,
+                        checksum,
+                    )
+                applied_now.append(path.name)
+                log.info("migration applied", extra={"service": service, "file": path.name})
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    finally:
+        await conn.close()
+    return applied_now
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    async with pool.acquire(timeout=2) as conn:
+        await conn.fetchval("SELECT 1")

@@ -1,0 +1,177 @@
+"""Access-token verification against a JWKS, done locally by every service.
+
+Keys are cached; a token whose `kid` is unknown triggers at most one refetch per
+`min_refetch_seconds` (a rotated key is picked up at once, a flood of forged kids costs nothing).
+Only the allow-listed algorithms are accepted, and `exp`, `nbf`, `iat`, `iss`, `aud` are
+checked with a small leeway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import jwt
+from fastapi import HTTPException, Request
+
+log = logging.getLogger("risingstars.tokens")
+
+ALGORITHMS = ("EdDSA",)
+NOT_AUTHENTICATED = "No autenticado: se requiere un token Bearer válido"
+INVALID_TOKEN = "Token inválido o expirado"
+
+
+class TokenError(Exception):
+    """The token is not acceptable; the message says why (for logs, not for clients)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Claims:
+    sub: str
+    username: str
+    city: str
+    raw: Mapping[str, Any]
+
+
+def parse_jwks(document: Mapping[str, Any], algorithms: tuple[str, ...]) -> dict[str, jwt.PyJWK]:
+    keys: dict[str, jwt.PyJWK] = {}
+    for entry in document.get("keys", []):
+        kid = entry.get("kid")
+        if not kid or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            key = jwt.PyJWK(entry)
+        except jwt.PyJWTError as exc:
+            log.warning("ignoring unusable JWK", extra={"kid": kid, "error": str(exc)})
+            continue
+        if key.algorithm_name in algorithms:
+            keys[kid] = key
+    return keys
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks_url: str | None = None,
+        jwks: Mapping[str, Any] | None = None,
+        algorithms: tuple[str, ...] = ALGORITHMS,
+        leeway_seconds: float = 30,
+        min_refetch_seconds: float = 30,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        if jwks_url is None and jwks is None:
+            raise ValueError("a JWKS URL or a JWKS document is required")
+        self.issuer = issuer
+        self.audience = audience
+        self.jwks_url = jwks_url
+        self.algorithms = algorithms
+        self.leeway = leeway_seconds
+        self.min_refetch = min_refetch_seconds
+        self._http = http
+        self._keys: dict[str, jwt.PyJWK] = parse_jwks(jwks, algorithms) if jwks else {}
+        self._last_fetch = float("-inf")
+        self._lock = asyncio.Lock()
+        self._decoder = jwt.PyJWT()
+
+    def set_jwks(self, document: Mapping[str, Any]) -> None:
+        self._keys = parse_jwks(document, self.algorithms)
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self._keys)
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Refetch the JWKS unless done within `min_refetch_seconds`; True if it was fetched."""
+        if self.jwks_url is None:
+            return False
+        async with self._lock:
+            if not force and time.monotonic() - self._last_fetch < self.min_refetch:
+                return False
+            self._last_fetch = time.monotonic()
+            client = self._http or httpx.AsyncClient(timeout=5)
+            try:
+                response = await client.get(self.jwks_url)
+                response.raise_for_status()
+                keys = parse_jwks(response.json(), self.algorithms)
+            finally:
+                if self._http is None:
+                    await client.aclose()
+            if keys:
+                self._keys = keys
+            return True
+
+    async def ensure_keys(self) -> None:
+        """Readiness: keys are loaded (fetching them if none are)."""
+        if not self._keys:
+            await self.refresh(force=True)
+        if not self._keys:
+            raise TokenError("no signing keys available")
+
+    async def verify(self, token: str) -> Claims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"malformed token: {exc}") from exc
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise TokenError(f"algorithm {alg!r} not allowed")
+        kid = header.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            try:
+                await self.refresh()
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("JWKS refetch failed", extra={"error": repr(exc)})
+            key = self._keys.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                raise TokenError(f"unknown key id {kid!r}")
+        return self.decode_with(token, key, alg)
+
+    def decode_with(self, token: str, key: jwt.PyJWK, alg: str) -> Claims:
+        try:
+            claims = self._decoder.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(str(exc)) from exc
+        iat = claims.get("iat")
+        if not isinstance(iat, int | float) or iat > time.time() + self.leeway:
+            raise TokenError("issued in the future")
+        return Claims(
+            sub=str(claims["sub"]),
+            username=str(claims.get("username", "")),
+            city=str(claims.get("city", "")),
+            raw=claims,
+        )
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def current_claims(request: Request) -> Claims:
+    """FastAPI dependency: the verified claims of the request's bearer token, or 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized(NOT_AUTHENTICATED)
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        return await verifier.verify(token.strip())
+    except TokenError as exc:
+        log.info("token rejected", extra={"reason": str(exc)})
+        raise _unauthorized(INVALID_TOKEN) from None

@@ -1,0 +1,1 @@
+"""Rising Stars processor service."""
