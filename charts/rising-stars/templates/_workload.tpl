@@ -1,0 +1,276 @@
+{{/*
+Objects every component has, shaped the same way. Each component's template file calls these
+with its own name, so a kind lives in one place and each file says what is specific to it.
+*/}}
+
+{{/*
+Deployment. Args: root, component, replicas (bool: render spec.replicas), env (YAML list),
+envFrom (YAML), volumes / volumeMounts (extra YAML lists), secretEnv (bool),
+podLabels (extra YAML map).
+*/}}
+{{- define "rising-stars.deployment" -}}
+{{- $root := .root }}
+{{- $c := index $root.Values .component }}
+{{- include "rising-stars.checkGracePeriod" . }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  {{- include "rising-stars.metadata" . | nindent 2 }}
+  {{- $skips := include "rising-stars.checkovSkips" . | trim }}
+  {{- with $skips }}
+  annotations:
+    {{- . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- if .replicas }}
+  replicas: {{ $c.replicaCount }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "rising-stars.selectorLabels" . | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 0
+      maxSurge: 25%
+  template:
+    metadata:
+      labels:
+        {{- include "rising-stars.labels" . | nindent 8 }}
+        {{- with .podLabels }}
+        {{- . | nindent 8 }}
+        {{- end }}
+      {{- if or $c.podAnnotations $skips }}
+      annotations:
+        {{- with $c.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- with $skips }}
+        {{- . | nindent 8 }}
+        {{- end }}
+      {{- end }}
+    spec:
+      serviceAccountName: {{ include "rising-stars.componentName" . }}
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: {{ $c.terminationGracePeriodSeconds }}
+      securityContext:
+        {{- include "rising-stars.podSecurityContext" $root | nindent 8 }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "rising-stars.image" . }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          ports:
+            - name: http
+              containerPort: 8080
+              protocol: TCP
+          env:
+            {{- .env | trim | nindent 12 }}
+            {{- with $c.extraEnv }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          {{- with .envFrom }}
+          {{- . | trim | nindent 10 }}
+          {{- end }}
+          startupProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 2
+            failureThreshold: 30
+          livenessProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 3
+          readinessProbe:
+            httpGet: {path: /readyz, port: http}
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          {{- if gt (int $c.preStopSleepSeconds) 0 }}
+          lifecycle:
+            preStop:
+              # Endpoint removal races SIGTERM: keep serving until load balancers have caught up.
+              sleep:
+                seconds: {{ $c.preStopSleepSeconds }}
+          {{- end }}
+          resources:
+            {{- toYaml $c.resources | nindent 12 }}
+          securityContext:
+            {{- include "rising-stars.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+            {{- with .volumeMounts }}
+            {{- . | trim | nindent 12 }}
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: {{ $c.tmpSizeLimit }}
+        {{- with .volumes }}
+        {{- . | trim | nindent 8 }}
+        {{- end }}
+      {{- with $c.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $c.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $c.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $c.topologySpreadConstraints }}
+      topologySpreadConstraints:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end }}
+
+{{/* Service. Args: root, component. */}}
+{{- define "rising-stars.service" -}}
+{{- $c := index .root.Values .component }}
+apiVersion: v1
+kind: Service
+metadata:
+  {{- include "rising-stars.metadata" . | nindent 2 }}
+  {{- with $c.service.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "rising-stars.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: http
+      port: {{ $c.service.port }}
+      targetPort: http
+      protocol: TCP
+{{- end }}
+
+{{/* ServiceAccount (IRSA role via annotations). Args: root, component. */}}
+{{- define "rising-stars.serviceAccount" -}}
+{{- $c := index .root.Values .component }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  {{- include "rising-stars.metadata" . | nindent 2 }}
+  {{- with $c.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+# The pods never call the Kubernetes API.
+automountServiceAccountToken: false
+{{- end }}
+
+{{/* CPU (and optionally requests/s) HPA. Args: root, component. */}}
+{{- define "rising-stars.hpa" -}}
+{{- $a := (index .root.Values .component).autoscaling }}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  {{- include "rising-stars.metadata" . | nindent 2 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "rising-stars.componentName" . }}
+  minReplicas: {{ $a.minReplicas }}
+  maxReplicas: {{ $a.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $a.targetCPUUtilizationPercentage }}
+    {{- with $a.requestsPerSecond }}
+    {{- if .enabled }}
+    - type: Pods
+      pods:
+        metric:
+          name: {{ .metricName }}
+        target:
+          type: AverageValue
+          averageValue: {{ .averageValue | quote }}
+    {{- end }}
+    {{- end }}
+  {{- with $a.behavior }}
+  behavior:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* PodDisruptionBudget, only when the component never runs fewer than 2 pods. Args: root, component. */}}
+{{- define "rising-stars.pdb" -}}
+{{- $c := index .root.Values .component }}
+{{- if gt (int (include "rising-stars.minReplicas" .)) 1 }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  {{- include "rising-stars.metadata" . | nindent 2 }}
+spec:
+  maxUnavailable: {{ $c.podDisruptionBudget.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "rising-stars.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{/* ServiceMonitor. Args: root, component. */}}
+{{- define "rising-stars.serviceMonitor" -}}
+{{- $m := .root.Values.metrics.serviceMonitor }}
+{{- if $m.enabled }}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  {{- include "rising-stars.metadata" . | nindent 2 }}
+  {{- with $m.labels }}
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "rising-stars.selectorLabels" . | nindent 6 }}
+  namespaceSelector:
+    matchNames: [{{ .root.Release.Namespace }}]
+  endpoints:
+    - port: http
+      path: /metrics
+      interval: {{ $m.interval }}
+{{- end }}
+{{- end }}
+
+{{/* Peer selecting pods of this release's component. Args: root, component. */}}
+{{- define "rising-stars.podPeer" -}}
+- podSelector:
+    matchLabels:
+      app.kubernetes.io/instance: {{ .root.Release.Name }}
+      app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Egress rules shared by every component: DNS. Args: root. */}}
+{{- define "rising-stars.egressDns" -}}
+- to:
+    {{- toYaml .root.Values.networkPolicy.dns.peers | nindent 4 }}
+  ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- end }}
+
+{{/* Egress rule to a peer group with ports. Args: peers, ports. */}}
+{{- define "rising-stars.egressTo" -}}
+- to:
+    {{- toYaml .peers | nindent 4 }}
+  ports:
+    {{- range .ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+{{- end }}

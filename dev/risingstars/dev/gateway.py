@@ -1,0 +1,101 @@
+"""A small streaming reverse proxy that routes paths the way the production ingress does, so
+`make run` serves the whole API on one local URL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+from starlette.types import Message, Receive, Scope, Send
+
+# Hop-by-hop headers are the proxy's business, not the upstream's.
+_HOP = {
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+    b"trailers", b"transfer-encoding", b"upgrade", b"host",
+}
+
+
+class Gateway:
+    def __init__(self, routes: Sequence[tuple[str, str]]) -> None:
+        # Longest prefix first, as ingress controllers match.
+        self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(300, connect=5), follow_redirects=False)
+
+    def upstream(self, path: str) -> str | None:
+        for prefix, target in self.routes:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/") or (
+                path.startswith(prefix) and prefix.endswith("/")
+            ):
+                return target
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await self.client.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        target = self.upstream(scope["path"])
+        if target is None:
+            await _json(send, 404, {"detail": "Ruta no encontrada", "routes": [r[0] for r in self.routes]})
+            return
+        url = target + scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP]
+        client_host = (scope.get("client") or ("127.0.0.1", 0))[0]
+        headers.append((b"x-forwarded-for", client_host.encode()))
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+        has_body = any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
+
+        async def body() -> AsyncIterator[bytes]:
+            while True:
+                message: Message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                yield message.get("body", b"")
+                if not message.get("more_body", False):
+                    return
+
+        request = self.client.build_request(
+            scope["method"], url, headers=headers, content=body() if has_body else None
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            await _json(send, 502, {"detail": f"Servicio no disponible: {type(exc).__name__}"})
+            return
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [
+                        (k, v) for k, v in response.headers.raw if k.lower() not in _HOP
+                    ],
+                }
+            )
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await response.aclose()
+
+
+async def _json(send: Send, status: int, payload: dict) -> None:
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,195 @@
+"""`make run`: the whole system on this machine, on embedded defaults, behind one local URL.
+
+- PostgreSQL: a throwaway server under .dev/pg (or DATABASE_URL, an existing server);
+- S3 + SQS: moto's server with the bucket and queues created (or AWS_ENDPOINT_URL and the
+  S3_BUCKET / JOBS_QUEUE_URL / EVENTS_QUEUE_URL of existing ones);
+- a signing key generated once under .dev/keys; migrations applied;
+- every service built so far, and a gateway on http://localhost:8080 routing like the ingress.
+Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import importlib.util
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from risingstars.dev import infra
+from risingstars.dev.gateway import Gateway
+
+ROOT = Path(__file__).resolve().parents[3]
+STATE = Path(os.environ.get("DEV_STATE_DIR", ROOT / ".dev"))
+GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
+PORTS = {"auth": 8081, "upload": 8082, "processor": 8083}
+MOTO_PORT, PG_PORT = 8084, 8085
+COLORS = {"auth": 36, "upload": 35, "processor": 33, "operator": 34, "run": 32}
+ROUTES = [
+    ("/api/auth", "auth"),
+    ("/.well-known", "auth"),
+    ("/api/videos", "upload"),
+    ("/api/public", "upload"),
+]
+
+
+def say(service: str, text: str) -> None:
+    stamp = datetime.datetime.now().strftime("%H:%M:%S")
+    print(f"\033[{COLORS.get(service, 37)}m{stamp} {service:<9}\033[0m {text}", flush=True)
+
+
+def pretty(line: str) -> str:
+    """One JSON log line as `level message key=value ...`; anything else as it came."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict):
+        return line
+    level = entry.pop("level", "")
+    message = entry.pop("message", "")
+    for key in ("time", "service", "logger"):
+        entry.pop(key, None)
+    extra = " ".join(f"{k}={v}" for k, v in entry.items() if k != "exception")
+    text = f"{level:<7} {message} {extra}".rstrip()
+    if "exception" in entry:
+        text += "\n" + entry["exception"]
+    return text
+
+
+def built(service: str) -> bool:
+    return importlib.util.find_spec(f"risingstars.{service}.__main__") is not None
+
+
+async def pump(service: str, stream: asyncio.StreamReader) -> None:
+    async for raw in stream:
+        say(service, pretty(raw.decode(errors="replace").rstrip()))
+
+
+async def run_once(service: str, args: list[str], env: dict[str, str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", f"risingstars.{service}", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    await pump(service, proc.stdout)
+    if await proc.wait() != 0:
+        raise RuntimeError(f"risingstars.{service} {' '.join(args)} failed")
+
+
+def infrastructure(env: dict[str, str]) -> list[infra.Postgres | infra.Moto]:
+    started: list = []
+    STATE.mkdir(parents=True, exist_ok=True)
+    if "DATABASE_URL" in os.environ:
+        env["AUTH_DATABASE_URL"] = env["UPLOAD_DATABASE_URL"] = os.environ["DATABASE_URL"]
+        say("run", "PostgreSQL: using DATABASE_URL")
+    else:
+        STATE.chmod(0o755)
+        pg = infra.start_postgres(STATE / "pg", PG_PORT, log_path=STATE / "postgres.log")
+        started.append(pg)
+        for name in ("auth", "upload"):
+            with contextlib.suppress(Exception):  # exists from an earlier run
+                infra.create_database(pg, name)
+            env[f"{name.upper()}_DATABASE_URL"] = pg.url(name)
+        say("run", f"PostgreSQL: {pg.dsn} (data in {STATE / 'pg'})")
+    if "AWS_ENDPOINT_URL" in os.environ or "S3_BUCKET" in os.environ:
+        for key in ("S3_BUCKET", "JOBS_QUEUE_URL", "EVENTS_QUEUE_URL"):
+            if key not in env:
+                raise SystemExit(f"{key} is required when AWS_ENDPOINT_URL/S3_BUCKET is set")
+        say("run", f"S3 + SQS: {os.environ.get('AWS_ENDPOINT_URL', 'AWS')}")
+    else:
+        moto = infra.start_moto(MOTO_PORT, log_path=STATE / "moto.log")
+        started.append(moto)
+        env.update(infra.AWS_DUMMY_ENV)
+        env["AWS_ENDPOINT_URL"] = moto.url
+        res = infra.create_aws_resources(moto.url, "rising-stars", visibility_timeout=120)
+        env.update(
+            S3_BUCKET=res.bucket, JOBS_QUEUE_URL=res.jobs_queue_url,
+            EVENTS_QUEUE_URL=res.events_queue_url, DLQ_URL=res.dlq_url,
+        )
+        say("run", f"S3 + SQS: moto at {moto.url} (bucket {res.bucket}, queue {res.jobs_queue_url})")
+    return started
+
+
+def service_env(service: str, env: dict[str, str]) -> dict[str, str]:
+    own = dict(env, PORT=str(PORTS[service]), DRAIN_SECONDS="0", LOG_LEVEL=env.get("LOG_LEVEL", "info"))
+    own["DATABASE_URL"] = env.get(f"{service.upper()}_DATABASE_URL", "")
+    if not own["DATABASE_URL"]:
+        own.pop("DATABASE_URL")
+    return own
+
+
+async def wait_ready(services: list[str]) -> None:
+    async with httpx.AsyncClient(timeout=2) as client:
+        for service in services:
+            url = f"http://127.0.0.1:{PORTS[service]}/readyz"
+            for _ in range(600):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(url)).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"{service} did not become ready: {url}")
+
+
+async def main() -> None:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    services = [s for s in PORTS if built(s)]
+    started = infrastructure(env)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        keys = STATE / "keys"
+        if "auth" in services:
+            env.setdefault("AUTH_SIGNING_KEYS_DIR", str(keys))
+            if not any(Path(env["AUTH_SIGNING_KEYS_DIR"]).glob("*.pem")):
+                await run_once("auth", ["genkey", env["AUTH_SIGNING_KEYS_DIR"]], env)
+        env.setdefault("JWKS_URL", f"http://127.0.0.1:{PORTS['auth']}/.well-known/jwks.json")
+        for service in ("auth", "upload"):
+            if service in services:
+                await run_once(service, ["migrate"], service_env(service, env))
+        for service in services:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", f"risingstars.{service}",
+                env=service_env(service, env),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+            procs.append(proc)
+            asyncio.create_task(pump(service, proc.stdout))
+        await wait_ready(services)
+        routes = [(prefix, f"http://127.0.0.1:{PORTS[s]}") for prefix, s in ROUTES if s in services]
+        config = uvicorn.Config(
+            Gateway(routes), host="127.0.0.1", port=GATEWAY_PORT, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        say("run", f"ready: http://localhost:{GATEWAY_PORT}  (services: {', '.join(services)}; Ctrl-C stops)")
+        if "processor" in services:
+            say("run", "operator decision on the live queue: "
+                ".venv/bin/python -m risingstars.operator dry-run --queue-url "
+                f"{env['JOBS_QUEUE_URL']}  (with AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']})")
+        await server.serve()
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), 25)
+        for server in started:
+            infra.stop(server.proc)
+        say("run", "stopped")
+
+
+def cli() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+if __name__ == "__main__":
+    cli()
