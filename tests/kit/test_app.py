@@ -60,7 +60,10 @@ async def test_metrics_are_labelled_by_route_template(client) -> None:
     assert 'route="/items/{item_id}"' in text
     assert 'route="/items/1"' not in text
     await client.get("/nowhere/42")
-    assert sample("http_requests_total", {"method": "GET", "route": "<unmatched>", "status": "404"}) >= 1
+    assert (
+        sample("http_requests_total", {"method": "GET", "route": "<unmatched>", "status": "404"})
+        >= 1
+    )
 
 
 async def test_request_id_is_echoed_or_generated(client) -> None:
@@ -75,7 +78,9 @@ async def test_validation_errors_are_400_with_a_reason(client) -> None:
     r = await client.post("/items", json={"name": "x"})
     assert r.status_code == 400
     assert "count" in r.json()["detail"]
-    r = await client.post("/items", content=b"{not json", headers={"content-type": "application/json"})
+    r = await client.post(
+        "/items", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.json()["detail"]
 

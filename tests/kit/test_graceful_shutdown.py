@@ -59,5 +59,3 @@ def _in_flight(base: str) -> float:
             # The /metrics request itself counts as one.
             return float(line.split()[1]) - 1
     return 0.0
-
-

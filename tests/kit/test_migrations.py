@@ -21,7 +21,9 @@ async def test_applies_in_order_once_and_records(tmp_path: Path, database_url: s
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM things") == 2
-        names = await conn.fetch("SELECT name FROM schema_migrations WHERE service='svc' ORDER BY 1")
+        names = await conn.fetch(
+            "SELECT name FROM schema_migrations WHERE service='svc' ORDER BY 1"
+        )
         assert [r["name"] for r in names] == ["001_create.sql", "002_seed.sql", "003_more.sql"]
     finally:
         await conn.close()

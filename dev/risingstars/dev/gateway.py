@@ -11,8 +11,15 @@ from starlette.types import Message, Receive, Scope, Send
 
 # Hop-by-hop headers are the proxy's business, not the upstream's.
 _HOP = {
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailers", b"transfer-encoding", b"upgrade", b"host",
+    b"connection",
+    b"keep-alive",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailers",
+    b"transfer-encoding",
+    b"upgrade",
+    b"host",
 }
 
 
@@ -20,12 +27,16 @@ class Gateway:
     def __init__(self, routes: Sequence[tuple[str, str]]) -> None:
         # Longest prefix first, as ingress controllers match.
         self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(300, connect=5), follow_redirects=False)
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(300, connect=5), follow_redirects=False
+        )
 
     def upstream(self, path: str) -> str | None:
         for prefix, target in self.routes:
-            if path == prefix or path.startswith(prefix.rstrip("/") + "/") or (
-                path.startswith(prefix) and prefix.endswith("/")
+            if (
+                path == prefix
+                or path.startswith(prefix.rstrip("/") + "/")
+                or (path.startswith(prefix) and prefix.endswith("/"))
             ):
                 return target
         return None
@@ -44,7 +55,9 @@ class Gateway:
             return
         target = self.upstream(scope["path"])
         if target is None:
-            await _json(send, 404, {"detail": "Ruta no encontrada", "routes": [r[0] for r in self.routes]})
+            await _json(
+                send, 404, {"detail": "Ruta no encontrada", "routes": [r[0] for r in self.routes]}
+            )
             return
         url = target + scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
@@ -53,7 +66,9 @@ class Gateway:
         client_host = (scope.get("client") or ("127.0.0.1", 0))[0]
         headers.append((b"x-forwarded-for", client_host.encode()))
         headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
-        has_body = any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
+        has_body = any(
+            k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"]
+        )
 
         async def body() -> AsyncIterator[bytes]:
             while True:
@@ -77,9 +92,7 @@ class Gateway:
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": [
-                        (k, v) for k, v in response.headers.raw if k.lower() not in _HOP
-                    ],
+                    "headers": [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP],
                 }
             )
             async for chunk in response.aiter_raw():
@@ -95,7 +108,10 @@ async def _json(send: Send, status: int, payload: dict) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

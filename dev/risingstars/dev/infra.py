@@ -106,7 +106,9 @@ class Postgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
 
-def start_postgres(datadir: Path, port: int | None = None, log_path: Path | None = None) -> Postgres:
+def start_postgres(
+    datadir: Path, port: int | None = None, log_path: Path | None = None
+) -> Postgres:
     """Start (initialising when new) a private PostgreSQL in `datadir`. As root the server runs
     as the `postgres` user (PostgreSQL refuses to run as root)."""
     bindir = postgres_bindir()
@@ -117,8 +119,18 @@ def start_postgres(datadir: Path, port: int | None = None, log_path: Path | None
     port = port or free_port()
     if not (datadir / "PG_VERSION").exists():
         subprocess.run(
-            [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -126,10 +138,27 @@ def start_postgres(datadir: Path, port: int | None = None, log_path: Path | None
         )
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
-        [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port), "-k", str(datadir),
-         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-         "-c", "full_page_writes=off", "-c", "max_connections=300",
-         "-c", "shared_buffers=128MB"],
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-k",
+            str(datadir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=128MB",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         preexec_fn=_die_with_parent(user),
@@ -149,8 +178,20 @@ def start_postgres(datadir: Path, port: int | None = None, log_path: Path | None
 def create_database(pg: Postgres, name: str) -> str:
     psql = postgres_bindir() / "psql"
     subprocess.run(
-        [str(psql), "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d",
-         "postgres", "-c", f'CREATE DATABASE "{name}"'],
+        [
+            str(psql),
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(pg.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            f'CREATE DATABASE "{name}"',
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -178,9 +219,9 @@ def start_moto(port: int | None = None, log_path: Path | None = None) -> Moto:
     )
 
     def answering() -> bool:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1):  # noqa: S310
-                return True
+        url = f"http://127.0.0.1:{port}/moto-api/"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):  # noqa: S310
+            return True
         return False
 
     wait_until(answering, 30, "moto server", proc)
@@ -210,16 +251,20 @@ def create_aws_resources(
     queue, as the chart's documentation asks an operator to create them on AWS."""
     import boto3  # dev-only dependency: synchronous setup code
 
-    kw = {"endpoint_url": endpoint, "region_name": "us-east-1",
-          "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    kw = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
     s3 = boto3.client("s3", **kw)
     sqs = boto3.client("sqs", **kw)
     bucket = f"{prefix}-videos"
     s3.create_bucket(Bucket=bucket)
     dlq_url = sqs.create_queue(QueueName=f"{prefix}-jobs-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     jobs_url = sqs.create_queue(
         QueueName=f"{prefix}-jobs",
         Attributes={

@@ -75,8 +75,13 @@ async def pump(service: str, stream: asyncio.StreamReader) -> None:
 
 async def run_once(service: str, args: list[str], env: dict[str, str]) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", f"risingstars.{service}", *args,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        f"risingstars.{service}",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     await pump(service, proc.stdout)
     if await proc.wait() != 0:
@@ -110,15 +115,21 @@ def infrastructure(env: dict[str, str]) -> list[infra.Postgres | infra.Moto]:
         env["AWS_ENDPOINT_URL"] = moto.url
         res = infra.create_aws_resources(moto.url, "rising-stars", visibility_timeout=120)
         env.update(
-            S3_BUCKET=res.bucket, JOBS_QUEUE_URL=res.jobs_queue_url,
-            EVENTS_QUEUE_URL=res.events_queue_url, DLQ_URL=res.dlq_url,
+            S3_BUCKET=res.bucket,
+            JOBS_QUEUE_URL=res.jobs_queue_url,
+            EVENTS_QUEUE_URL=res.events_queue_url,
+            DLQ_URL=res.dlq_url,
         )
-        say("run", f"S3 + SQS: moto at {moto.url} (bucket {res.bucket}, queue {res.jobs_queue_url})")
+        say(
+            "run", f"S3 + SQS: moto at {moto.url} (bucket {res.bucket}, queue {res.jobs_queue_url})"
+        )
     return started
 
 
 def service_env(service: str, env: dict[str, str]) -> dict[str, str]:
-    own = dict(env, PORT=str(PORTS[service]), DRAIN_SECONDS="0", LOG_LEVEL=env.get("LOG_LEVEL", "info"))
+    own = dict(
+        env, PORT=str(PORTS[service]), DRAIN_SECONDS="0", LOG_LEVEL=env.get("LOG_LEVEL", "info")
+    )
     own["DATABASE_URL"] = env.get(f"{service.upper()}_DATABASE_URL", "")
     if not own["DATABASE_URL"]:
         own.pop("DATABASE_URL")
@@ -144,11 +155,12 @@ async def main() -> None:
     services = [s for s in PORTS if built(s)]
     started = infrastructure(env)
     procs: list[asyncio.subprocess.Process] = []
+    pumps: list[asyncio.Task] = []
     try:
         keys = STATE / "keys"
         if "auth" in services:
             env.setdefault("AUTH_SIGNING_KEYS_DIR", str(keys))
-            if not any(Path(env["AUTH_SIGNING_KEYS_DIR"]).glob("*.pem")):
+            if not any(Path(env["AUTH_SIGNING_KEYS_DIR"]).glob("*.pem")):  # noqa: ASYNC240
                 await run_once("auth", ["genkey", env["AUTH_SIGNING_KEYS_DIR"]], env)
         env.setdefault("JWKS_URL", f"http://127.0.0.1:{PORTS['auth']}/.well-known/jwks.json")
         for service in ("auth", "upload"):
@@ -156,23 +168,33 @@ async def main() -> None:
                 await run_once(service, ["migrate"], service_env(service, env))
         for service in services:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", f"risingstars.{service}",
+                sys.executable,
+                "-m",
+                f"risingstars.{service}",
                 env=service_env(service, env),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
             )
             procs.append(proc)
-            asyncio.create_task(pump(service, proc.stdout))
+            pumps.append(asyncio.create_task(pump(service, proc.stdout)))
         await wait_ready(services)
         routes = [(prefix, f"http://127.0.0.1:{PORTS[s]}") for prefix, s in ROUTES if s in services]
         config = uvicorn.Config(
             Gateway(routes), host="127.0.0.1", port=GATEWAY_PORT, log_level="warning", lifespan="on"
         )
         server = uvicorn.Server(config)
-        say("run", f"ready: http://localhost:{GATEWAY_PORT}  (services: {', '.join(services)}; Ctrl-C stops)")
+        say(
+            "run",
+            f"ready: http://localhost:{GATEWAY_PORT}"
+            f"  (services: {', '.join(services)}; Ctrl-C stops)",
+        )
         if "processor" in services:
-            say("run", "operator decision on the live queue: "
+            say(
+                "run",
+                "operator decision on the live queue: "
                 ".venv/bin/python -m risingstars.operator dry-run --queue-url "
-                f"{env['JOBS_QUEUE_URL']}  (with AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']})")
+                f"{env['JOBS_QUEUE_URL']}  (with AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']})",
+            )
         await server.serve()
     finally:
         for proc in procs:

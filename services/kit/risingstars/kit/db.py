@@ -68,7 +68,8 @@ async def migrate(dsn: str, service: str, directory: Path) -> list[str]:
                 async with conn.transaction():
                     await conn.execute(sql)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (service, name, checksum) VALUES ($1, $2, $3)",
+                        "INSERT INTO schema_migrations (service, name, checksum)"
+                        " VALUES ($1, $2, $3)",
                         service,
                         path.name,
                         checksum,

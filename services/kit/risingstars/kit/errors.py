@@ -68,9 +68,7 @@ class BodyTooLarge(StarletteHTTPException):
     """An HTTPException, so FastAPI's body parsing lets it through to the handler above."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(
-            413, f"El cuerpo de la petición supera el máximo de {limit} bytes"
-        )
+        super().__init__(413, f"El cuerpo de la petición supera el máximo de {limit} bytes")
 
 
 class BodyLimitMiddleware:

@@ -16,9 +16,7 @@ from risingstars.kit import logs
 
 log = logging.getLogger("risingstars.http")
 
-REQUESTS = Counter(
-    "http_requests_total", "HTTP requests handled", ["method", "route", "status"]
-)
+REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["method", "route", "status"])
 LATENCY = Histogram(
     "http_request_duration_seconds",
     "HTTP request latency, from the first byte received to the last byte sent",

@@ -23,7 +23,7 @@ log = logging.getLogger("risingstars.tokens")
 
 ALGORITHMS = ("EdDSA",)
 NOT_AUTHENTICATED = "No autenticado: se requiere un token Bearer válido"
-INVALID_TOKEN = "Token inválido o expirado"
+INVALID_TOKEN = "Token inválido o expirado"  # noqa: S105 (a message, not a secret)
 
 
 class TokenError(Exception):
