@@ -220,7 +220,7 @@ def start_moto(port: int | None = None, log_path: Path | None = None) -> Moto:
 
     def answering() -> bool:
         url = f"http://127.0.0.1:{port}/moto-api/"
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):  # noqa: S310
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
             return True
         return False
 
