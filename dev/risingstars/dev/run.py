@@ -28,9 +28,10 @@ from risingstars.dev.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[3]
 STATE = Path(os.environ.get("DEV_STATE_DIR", ROOT / ".dev"))
-GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
-PORTS = {"auth": 8081, "upload": 8082, "processor": 8083}
-MOTO_PORT, PG_PORT = 8084, 8085
+# The gateway listens on BASE_PORT; the rest take the next five ports (docs/conventions.md).
+GATEWAY_PORT = int(os.environ.get("BASE_PORT", "8080"))
+PORTS = {"auth": GATEWAY_PORT + 1, "upload": GATEWAY_PORT + 2, "processor": GATEWAY_PORT + 3}
+MOTO_PORT, PG_PORT = GATEWAY_PORT + 4, GATEWAY_PORT + 5
 COLORS = {"auth": 36, "upload": 35, "processor": 33, "operator": 34, "run": 32}
 ROUTES = [
     ("/api/auth", "auth"),
