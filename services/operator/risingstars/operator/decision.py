@@ -140,7 +140,7 @@ def decide(
         limited = "AtMinimum"
 
     reason, message = _explain(policy, backlog, current, raw, stabilized, desired, active, limited)
-    kept = tuple(window) + (Recommendation(now, raw),)
+    kept = (*window, Recommendation(now, raw))
     return Decision(
         desired=desired,
         current=current,

@@ -96,7 +96,9 @@ class KubeAPI:
                         message = json.loads(text).get("message") or text
                     except ValueError:
                         message = text
-                    raise KubeError(response.status, f"{method} {path}: {response.status} {message}")
+                    raise KubeError(
+                        response.status, f"{method} {path}: {response.status} {message}"
+                    )
                 return json.loads(text) if text else {}
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise KubeError(0, f"{method} {path}: {exc!r}") from exc

@@ -101,7 +101,9 @@ class QueueReader:
                 delayed=int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
             )
         except (KeyError, ValueError) as exc:
-            raise QueueError("QueueUnavailable", f"{queue.describe()}: bad answer {attrs!r}") from exc
+            raise QueueError(
+                "QueueUnavailable", f"{queue.describe()}: bad answer {attrs!r}"
+            ) from exc
 
     async def _queue_url(
         self, client: Any, region: str, endpoint_url: str | None, name: str | None

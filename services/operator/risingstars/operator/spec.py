@@ -113,7 +113,9 @@ def parse(raw: Mapping[str, Any]) -> ScalerSpec:
     spec = {**DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
 
     target_ref = spec.get("scaleTargetRef") or {}
-    target = _str(target_ref, "name", "spec.scaleTargetRef") if isinstance(target_ref, Mapping) else None
+    target = (
+        _str(target_ref, "name", "spec.scaleTargetRef") if isinstance(target_ref, Mapping) else None
+    )
     if not target:
         raise SpecError("spec.scaleTargetRef.name (the Deployment to scale) is required")
 
@@ -134,7 +136,9 @@ def parse(raw: Mapping[str, Any]) -> ScalerSpec:
     min_replicas = _int(spec, "minReplicas", 0)
     max_replicas = _int(spec, "maxReplicas", 1)
     if max_replicas < min_replicas:
-        raise SpecError(f"spec.maxReplicas ({max_replicas}) is below spec.minReplicas ({min_replicas})")
+        raise SpecError(
+            f"spec.maxReplicas ({max_replicas}) is below spec.minReplicas ({min_replicas})"
+        )
     policy = Policy(
         target_per_replica=_int(spec, "targetBacklogPerReplica", 1),
         min_replicas=min_replicas,

@@ -1,0 +1,378 @@
+"""Writes charts/rising-stars/values.schema.json (run: python charts/values_schema.py).
+
+The schema is kept as Python so shared shapes (component, autoscaling, peers) are written once;
+check.sh fails when the committed JSON differs from what this script produces.
+"""
+
+import json
+import pathlib
+import sys
+
+OUT = pathlib.Path(__file__).resolve().parent / "rising-stars" / "values.schema.json"
+
+
+def obj(properties, required=(), extra=False, **kw):
+    schema = {"type": "object", "properties": properties, "additionalProperties": extra, **kw}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+STR = {"type": "string"}
+BOOL = {"type": "boolean"}
+ANY_OBJ = {"type": "object"}
+ANY_LIST = {"type": "array"}
+POS_INT = {"type": "integer", "minimum": 1}
+NONNEG_INT = {"type": "integer", "minimum": 0}
+STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+QUANTITY = {"type": ["string", "integer", "number"]}
+URL = {"type": "string", "pattern": "^https?://"}
+OPT_URL = {"type": "string", "pattern": "^(https?://.*)?$"}
+PORTS = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 1, "maximum": 65535},
+    "minItems": 1,
+}
+PEERS = {"type": "array", "items": ANY_OBJ}
+
+RESOURCES = obj(
+    {
+        "requests": {
+            "type": "object",
+            "additionalProperties": QUANTITY,
+            "required": ["cpu", "memory"],
+        },
+        "limits": {
+            "type": "object",
+            "additionalProperties": QUANTITY,
+            "required": ["cpu", "memory"],
+        },
+    },
+    required=["requests", "limits"],
+)
+
+IMAGE = obj(
+    {
+        "repository": {"type": "string", "minLength": 1},
+        "tag": STR,
+        "digest": {"type": "string", "pattern": "^(sha256:[a-f0-9]{64})?$"},
+    },
+    required=["repository"],
+)
+
+HPA = obj(
+    {
+        "enabled": BOOL,
+        "minReplicas": POS_INT,
+        "maxReplicas": POS_INT,
+        "targetCPUUtilizationPercentage": {"type": "integer", "minimum": 1, "maximum": 100},
+        "requestsPerSecond": obj(
+            {
+                "enabled": BOOL,
+                "metricName": {"type": "string", "minLength": 1},
+                "averageValue": QUANTITY,
+            }
+        ),
+        "behavior": ANY_OBJ,
+    },
+    required=["enabled", "minReplicas", "maxReplicas", "targetCPUUtilizationPercentage"],
+)
+
+PROCESSOR_SCALING = obj(
+    {
+        "mode": {"enum": ["hpa", "keda", "operator", "none"]},
+        "minReplicas": NONNEG_INT,
+        "maxReplicas": POS_INT,
+        "targetCPUUtilizationPercentage": {"type": "integer", "minimum": 1, "maximum": 100},
+        "behavior": ANY_OBJ,
+        "keda": obj(
+            {
+                "queueLength": POS_INT,
+                "activationQueueLength": NONNEG_INT,
+                "scaleOnInFlight": BOOL,
+                "scaleOnDelayed": BOOL,
+                "pollingInterval": POS_INT,
+                "cooldownPeriod": NONNEG_INT,
+                "scaleDownStabilizationWindowSeconds": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 3600,
+                },
+                "roleArn": {
+                    "type": "string",
+                    "pattern": "^(arn:aws[a-z-]*:iam::[0-9]{12}:role/.+)?$",
+                },
+            }
+        ),
+        # The QueueScaler spec (crds/queuescaler.yaml); owned by the operator issue.
+        "operator": obj(
+            {
+                "targetBacklogPerReplica": POS_INT,
+                "countInFlight": BOOL,
+                "countDelayed": BOOL,
+                "activationBacklog": NONNEG_INT,
+                "scaleDownStabilizationSeconds": {"type": "integer", "minimum": 0, "maximum": 3600},
+                "cooldownSeconds": NONNEG_INT,
+                "pollingIntervalSeconds": {"type": "integer", "minimum": 1, "maximum": 3600},
+                "busyPodProtection": obj({"enabled": BOOL, "maxJobSeconds": NONNEG_INT}),
+            }
+        ),
+    },
+    required=["mode", "minReplicas", "maxReplicas"],
+)
+
+
+def component(settings, scaling, **extra):
+    return obj(
+        {
+            "image": IMAGE,
+            "replicaCount": POS_INT,
+            "autoscaling": scaling,
+            "podDisruptionBudget": obj({"maxUnavailable": {"type": ["integer", "string"]}}),
+            "resources": RESOURCES,
+            "tmpSizeLimit": {"type": "string", "pattern": "^[0-9]+(Ki|Mi|Gi)$"},
+            "preStopSleepSeconds": NONNEG_INT,
+            "terminationGracePeriodSeconds": POS_INT,
+            "shutdownTimeoutSeconds": POS_INT,
+            "serviceAccount": obj({"annotations": STR_MAP}),
+            "service": obj(
+                {
+                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                    "annotations": STR_MAP,
+                }
+            ),
+            "podAnnotations": STR_MAP,
+            "nodeSelector": STR_MAP,
+            "tolerations": ANY_LIST,
+            "affinity": ANY_OBJ,
+            "topologySpreadConstraints": ANY_LIST,
+            "extraEnv": {
+                "type": "array",
+                "items": obj({"name": STR, "value": STR, "valueFrom": ANY_OBJ}, ["name"]),
+            },
+            "settings": settings,
+            **extra,
+        },
+        required=[
+            "image",
+            "replicaCount",
+            "autoscaling",
+            "resources",
+            "tmpSizeLimit",
+            "terminationGracePeriodSeconds",
+            "shutdownTimeoutSeconds",
+            "settings",
+        ],
+    )
+
+
+AUTH_SETTINGS = obj(
+    {
+        "accessTokenTtlSeconds": POS_INT,
+        "refreshTokenTtlSeconds": POS_INT,
+        "loginMaxFailures": POS_INT,
+        "loginMaxFailuresPerIp": POS_INT,
+        "loginWindowSeconds": POS_INT,
+        "passwordMinLength": {"type": "integer", "minimum": 8},
+    },
+    required=[
+        "accessTokenTtlSeconds",
+        "refreshTokenTtlSeconds",
+        "loginMaxFailures",
+        "loginMaxFailuresPerIp",
+        "loginWindowSeconds",
+        "passwordMinLength",
+    ],
+)
+
+UPLOAD_SETTINGS = obj(
+    {
+        "maxUploadBytes": POS_INT,
+        "minDurationSeconds": POS_INT,
+        "maxDurationSeconds": POS_INT,
+        "minShortSidePx": POS_INT,
+        "presignTtlSeconds": POS_INT,
+        "publicBaseUrl": OPT_URL,
+        "rankingsCacheSeconds": NONNEG_INT,
+    },
+    required=[
+        "maxUploadBytes",
+        "minDurationSeconds",
+        "maxDurationSeconds",
+        "minShortSidePx",
+        "presignTtlSeconds",
+        "rankingsCacheSeconds",
+    ],
+)
+
+PROCESSOR_SETTINGS = obj(
+    {"concurrency": POS_INT, "maxAttempts": POS_INT, "ffmpegPath": STR},
+    required=["concurrency", "maxAttempts"],
+)
+
+SCHEMA = obj(
+    {
+        "nameOverride": STR,
+        "fullnameOverride": STR,
+        "commonLabels": STR_MAP,
+        "image": obj(
+            {
+                "registry": {"type": "string", "pattern": "^(.*/)?$"},
+                "tag": STR,
+                "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+            },
+            required=["pullPolicy"],
+        ),
+        "imagePullSecrets": {"type": "array", "items": obj({"name": STR}, ["name"])},
+        "config": obj(
+            {
+                "logLevel": {"enum": ["debug", "info", "warning", "error", "critical"]},
+                "drainSeconds": NONNEG_INT,
+                "keepaliveSeconds": POS_INT,
+                "forwardedAllowIps": {"type": "string", "minLength": 1},
+                "jwt": obj(
+                    {
+                        "issuer": {"type": "string", "minLength": 1},
+                        "audience": {"type": "string", "minLength": 1},
+                    },
+                    ["issuer", "audience"],
+                ),
+            },
+            required=["logLevel", "drainSeconds", "keepaliveSeconds", "forwardedAllowIps", "jwt"],
+        ),
+        "aws": obj(
+            {
+                "region": {"type": "string", "pattern": "^[a-z]{2}(-[a-z]+)+-[0-9]$"},
+                "endpointUrl": OPT_URL,
+                "credentialsSecret": STR,
+                "s3Bucket": {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},
+                "jobsQueueUrl": URL,
+                "deadLetterQueueUrl": URL,
+                "eventsQueueUrl": URL,
+            },
+            required=["region", "s3Bucket", "jobsQueueUrl", "deadLetterQueueUrl", "eventsQueueUrl"],
+        ),
+        "database": obj(
+            {
+                "url": {"type": "string", "pattern": "^(postgres(ql)?://.*)?$"},
+                "existingSecret": STR,
+                "authUrlKey": {"type": "string", "minLength": 1},
+                "uploadUrlKey": {"type": "string", "minLength": 1},
+            },
+            required=["authUrlKey", "uploadUrlKey"],
+        ),
+        "migrations": obj(
+            {
+                "enabled": BOOL,
+                "backoffLimit": NONNEG_INT,
+                "activeDeadlineSeconds": POS_INT,
+                "ttlSecondsAfterFinished": NONNEG_INT,
+                "resources": RESOURCES,
+            },
+            required=["enabled", "resources"],
+        ),
+        "securityContext": obj(
+            {
+                "runAsUser": {"type": "integer", "minimum": 10000},
+                "runAsGroup": {"type": "integer", "minimum": 10000},
+            },
+            required=["runAsUser", "runAsGroup"],
+        ),
+        "networkPolicy": obj(
+            {
+                "enabled": BOOL,
+                "ingressControllerPeers": PEERS,
+                "metricsScraperPeers": PEERS,
+                "dns": obj({"peers": PEERS}, ["peers"]),
+                "database": obj({"peers": PEERS, "ports": PORTS}, ["peers", "ports"]),
+                "aws": obj({"peers": PEERS, "ports": PORTS}, ["peers", "ports"]),
+            },
+            required=["enabled"],
+        ),
+        "ingress": obj(
+            {
+                "enabled": BOOL,
+                "className": STR,
+                "annotations": STR_MAP,
+                "host": STR,
+                "tls": {"type": "array", "items": ANY_OBJ},
+            },
+            required=["enabled"],
+        ),
+        "auth": component(
+            AUTH_SETTINGS,
+            HPA,
+            signingKeys=obj(
+                {"existingSecret": STR, "mountPath": {"type": "string", "pattern": "^/"}},
+                required=["mountPath"],
+            ),
+        ),
+        "upload": component(UPLOAD_SETTINGS, HPA, jwksUrl=OPT_URL),
+        "processor": component(PROCESSOR_SETTINGS, PROCESSOR_SCALING),
+        # The operator's Deployment; owned by the operator issue.
+        "operator": obj(
+            {
+                "image": IMAGE,
+                "metricsPort": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "healthPort": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "resources": RESOURCES,
+                "tmpSizeLimit": {"type": "string", "pattern": "^[0-9]+(Ki|Mi|Gi)$"},
+                "terminationGracePeriodSeconds": POS_INT,
+                "serviceAccount": obj({"annotations": STR_MAP}),
+                "service": obj(
+                    {
+                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "annotations": STR_MAP,
+                    }
+                ),
+                "apiServer": obj({"peers": PEERS, "ports": PORTS}, ["peers", "ports"]),
+                "podAnnotations": STR_MAP,
+                "nodeSelector": STR_MAP,
+                "tolerations": ANY_LIST,
+                "affinity": ANY_OBJ,
+                "extraEnv": ANY_LIST,
+            }
+        ),
+        "metrics": obj(
+            {
+                "serviceMonitor": obj(
+                    {"enabled": BOOL, "interval": STR, "labels": STR_MAP}, ["enabled"]
+                ),
+                "prometheusRule": obj(
+                    {
+                        "enabled": BOOL,
+                        "labels": STR_MAP,
+                        "errorRatio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                        "latencyP95Seconds": {"type": "number", "exclusiveMinimum": 0},
+                        "oldestJobAgeSeconds": POS_INT,
+                        "oldestJobAgeMetric": STR,
+                        "deadLetterMetric": STR,
+                        "queueNameLabel": STR,
+                    },
+                    ["enabled"],
+                ),
+                "dashboard": obj({"enabled": BOOL, "labels": STR_MAP}, ["enabled"]),
+            }
+        ),
+        "tests": obj({"enabled": BOOL}, ["enabled"]),
+        # Helm passes the parent chart's globals down; accept them.
+        "global": ANY_OBJ,
+    },
+    required=["image", "config", "aws", "database", "auth", "upload", "processor"],
+    **{
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "rising-stars chart values",
+    },
+)
+
+
+def render():
+    return json.dumps(SCHEMA, indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--check"]:
+        if OUT.read_text() != render():
+            sys.exit(f"{OUT} is stale: run python charts/values_schema.py")
+    else:
+        OUT.write_text(render())

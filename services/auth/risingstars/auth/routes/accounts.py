@@ -1,0 +1,55 @@
+"""Signup and the current account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException
+
+from risingstars.auth import accounts, deps, metrics, validation
+from risingstars.auth.passwords import Hasher
+from risingstars.auth.settings import Settings
+from risingstars.kit.tokens import INVALID_TOKEN, Claims, current_claims
+
+router = APIRouter(prefix="/api/auth")
+
+CREATED = "Usuario creado exitosamente."
+
+
+def _email_taken(email: str) -> HTTPException:
+    return validation.bad_request(f"El email {email} ya está registrado")
+
+
+@router.post("/signup", status_code=201)
+async def signup(
+    body: dict[str, Any] = Depends(validation.json_object),
+    pool: asyncpg.Pool = Depends(deps.pool),
+    settings: Settings = Depends(deps.settings),
+    hasher: Hasher = Depends(deps.hasher),
+) -> dict[str, Any]:
+    form = validation.signup_form(body, password_min_length=settings.password_min_length)
+    # Checked before the (deliberately slow) hash; the insert still catches a racing signup.
+    if await accounts.email_taken(pool, form.email):
+        raise _email_taken(form.email)
+    password_hash = await hasher.hash(form.password)
+    try:
+        user = await accounts.create(pool, form, password_hash)
+    except accounts.EmailTaken:
+        raise _email_taken(form.email) from None
+    except accounts.UsernameTaken as exc:
+        raise validation.bad_request(f"El nombre de usuario {exc} ya está en uso") from None
+    metrics.SIGNUPS.inc()
+    fields = accounts.public(user)
+    del fields["created_at"]
+    return {"message": CREATED, **fields}
+
+
+@router.get("/me")
+async def me(
+    claims: Claims = Depends(current_claims), pool: asyncpg.Pool = Depends(deps.pool)
+) -> dict[str, Any]:
+    user = await accounts.by_id(pool, claims.sub)
+    if user is None:  # deleted since the token was issued
+        raise HTTPException(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+    return accounts.public(user)

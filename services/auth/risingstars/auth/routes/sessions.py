@@ -1,0 +1,88 @@
+"""Login, refresh and logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Response
+
+from risingstars.auth import deps, metrics, queries, sessions, throttle, validation
+from risingstars.auth.passwords import Hasher, needs_rehash
+from risingstars.auth.sessions import Issuer
+from risingstars.auth.settings import Settings
+
+router = APIRouter(prefix="/api/auth")
+
+BAD_CREDENTIALS = "Email o contraseña incorrectos"
+BAD_REFRESH_TOKEN = "Token de actualización inválido o expirado"  # noqa: S105 (a message)
+# Token responses must not be cached by anything between us and the client (RFC 6749 §5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _throttled(seconds: int) -> HTTPException:
+    return HTTPException(
+        429,
+        f"Demasiados intentos fallidos. Intente de nuevo en {seconds} segundos.",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+@router.post("/login")
+async def login(
+    response: Response,
+    body: dict[str, Any] = Depends(validation.json_object),
+    ip: str = Depends(deps.client_ip),
+    pool: asyncpg.Pool = Depends(deps.pool),
+    settings: Settings = Depends(deps.settings),
+    hasher: Hasher = Depends(deps.hasher),
+    issuer: Issuer = Depends(deps.issuer),
+) -> dict[str, Any]:
+    creds = validation.credentials(body)
+    # No connection is held while the password hash runs.
+    async with pool.acquire() as conn:
+        wait = await throttle.wait_seconds(conn, creds.email, ip, settings)
+        user = None if wait else await conn.fetchrow(queries.USER_BY_EMAIL, creds.email)
+    if wait:
+        metrics.LOGINS.labels("throttled").inc()
+        raise _throttled(wait)
+    stored = user["password_hash"] if user is not None else None
+    # An unknown email is checked against a dummy hash: same work, same answer, same timing.
+    verified = await hasher.verify(creds.password, stored)
+    if user is None or not verified:
+        await throttle.record_failure(pool, creds.email, ip)
+        metrics.LOGINS.labels("invalid_credentials").inc()
+        raise HTTPException(401, BAD_CREDENTIALS)
+    if needs_rehash(stored):
+        await pool.execute(
+            queries.UPDATE_PASSWORD_HASH, user["id"], await hasher.hash(creds.password)
+        )
+    metrics.LOGINS.labels("success").inc()
+    response.headers.update(NO_STORE)
+    return await sessions.start(pool, issuer, user, throttle.email_key(creds.email))
+
+
+@router.post("/refresh")
+async def refresh(
+    response: Response,
+    body: dict[str, Any] = Depends(validation.json_object),
+    pool: asyncpg.Pool = Depends(deps.pool),
+    issuer: Issuer = Depends(deps.issuer),
+) -> dict[str, Any]:
+    token = validation.refresh_token(body)
+    outcome = await sessions.rotate(pool, issuer, token)
+    if isinstance(outcome, sessions.Refused):
+        raise HTTPException(401, BAD_REFRESH_TOKEN)
+    response.headers.update(NO_STORE)
+    return outcome
+
+
+@router.post("/logout", status_code=204)
+async def logout(
+    body: dict[str, Any] = Depends(validation.json_object),
+    pool: asyncpg.Pool = Depends(deps.pool),
+) -> Response:
+    token = validation.refresh_token(body)
+    if not await sessions.end(pool, token):
+        raise HTTPException(401, BAD_REFRESH_TOKEN)
+    return Response(status_code=204)

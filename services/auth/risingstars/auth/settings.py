@@ -1,0 +1,51 @@
+"""The auth service's configuration, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from risingstars.kit import settings as kit_settings
+from risingstars.kit.settings import HTTPSettings, TokenSettings
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings(HTTPSettings, TokenSettings):
+    database_url: str
+    auth_signing_keys_dir: str
+    access_token_ttl_seconds: int = 3600
+    refresh_token_ttl_seconds: int = 2_592_000
+    login_max_failures: int = 5
+    login_max_failures_per_ip: int = 50
+    login_window_seconds: int = 900
+    password_min_length: int = 8
+    db_pool_size: int = 10
+
+    def validate(self) -> None:
+        at_least_one = (
+            "access_token_ttl_seconds",
+            "refresh_token_ttl_seconds",
+            "login_max_failures",
+            "login_max_failures_per_ip",
+            "login_window_seconds",
+            "password_min_length",
+            "db_pool_size",
+        )
+        bad = [name.upper() for name in at_least_one if getattr(self, name) < 1]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} must be at least 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrateSettings:
+    """`migrate` needs only the database: a migration job carries no signing keys."""
+
+    database_url: str
+    log_level: str = "info"
+
+
+def load() -> Settings:
+    return kit_settings.load(Settings)
+
+
+def load_migrate() -> MigrateSettings:
+    return kit_settings.load(MigrateSettings)

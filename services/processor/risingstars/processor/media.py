@@ -1,0 +1,249 @@
+"""ffmpeg: where it is, what an input holds, and the one command that makes the processed video.
+
+The input is probed with the same ffmpeg binary that will encode it (the imageio-ffmpeg wheel
+has no ffprobe), so what the probe accepts is exactly what the encoder can read. The probe reads
+the container header from ffmpeg's log and decodes the first picture; the decoded-frame count
+comes from `-progress`, ffmpeg's machine-readable key=value output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from risingstars.processor.failures import Rejected, Transient
+
+log = logging.getLogger("risingstars.processor.media")
+
+WIDTH, HEIGHT, FPS = 1280, 720, 30
+MAX_CONTENT_SECONDS = 30.0
+CARD_SECONDS = 2.5
+WATERMARK_MARGIN = 24
+# What is kept of ffmpeg's log: the head holds the input's description, the tail the error.
+_STDERR_HEAD = 64 * 1024
+_STDERR_TAIL = 4000
+
+NOT_MP4 = "El archivo no es un video MP4 válido"
+NO_VIDEO = "El archivo no contiene una pista de video"
+UNDECODABLE = "No se pudo decodificar el video"
+
+_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+_VIDEO = re.compile(r"Stream #0:\d+\S*: Video: (\w+).*?, (\d{1,5})x(\d{1,5})[\s,]")
+_AUDIO = re.compile(r"Stream #0:\d+\S*: Audio: ")
+_FRAMES = re.compile(r"^frame=(\d+)$", re.MULTILINE)
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    # A worker killed with SIGKILL must not leave its ffmpeg running (and writing) behind.
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def locate_ffmpeg(configured: str | None) -> str:
+    """FFMPEG_PATH, else `ffmpeg` on PATH, else the static binary of the imageio-ffmpeg wheel."""
+    if configured:
+        if not (os.path.isfile(configured) and os.access(configured, os.X_OK)):
+            raise RuntimeError(f"FFMPEG_PATH={configured!r} is not an executable file")
+        return configured
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg  # the fallback only: a PATH ffmpeg needs no wheel
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclasses.dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr_head: str
+    stderr_tail: str
+
+    @property
+    def killed_by(self) -> int | None:
+        return -self.returncode if self.returncode < 0 else None
+
+
+async def run(args: list[str], *, time_limit: float) -> Completed:
+    """Run ffmpeg to completion. On timeout or cancellation ffmpeg is stopped and reaped before
+    this returns or raises, so no job leaves a process behind."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        async with asyncio.timeout(time_limit):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        await _stop(proc)
+        raise Transient(f"ffmpeg no terminó en {time_limit:.0f} s") from None
+    finally:
+        if proc.returncode is None:  # cancelled: hand the job back with nothing running
+            await _stop(proc)
+    return Completed(
+        proc.returncode,
+        out.decode(errors="replace"),
+        err[:_STDERR_HEAD].decode(errors="replace"),
+        err[-_STDERR_TAIL:].decode(errors="replace"),
+    )
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), 3)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def version(ffmpeg: str) -> str:
+    result = await run([ffmpeg, "-hide_banner", "-version"], time_limit=30)
+    if result.returncode != 0:
+        raise RuntimeError(f"{ffmpeg} -version failed: {result.stderr_tail.strip()}")
+    return result.stdout.splitlines()[0] if result.stdout else "ffmpeg"
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    duration: float | None
+    width: int
+    height: int
+    codec: str
+    has_audio: bool
+
+
+def parse_probe(stderr: str, progress: str) -> Probe:
+    """What `ffmpeg -i` printed about the input; Rejected when it is not a decodable video."""
+    if "Input #0" not in stderr:
+        raise Rejected(NOT_MP4)
+    video = _VIDEO.search(stderr)
+    if video is None:
+        raise Rejected(NO_VIDEO)
+    frames = [int(n) for n in _FRAMES.findall(progress)]
+    if not frames or frames[-1] < 1:
+        raise Rejected(UNDECODABLE)
+    duration = None
+    if match := _DURATION.search(stderr):
+        h, m, s = match.groups()
+        duration = int(h) * 3600 + int(m) * 60 + float(s)
+    return Probe(
+        duration=duration,
+        width=int(video.group(2)),
+        height=int(video.group(3)),
+        codec=video.group(1),
+        has_audio=_AUDIO.search(stderr) is not None,
+    )
+
+
+async def probe(ffmpeg: str, path: Path, *, time_limit: float) -> Probe:
+    # -f mov: the contract accepts MP4 only, and pinning the demuxer keeps playlist and concat
+    # formats (which can reference other files) from ever being opened.
+    result = await run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1",
+         "-f", "mov", "-i", str(path), "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"],
+        time_limit=time_limit,
+    )  # fmt: skip
+    if result.killed_by is not None:
+        raise Transient(f"ffmpeg terminado por la señal {result.killed_by} al analizar")
+    return parse_probe(result.stderr_head, result.stdout)
+
+
+def _fit_scale() -> str:
+    # Fit by display aspect ratio (so anamorphic inputs come out right), even sizes for 4:2:0.
+    fit_width = f"gte(dar,{WIDTH}/{HEIGHT})"
+    return (
+        f"scale=w='if({fit_width},{WIDTH},trunc({HEIGHT}*dar/2)*2)'"
+        f":h='if({fit_width},trunc({WIDTH}/dar/2)*2,{HEIGHT})':out_range=tv"
+    )
+
+
+def _card(index: int, label: str) -> str:
+    return (
+        f"[{index}:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:out_range=tv,"
+        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:black,setsar=1,format=yuv420p[{label}]"
+    )
+
+
+def filter_graph(thumbnail_at: float) -> str:
+    main = (
+        f"[0:v:0]setpts=PTS-STARTPTS,fps={FPS},{_fit_scale()},"
+        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:black,setsar=1[fit]"
+    )
+    marked = (
+        f"[fit][3:v]overlay=x=W-w-{WATERMARK_MARGIN}:y=H-h-{WATERMARK_MARGIN},"
+        "format=yuv420p,split=2[main][still]"
+    )
+    thumb = f"[still]trim=start={thumbnail_at:.3f},setpts=PTS-STARTPTS[thumb]"
+    return ";".join(
+        [main, marked, thumb, _card(1, "intro"), _card(2, "outro"),
+         "[intro][main][outro]concat=n=3:v=1:a=0[video]"]
+    )  # fmt: skip
+
+
+def encode_command(
+    ffmpeg: str,
+    source: Path,
+    video: Path,
+    thumbnail: Path,
+    *,
+    card: str,
+    watermark: str,
+    content_seconds: float | None,
+    thumbnail_seconds: float,
+    preset: str,
+    crf: int,
+) -> list[str]:
+    """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
+    1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
+    with the index first; and the thumbnail from the main content."""
+    known = content_seconds if content_seconds and content_seconds > 0 else None
+    thumbnail_at = min(thumbnail_seconds, known / 2) if known else 0.0
+    card_input = ["-loop", "1", "-framerate", str(FPS), "-t", str(CARD_SECONDS), "-i", card]
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
+        "-t", f"{MAX_CONTENT_SECONDS:g}", "-f", "mov", "-i", str(source),
+        *card_input, *card_input,
+        "-i", watermark,
+        "-filter_complex", filter_graph(thumbnail_at),
+        "-map", "[video]", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-movflags", "+faststart", "-f", "mp4", str(video),
+        "-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", "-f", "image2",
+        str(thumbnail),
+    ]  # fmt: skip
+
+
+def thumbnail_command(ffmpeg: str, video: Path, thumbnail: Path) -> list[str]:
+    """The fallback when the main pass took no thumbnail (the input was shorter than its header
+    said): the first frame after the intro."""
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
+        "-ss", f"{CARD_SECONDS:g}", "-f", "mov", "-i", str(video),
+        "-frames:v", "1", "-update", "1", "-q:v", "3", "-f", "image2", str(thumbnail),
+    ]  # fmt: skip
+
+
+def describe_failure(result: Completed, what: str) -> Transient:
+    if result.killed_by is not None:
+        return Transient(f"ffmpeg terminado por la señal {result.killed_by} al {what}")
+    last = " | ".join(result.stderr_tail.strip().splitlines()[-3:]) or "sin detalle"
+    return Transient(f"ffmpeg falló al {what} (código {result.returncode}): {last[-300:]}")

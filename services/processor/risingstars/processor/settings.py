@@ -1,0 +1,86 @@
+"""The processor's configuration: the processor row of docs/conventions.md plus the knobs of the
+worker loop, read once at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from risingstars.kit import settings as kit_settings
+from risingstars.kit.settings import AWSSettings, HTTPSettings
+
+ASSETS = Path(__file__).parent / "assets"
+
+# SQS limits: a message's visibility may not exceed 12 h, a long poll 20 s.
+_MAX_VISIBILITY = 43200
+_MAX_WAIT = 20
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings(HTTPSettings, AWSSettings):
+    s3_bucket: str
+    jobs_queue_url: str
+    events_queue_url: str
+    concurrency: int = 1
+    ffmpeg_path: str | None = None
+    # Used when the jobs queue's redrive policy cannot be read; the queue's maxReceiveCount wins.
+    max_attempts: int = 5
+    # The AWS SDKs' standard name for an S3-only endpoint (S3 and SQS served apart, e.g. MinIO).
+    aws_endpoint_url_s3: str | None = None
+    # A job's lease on its message, renewed every heartbeat while it runs.
+    visibility_timeout_seconds: int = 120
+    heartbeat_seconds: float = 30.0
+    # Backoff after a transient failure: base * 2^(attempt-1), capped, with jitter.
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 900.0
+    receive_wait_seconds: int = 20
+    work_dir: str = "/tmp"  # noqa: S108  # an emptyDir in the pod; one private subdirectory per job
+    logo_card_path: str = str(ASSETS / "card.png")
+    watermark_path: str = str(ASSETS / "watermark.png")
+    ffmpeg_preset: str = "veryfast"
+    ffmpeg_crf: int = 23
+    ffmpeg_timeout_seconds: float = 600.0
+    # Where the thumbnail is taken in the main content. Later costs memory: ffmpeg holds that
+    # many seconds of 720p frames while the intro is being encoded.
+    thumbnail_seconds: float = 1.0
+    # A safety net for the scratch disk; the upload service enforces the real limit.
+    max_source_bytes: int = 1024 * 1024 * 1024
+
+    def validate(self) -> None:
+        problems = []
+        for name in ("s3_bucket", "jobs_queue_url", "events_queue_url"):
+            if not getattr(self, name).strip():
+                problems.append(f"{name.upper()} must not be empty")
+        if self.concurrency < 1:
+            problems.append("CONCURRENCY must be at least 1")
+        if self.max_attempts < 1:
+            problems.append("MAX_ATTEMPTS must be at least 1")
+        if not 1 <= self.visibility_timeout_seconds <= _MAX_VISIBILITY:
+            problems.append(f"VISIBILITY_TIMEOUT_SECONDS must be within 1..{_MAX_VISIBILITY}")
+        if not 0 < self.heartbeat_seconds < self.visibility_timeout_seconds:
+            problems.append(
+                "HEARTBEAT_SECONDS must be positive and below VISIBILITY_TIMEOUT_SECONDS"
+            )
+        if not 0 < self.retry_base_seconds <= self.retry_max_seconds <= _MAX_VISIBILITY:
+            problems.append(
+                f"need 0 < RETRY_BASE_SECONDS <= RETRY_MAX_SECONDS <= {_MAX_VISIBILITY}"
+            )
+        if not 0 <= self.receive_wait_seconds <= _MAX_WAIT:
+            problems.append(f"RECEIVE_WAIT_SECONDS must be within 0..{_MAX_WAIT}")
+        if not 0 <= self.ffmpeg_crf <= 51:
+            problems.append("FFMPEG_CRF must be within 0..51")
+        if self.ffmpeg_timeout_seconds <= 0 or self.shutdown_timeout_seconds < 0:
+            problems.append("timeouts must be positive")
+        if self.thumbnail_seconds < 0 or self.max_source_bytes <= 0:
+            problems.append("THUMBNAIL_SECONDS and MAX_SOURCE_BYTES must be positive")
+        for name in ("logo_card_path", "watermark_path"):
+            if not Path(getattr(self, name)).is_file():
+                problems.append(f"{name.upper()}={getattr(self, name)!r} is not a file")
+        if not Path(self.work_dir).is_dir():
+            problems.append(f"WORK_DIR={self.work_dir!r} is not a directory")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def load() -> Settings:
+    return kit_settings.load(Settings)

@@ -1,0 +1,350 @@
+"""The SQS worker loop: long polling for as many jobs as there are free slots, a visibility
+heartbeat per running job, retries through the message's visibility, and a graceful stop.
+
+Failure handling, per attempt:
+- the video is bad (Rejected): a `rejected` event, the message deleted;
+- anything else: the message comes back after an exponential backoff; on the last attempt a
+  `failed` event is published and the message is released, so the queue's redrive policy moves
+  it to the dead-letter queue on its next receive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from risingstars.kit.app import Lifecycle
+from risingstars.processor import messages, metrics, scratch
+from risingstars.processor.failures import Rejected, Transient
+from risingstars.processor.pipeline import Pipeline
+from risingstars.processor.settings import Settings
+
+log = logging.getLogger("risingstars.processor.worker")
+
+_SQS_MAX_BATCH = 10
+_READINESS_RECEIVE_FAILURES = 3
+
+
+def backoff_seconds(
+    attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> int:
+    """Exponential in the attempt number, capped, with jitter over the upper half so retries of
+    a burst of failed jobs spread out."""
+    ceiling = min(cap, base * 2 ** min(max(attempt - 1, 0), 30))
+    return max(1, round(ceiling / 2 + rand() * ceiling / 2))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settle:
+    """What to do with the message once its heartbeat has stopped."""
+
+    outcome: str
+    delete: bool = False
+    visibility: int | None = None
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sqs: Any,
+        s3: Any,
+        ffmpeg: str,
+        lifecycle: Lifecycle | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sqs = sqs
+        self.pipeline = Pipeline(settings, s3, ffmpeg)
+        self.lifecycle = lifecycle
+        self.max_attempts = settings.max_attempts
+        self.dead_letter_queue = True
+        self._jobs: set[asyncio.Task] = set()
+        self._stop = asyncio.Event()
+        self._deadline: float | None = None
+        self._loop_task: asyncio.Task | None = None
+        self._watch_task: asyncio.Task | None = None
+        self._receive_failures = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(scratch.sweep, self.settings.work_dir)
+        await self._read_redrive_policy()
+        self._loop_task = asyncio.create_task(self._receive_loop(), name="processor-receive")
+        if self.lifecycle is not None:
+            self._watch_task = asyncio.create_task(self._watch_draining(), name="processor-drain")
+        log.info(
+            "worker started",
+            extra={"concurrency": self.settings.concurrency, "max_attempts": self.max_attempts},
+        )
+
+    def begin_stop(self) -> None:
+        """Receive nothing more; running jobs get SHUTDOWN_TIMEOUT_SECONDS from now."""
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
+            log.info("stopping: no new jobs", extra={"running": len(self._jobs)})
+        self._stop.set()
+
+    async def stop(self) -> None:
+        self.begin_stop()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+        for task in (self._watch_task, self._loop_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not self._jobs:
+            return
+        assert self._deadline is not None
+        remaining = max(0.0, self._deadline - time.monotonic())
+        _, pending = await asyncio.wait(set(self._jobs), timeout=remaining)
+        if pending:
+            log.warning("grace period over: handing jobs back", extra={"jobs": len(pending)})
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def check(self) -> None:
+        """Readiness: the loop runs and the jobs queue answers."""
+        if self._loop_task is None or self._loop_task.done():
+            raise RuntimeError("worker loop is not running")
+        if self._receive_failures >= _READINESS_RECEIVE_FAILURES:
+            raise RuntimeError("jobs queue unreachable")
+
+    @property
+    def running(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def _watch_draining(self) -> None:
+        # kit.serve flips `draining` from its SIGTERM handler; stop receiving at once, not
+        # DRAIN_SECONDS later when the lifespan ends.
+        assert self.lifecycle is not None
+        while not self.lifecycle.draining:  # noqa: ASYNC110  # a plain flag, no event to await
+            await asyncio.sleep(0.2)
+        self.begin_stop()
+
+    async def _read_redrive_policy(self) -> None:
+        url = self.settings.jobs_queue_url
+        try:
+            response = await self.sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["RedrivePolicy"]
+            )
+        except Exception as exc:
+            log.warning(
+                "cannot read the jobs queue's redrive policy; using MAX_ATTEMPTS",
+                extra={"error": repr(exc)},
+            )
+            return
+        policy = response.get("Attributes", {}).get("RedrivePolicy")
+        if not policy:
+            self.dead_letter_queue = False
+            log.warning("the jobs queue has no dead-letter queue: failed jobs are deleted")
+            return
+        count = int(json.loads(policy)["maxReceiveCount"])
+        if count != self.settings.max_attempts:
+            # The queue decides when a message leaves; the failed event must come before that.
+            log.warning(
+                "MAX_ATTEMPTS differs from the queue's maxReceiveCount; using the queue's",
+                extra={"max_attempts": self.settings.max_attempts, "max_receive_count": count},
+            )
+        self.max_attempts = count
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while not self._stop.is_set():
+            free = self.settings.concurrency - len(self._jobs)
+            if free <= 0:
+                await self._wait_for_slot()
+                continue
+            received = await self._receive(min(free, _SQS_MAX_BATCH))
+            if self._stop.is_set():
+                for message in received:
+                    await self._visibility(message["ReceiptHandle"], 0)
+                break
+            for message in received:
+                task = asyncio.create_task(self._job(message))
+                self._jobs.add(task)
+                task.add_done_callback(self._jobs.discard)
+
+    async def _wait_for_slot(self) -> None:
+        stopping = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({stopping, *self._jobs}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+
+    async def _receive(self, count: int) -> list[dict[str, Any]]:
+        request = asyncio.create_task(
+            self.sqs.receive_message(
+                QueueUrl=self.settings.jobs_queue_url,
+                MaxNumberOfMessages=count,
+                WaitTimeSeconds=self.settings.receive_wait_seconds,
+                VisibilityTimeout=self.settings.visibility_timeout_seconds,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            )
+        )
+        stopping = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({request, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not request.done():
+            # Stopping mid-poll: a message SQS sent in this very response stays invisible
+            # until its visibility timeout, then comes back. Nothing is lost.
+            request.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await request
+            return []
+        try:
+            response = request.result()
+        except Exception as exc:
+            metrics.RECEIVE_ERRORS.inc()
+            self._receive_failures += 1
+            pause = min(30.0, 2.0**self._receive_failures)
+            log.warning("receive failed", extra={"error": repr(exc), "retry_in_s": pause})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), pause)
+            return []
+        self._receive_failures = 0
+        return response.get("Messages", [])
+
+    # -- one job ---------------------------------------------------------------------------
+
+    async def _job(self, message: dict[str, Any]) -> None:
+        started = time.monotonic()
+        receipt = message["ReceiptHandle"]
+        attributes = message.get("Attributes", {})
+        attempt = int(attributes.get("ApproximateReceiveCount", "1"))
+        if attempt == 1 and "SentTimestamp" in attributes:
+            waited = time.time() - int(attributes["SentTimestamp"]) / 1000
+            metrics.QUEUE_WAIT.observe(max(0.0, waited))
+        metrics.IN_FLIGHT.inc()
+        outcome = "handed_back"
+        heartbeat = asyncio.create_task(self._heartbeat(receipt))
+        try:
+            try:
+                settle = await self._attempt(message.get("Body", ""), attempt)
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+            outcome = settle.outcome
+            if settle.delete:
+                await self._delete(receipt)
+            elif settle.visibility is not None:
+                await self._visibility(receipt, settle.visibility)
+        except asyncio.CancelledError:
+            # Out of grace: ffmpeg is already stopped and the scratch removed (their own
+            # cleanup ran); give the message straight back to the queue.
+            await self._visibility(receipt, 0)
+            raise
+        finally:
+            metrics.IN_FLIGHT.dec()
+            metrics.JOBS.labels(outcome).inc()
+            metrics.JOB_SECONDS.labels(outcome).observe(time.monotonic() - started)
+
+    async def _attempt(self, body: str, attempt: int) -> _Settle:
+        try:
+            job = messages.parse_job(body)
+        except messages.InvalidJob as exc:
+            return await self._malformed(exc, body)
+        extra = {"video_id": job.video_id, "attempt": attempt}
+        try:
+            try:
+                result = await self.pipeline.run(job)
+                event, outcome = result.event, "reused" if result.reused else "processed"
+            except Rejected as exc:
+                event, outcome = messages.rejected(job.video_id, exc.reason), "rejected"
+            await self._publish(event)
+        except Exception as exc:
+            return await self._retry_or_fail(job, attempt, exc)
+        log.info("job finished", extra={**extra, "outcome": outcome, "event": event})
+        return _Settle(outcome, delete=True)
+
+    async def _retry_or_fail(self, job: messages.Job, attempt: int, exc: Exception) -> _Settle:
+        extra = {"video_id": job.video_id, "attempt": attempt, "max_attempts": self.max_attempts}
+        if isinstance(exc, Transient):
+            reason = exc.reason
+            log.warning("job attempt failed", extra={**extra, "reason": reason})
+        else:  # a fault we did not foresee: still not the video's fault
+            reason = f"Error interno ({type(exc).__name__})"
+            log.error("job attempt crashed", exc_info=exc, extra=extra)
+        if attempt < self.max_attempts:
+            delay = backoff_seconds(
+                attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds
+            )
+            log.info("job will be retried", extra={**extra, "retry_in_s": delay})
+            return _Settle("retried", visibility=delay)
+        try:
+            await self._publish(
+                messages.failed(job.video_id, f"{reason} (tras {attempt} intentos)")
+            )
+        except Exception as publish_exc:
+            log.error("could not publish the failed event", exc_info=publish_exc, extra=extra)
+        log.error("job failed for good", extra={**extra, "reason": reason})
+        # Released, the next receive moves it to the dead-letter queue.
+        if self.dead_letter_queue:
+            return _Settle("failed", visibility=0)
+        return _Settle("failed", delete=True)
+
+    async def _malformed(self, exc: messages.InvalidJob, body: str) -> _Settle:
+        log.error("malformed job message", extra={"reason": exc.reason, "body": body[:1000]})
+        if exc.video_id is not None:
+            reason = f"Error interno: mensaje de trabajo inválido ({exc.reason})"
+            try:
+                await self._publish(messages.failed(exc.video_id, reason))
+            except Exception as publish_exc:
+                log.warning("could not publish the failed event", exc_info=publish_exc)
+                return _Settle("malformed", visibility=0)
+            return _Settle("malformed", delete=True)
+        # Nobody to tell: the dead-letter queue keeps it for a person to look at.
+        if self.dead_letter_queue:
+            return _Settle("malformed", visibility=0)
+        return _Settle("malformed", delete=True)
+
+    # -- SQS calls -------------------------------------------------------------------------
+
+    async def _heartbeat(self, receipt: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            await self._visibility(receipt, self.settings.visibility_timeout_seconds)
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        await self.sqs.send_message(
+            QueueUrl=self.settings.events_queue_url, MessageBody=json.dumps(event)
+        )
+
+    async def _delete(self, receipt: str) -> None:
+        try:
+            await self.sqs.delete_message(
+                QueueUrl=self.settings.jobs_queue_url, ReceiptHandle=receipt
+            )
+        except Exception as exc:
+            # The event is out; a redelivery finds the output and only republishes it.
+            log.warning("could not delete a finished job's message", extra={"error": repr(exc)})
+
+    async def _visibility(self, receipt: str, seconds: int) -> None:
+        try:
+            await self.sqs.change_message_visibility(
+                QueueUrl=self.settings.jobs_queue_url,
+                ReceiptHandle=receipt,
+                VisibilityTimeout=seconds,
+            )
+        except Exception as exc:
+            log.warning(
+                "could not change a job's visibility",
+                extra={"error": repr(exc), "visibility_s": seconds},
+            )

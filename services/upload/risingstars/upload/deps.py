@@ -1,0 +1,44 @@
+"""FastAPI dependencies: the runtime, the caller's verified claims, ids from paths."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from risingstars.kit.tokens import Claims, current_claims
+from risingstars.upload import messages
+from risingstars.upload.runtime import Runtime as _Runtime
+
+
+def runtime(request: Request) -> _Runtime:
+    return request.app.state.runtime
+
+
+Runtime = Annotated[_Runtime, Depends(runtime)]
+User = Annotated[Claims, Depends(current_claims)]
+
+
+def parse_id(raw: str, detail: str = messages.NOT_FOUND) -> uuid.UUID:
+    """Ids that cannot be parsed are as absent as unknown ones: 404."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise HTTPException(404, detail) from None
+
+
+def video_id(video_id: str) -> uuid.UUID:
+    return parse_id(video_id)
+
+
+def upload_id(upload_id: str) -> uuid.UUID:
+    return parse_id(upload_id, messages.UPLOAD_NOT_FOUND)
+
+
+VideoId = Annotated[uuid.UUID, Depends(video_id)]
+UploadId = Annotated[uuid.UUID, Depends(upload_id)]
+
+
+def display_name(claims: Claims) -> str:
+    return claims.username or claims.sub

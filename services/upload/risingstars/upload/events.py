@@ -1,0 +1,135 @@
+"""The processor's events (processed, failed, rejected), long-polled from the events queue.
+
+Handling is idempotent (SQS delivers at least once, and not in order): a processed video stays
+processed, a repeated event changes nothing. An event for a video that no longer exists (deleted
+while it was being processed) is dropped, and the files the processor wrote for it are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+
+from risingstars.upload import metrics, queries, storage
+
+log = logging.getLogger("risingstars.upload.events")
+
+APPLIED = "applied"
+DUPLICATE = "duplicate"
+DROPPED = "dropped"
+INVALID = "invalid"
+
+
+class EventsConsumer:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sqs: Any,
+        s3: Any,
+        *,
+        bucket: str,
+        queue_url: str,
+        wait_seconds: int = 20,
+    ) -> None:
+        self.pool = pool
+        self.sqs = sqs
+        self.s3 = s3
+        self.bucket = bucket
+        self.queue_url = queue_url
+        self.wait_seconds = wait_seconds
+
+    async def handle(self, body: str) -> str:
+        """Apply one event; the result says what happened (the message is then deleted).
+        Database faults raise, so the message comes back after its visibility timeout."""
+        try:
+            event = json.loads(body)
+            kind = event["type"]
+            video_id = uuid.UUID(str(event["video_id"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed event dropped", extra={"body": body[:500]})
+            metrics.EVENTS.labels("unknown", INVALID).inc()
+            return INVALID
+        if kind == "processed":
+            result = await self._processed(video_id, event)
+        elif kind in ("failed", "rejected"):
+            result = await self._failed(video_id, kind, str(event.get("reason") or kind)[:1000])
+        else:
+            log.warning("unknown event type dropped", extra={"type": str(kind)[:50]})
+            kind, result = "unknown", INVALID
+        metrics.EVENTS.labels(kind, result).inc()
+        log.info("event", extra={"type": kind, "video_id": str(video_id), "result": result})
+        return result
+
+    async def _processed(self, video_id: uuid.UUID, event: dict[str, Any]) -> str:
+        processed = event.get("processed_key") or storage.processed_key(video_id)
+        thumbnail = event.get("thumbnail_key") or storage.thumbnail_key(video_id)
+        if not isinstance(processed, str) or not isinstance(thumbnail, str):
+            return INVALID
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.fetchval(queries.LOCK_STATUS, video_id)
+            if status == "processed":
+                return DUPLICATE
+            if status is not None:
+                await conn.execute(queries.MARK_PROCESSED, video_id, processed, thumbnail)
+                return APPLIED
+        # Deleted while processing: only this video's own output keys are ever removed.
+        leftovers = [
+            k
+            for k in (processed, thumbnail)
+            if k in (storage.processed_key(video_id), storage.thumbnail_key(video_id))
+        ]
+        try:
+            await storage.delete_keys(self.s3, self.bucket, leftovers)
+        except Exception as exc:
+            log.warning("could not remove a deleted video's output", extra={"error": repr(exc)})
+        return DROPPED
+
+    async def _failed(self, video_id: uuid.UUID, kind: str, reason: str) -> str:
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.fetchval(queries.LOCK_STATUS, video_id)
+            if status is None:
+                return DROPPED
+            if status == kind:
+                return DUPLICATE
+            if status == "processed":
+                # A success is final; a late failure report (an earlier attempt) is stale.
+                return DUPLICATE
+            await conn.execute(queries.MARK_FAILED, video_id, kind, reason)
+            return APPLIED
+
+    async def poll_once(self) -> int:
+        response = await self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=self.wait_seconds,
+        )
+        messages = response.get("Messages", [])
+        for message in messages:
+            try:
+                await self.handle(message.get("Body", ""))
+            except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
+                log.warning("event not applied, will be redelivered", extra={"error": repr(exc)})
+                continue
+            await self.sqs.delete_message(
+                QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        return len(messages)
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.poll_once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                log.warning("events poll failed", extra={"error": repr(exc), "retry_in": delay})
+                await asyncio.sleep(delay)

@@ -1,0 +1,216 @@
+"""The streaming upload: a multipart/form-data body goes straight into an S3 multipart upload
+while the MP4 is checked on the way through. Nothing is kept but the part buffers (from the
+bounded pool) and the moov box.
+
+Any rejection, client disconnect, cancellation or storage fault aborts the S3 upload before the
+caller answers, so no part outlives a refused upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+from risingstars.upload import messages, metrics, mp4
+from risingstars.upload.formstream import (
+    FormError,
+    FormStream,
+    PartData,
+    PartEnd,
+    PartStart,
+    boundary_of,
+)
+from risingstars.upload.s3upload import BufferPool, MultipartWriter
+from risingstars.upload.text import clean_title
+
+FILE_FIELD = "video_file"
+TITLE_FIELD = "title"
+# Everything but the file (title, unknown fields, part headers) stays small.
+MAX_FIELD_BYTES = 4096
+MAX_OTHER_BYTES = 16 * 1024
+# Room for boundaries and the other fields when judging a request by its Content-Length.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+class Rejected(Exception):
+    """The upload is refused; `detail` is for the client, `reason` for metrics."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    min_duration: float
+    max_duration: float
+    min_short_side: int
+    max_moov_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    title: str
+    size: int
+    info: mp4.Mp4Info
+
+
+def check_info(info: mp4.Mp4Info, limits: Limits) -> None:
+    if not limits.min_duration <= info.duration_seconds <= limits.max_duration:
+        raise Rejected(
+            "duration",
+            messages.bad_duration(info.duration_seconds, limits.min_duration, limits.max_duration),
+        )
+    if info.short_side < limits.min_short_side:
+        raise Rejected(
+            "resolution", messages.bad_resolution(info.width, info.height, limits.min_short_side)
+        )
+
+
+def rejection(error: mp4.Mp4Error, limits: Limits) -> Rejected:
+    if error.code == mp4.TOO_LARGE:
+        return Rejected("too_large", messages.too_large(limits.max_bytes))
+    if error.code == mp4.TRUNCATED:
+        return Rejected("truncated", messages.TRUNCATED)
+    if error.code == mp4.MOOV_TOO_LARGE:
+        return Rejected("invalid", messages.MOOV_TOO_LARGE)
+    if error.code == mp4.NOT_MP4:
+        return Rejected("not_mp4", messages.NOT_MP4)
+    return Rejected("invalid", messages.NOT_MP4)
+
+
+def too_large_by_length(content_length: str | None, limits: Limits) -> bool:
+    """A declared body this long cannot hold a file within the limit: refuse unread."""
+    return (
+        content_length is not None
+        and content_length.isdigit()
+        and int(content_length) > limits.max_bytes + FORM_OVERHEAD_BYTES
+    )
+
+
+class _Form:
+    """What has been read so far, and the checks applied as each piece arrives."""
+
+    def __init__(self, writer: MultipartWriter, limits: Limits) -> None:
+        self.writer = writer
+        self.limits = limits
+        self.scanner = mp4.Mp4Scanner(
+            max_moov_bytes=limits.max_moov_bytes, max_file_bytes=limits.max_bytes
+        )
+        self.field: str | None = None
+        self.file_seen = False
+        self.file_done = False
+        self.size = 0
+        self.title: str | None = None
+        self.info: mp4.Mp4Info | None = None
+        self._value = bytearray()
+        self._other_bytes = 0
+
+    async def handle(self, event: PartStart | PartData | PartEnd) -> None:
+        if isinstance(event, PartData):
+            if self.field == FILE_FIELD:
+                await self._file_data(event.data)
+            else:
+                self._field_data(event.data)
+        elif isinstance(event, PartStart):
+            self._start(event)
+        else:
+            self._end()
+
+    def _start(self, event: PartStart) -> None:
+        if event.name == FILE_FIELD:
+            if self.file_seen:
+                raise Rejected("bad_form", messages.DUPLICATE_FILE)
+            self.file_seen = True
+        self.field = event.name
+        self._value.clear()
+
+    async def _file_data(self, data: memoryview) -> None:
+        self.size += len(data)
+        if self.size > self.limits.max_bytes:
+            raise Rejected("too_large", messages.too_large(self.limits.max_bytes))
+        try:
+            info = self.scanner.feed(data)
+        except mp4.Mp4Error as exc:
+            raise rejection(exc, self.limits) from None
+        if info is not None:
+            # moov came early (fast-start file): refuse now rather than after the upload.
+            check_info(info, self.limits)
+        metrics.BYTES_INGESTED.inc(len(data))
+        await self.writer.write(data)
+
+    def _field_data(self, data: memoryview) -> None:
+        self._other_bytes += len(data)
+        if self._other_bytes > MAX_OTHER_BYTES:
+            raise Rejected("bad_form", messages.FIELD_TOO_LARGE)
+        if self.field == TITLE_FIELD:
+            if len(self._value) + len(data) > MAX_FIELD_BYTES:
+                raise Rejected("bad_form", messages.BAD_TITLE)
+            self._value += data
+
+    def _end(self) -> None:
+        if self.field == FILE_FIELD:
+            self.file_done = True
+            try:
+                self.info = self.scanner.finish()
+            except mp4.Mp4Error as exc:
+                raise rejection(exc, self.limits) from None
+            check_info(self.info, self.limits)
+        elif self.field == TITLE_FIELD:
+            try:
+                title = clean_title(self._value.decode("utf-8"))
+            except UnicodeDecodeError:
+                title = None
+            if title is None:
+                raise Rejected("bad_form", messages.BAD_TITLE)
+            self.title = title
+        self.field = None
+
+
+async def receive(
+    chunks: AsyncIterator[bytes],
+    content_type: str | None,
+    *,
+    s3: Any,
+    bucket: str,
+    key: str,
+    buffers: BufferPool,
+    limits: Limits,
+    parts_in_flight: int,
+) -> Received:
+    """Read the form from `chunks` into `key`; raise Rejected (or the client's disconnect, or a
+    StorageError) with the S3 upload already aborted."""
+    try:
+        form_stream = FormStream(boundary_of(content_type))
+    except FormError:
+        raise Rejected("bad_form", messages.NOT_MULTIPART) from None
+    writer = MultipartWriter(s3, bucket, key, buffers, parts_in_flight=parts_in_flight)
+    form = _Form(writer, limits)
+    try:
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            try:
+                events = form_stream.feed(chunk)
+            except FormError:
+                raise Rejected("bad_form", messages.BAD_MULTIPART) from None
+            for event in events:
+                await form.handle(event)
+            if form_stream.finished:
+                break
+        if not form_stream.finished:
+            raise Rejected("bad_form", messages.BAD_MULTIPART)
+        if not form.file_done or form.info is None:
+            raise Rejected("bad_form", messages.MISSING_FILE)
+        if form.title is None:
+            raise Rejected("bad_form", messages.MISSING_TITLE)
+        await writer.finish()
+    except BaseException:
+        # Shielded: a cancelled request (server shutdown) must still clean up.
+        await asyncio.shield(writer.abort())
+        raise
+    return Received(title=form.title, size=form.size, info=form.info)

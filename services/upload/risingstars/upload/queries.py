@@ -1,0 +1,128 @@
+"""The service's SQL, in one place."""
+
+from __future__ import annotations
+
+INSERT_VIDEO = """
+INSERT INTO videos (id, user_id, username, city, city_key, title, status, original_key,
+                    size_bytes, duration_seconds, width, height)
+VALUES ($1, $2, $3, $4, $5, $6, 'uploaded', $7, $8, $9, $10, $11)
+"""
+
+# The relay leaves a fresh row alone for `grace` seconds: the request that wrote it is
+# publishing it right now.
+INSERT_OUTBOX = """
+INSERT INTO outbox (kind, video_id, payload, next_attempt_at)
+VALUES ($1, $2, $3::jsonb, now() + make_interval(secs => $4))
+RETURNING id
+"""
+
+DELETE_OUTBOX = "DELETE FROM outbox WHERE id = $1"
+
+DUE_OUTBOX = """
+SELECT id, kind, payload, attempts FROM outbox
+WHERE next_attempt_at <= now()
+ORDER BY next_attempt_at, id
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+
+RETRY_OUTBOX = """
+UPDATE outbox
+SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2), last_error = $3
+WHERE id = $1
+"""
+
+COUNT_OUTBOX = "SELECT count(*) FROM outbox"
+
+LIST_OWN = """
+SELECT id, title, status, uploaded_at, processed_at, processed_key
+FROM videos WHERE user_id = $1
+ORDER BY uploaded_at DESC, id DESC
+LIMIT $2 OFFSET $3
+"""
+
+GET_VIDEO = """
+SELECT id, user_id, title, status, failure_reason, uploaded_at, processed_at, original_key,
+       processed_key, thumbnail_key, votes, size_bytes, duration_seconds, width, height
+FROM videos WHERE id = $1
+"""
+
+LOCK_VIDEO = "SELECT user_id, status FROM videos WHERE id = $1 FOR UPDATE"
+
+DELETE_VIDEO = "DELETE FROM videos WHERE id = $1"
+
+# A job not yet sent for a deleted video must not be sent at all.
+DELETE_PENDING_JOB = "DELETE FROM outbox WHERE kind = 'job' AND video_id = $1"
+
+PUBLIC_LIST = """
+SELECT id, title, username, city, processed_key, votes
+FROM videos WHERE status = 'processed'
+ORDER BY processed_at DESC, id DESC
+LIMIT $1 OFFSET $2
+"""
+
+PUBLIC_LIST_CITY = """
+SELECT id, title, username, city, processed_key, votes
+FROM videos WHERE status = 'processed' AND city_key = $3
+ORDER BY processed_at DESC, id DESC
+LIMIT $1 OFFSET $2
+"""
+
+# The primary key (video_id, user_id) makes concurrent duplicates wait for the first one and
+# then do nothing.
+INSERT_VOTE = """
+INSERT INTO votes (video_id, user_id)
+SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM videos WHERE id = $1 AND status = 'processed')
+ON CONFLICT DO NOTHING
+RETURNING 1
+"""
+
+COUNT_VOTE = "UPDATE videos SET votes = votes + 1 WHERE id = $1"
+
+IS_PUBLIC = "SELECT EXISTS (SELECT 1 FROM videos WHERE id = $1 AND status = 'processed')"
+
+# Players: the sum of votes over their processed videos; name and city from the newest one.
+RANKINGS = """
+SELECT user_id,
+       (array_agg(username ORDER BY uploaded_at DESC))[1] AS username,
+       (array_agg(city ORDER BY uploaded_at DESC))[1] AS city,
+       sum(votes)::bigint AS votes
+FROM videos WHERE status = 'processed'
+GROUP BY user_id
+"""
+
+# Events from the processor.
+LOCK_STATUS = "SELECT status FROM videos WHERE id = $1 FOR UPDATE"
+
+MARK_PROCESSED = """
+UPDATE videos
+SET status = 'processed', processed_at = now(), processed_key = $2, thumbnail_key = $3,
+    failure_reason = NULL
+WHERE id = $1
+"""
+
+MARK_FAILED = "UPDATE videos SET status = $2, failure_reason = $3 WHERE id = $1"
+
+# Direct-to-S3 uploads.
+INSERT_DIRECT = """
+INSERT INTO direct_uploads (id, video_id, s3_upload_id, user_id, username, city, title,
+                            size_bytes, part_bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING created_at
+"""
+
+GET_DIRECT = """
+SELECT id, video_id, s3_upload_id, user_id, username, city, title, size_bytes, part_bytes,
+       created_at
+FROM direct_uploads WHERE id = $1
+"""
+
+LOCK_DIRECT = GET_DIRECT + " FOR UPDATE"
+
+DELETE_DIRECT = "DELETE FROM direct_uploads WHERE id = $1"
+
+EXPIRE_DIRECT = """
+DELETE FROM direct_uploads
+WHERE created_at < now() - make_interval(secs => $1)
+RETURNING video_id, s3_upload_id
+"""

@@ -1,0 +1,90 @@
+"""Player rankings, computed at most once per `ttl` seconds and served from memory.
+
+One aggregate query (players over their processed videos' vote counters, never the votes
+table) builds the whole ranking and a per-city index; requests then only slice lists, and the
+encoded JSON of recent pages is kept until the next refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+
+import asyncpg
+
+from risingstars.upload import queries
+from risingstars.upload.text import city_key
+
+_MAX_PAGES = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class Player:
+    username: str
+    city: str
+    votes: int
+
+
+@dataclasses.dataclass
+class Snapshot:
+    players: list[Player]
+    by_city: dict[str, list[Player]]
+    taken_at: float
+    pages: dict[tuple[str | None, int, int], bytes] = dataclasses.field(default_factory=dict)
+
+
+class Rankings:
+    def __init__(self, pool: asyncpg.Pool, ttl_seconds: float) -> None:
+        self.pool = pool
+        self.ttl = ttl_seconds
+        self._snapshot: Snapshot | None = None
+        self._refreshing: asyncio.Task[Snapshot] | None = None
+
+    async def _load(self) -> Snapshot:
+        rows = await self.pool.fetch(queries.RANKINGS)
+        players = sorted(
+            rows,
+            # Deterministic ties: votes, then name, then the stable user id.
+            key=lambda r: (-r["votes"], r["username"], r["user_id"]),
+        )
+        ranked = [Player(r["username"], r["city"], int(r["votes"])) for r in players]
+        by_city: dict[str, list[Player]] = {}
+        for player in ranked:
+            by_city.setdefault(city_key(player.city), []).append(player)
+        return Snapshot(ranked, by_city, time.monotonic())
+
+    async def _refresh(self) -> Snapshot:
+        try:
+            self._snapshot = await self._load()
+            return self._snapshot
+        finally:
+            self._refreshing = None
+
+    async def snapshot(self) -> Snapshot:
+        current = self._snapshot
+        if current is not None and time.monotonic() - current.taken_at < self.ttl:
+            return current
+        # Single flight: concurrent requests share one refresh, which finishes even if the
+        # request that started it goes away.
+        if self._refreshing is None:
+            self._refreshing = asyncio.create_task(self._refresh())
+        return await asyncio.shield(self._refreshing)
+
+    async def page(self, city: str | None, limit: int, offset: int) -> bytes:
+        """The encoded JSON array for one page of the ranking."""
+        snap = await self.snapshot()
+        key = city_key(city) if city is not None else None
+        cached = snap.pages.get((key, limit, offset))
+        if cached is not None:
+            return cached
+        players = snap.players if key is None else snap.by_city.get(key, [])
+        rows = [
+            {"position": offset + i + 1, "username": p.username, "city": p.city, "votes": p.votes}
+            for i, p in enumerate(players[offset : offset + limit])
+        ]
+        body = json.dumps(rows, ensure_ascii=False).encode()
+        if len(snap.pages) < _MAX_PAGES:
+            snap.pages[(key, limit, offset)] = body
+        return body

@@ -1,0 +1,79 @@
+"""The upload service's configuration, read once from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from risingstars.kit import settings as kit_settings
+from risingstars.kit.settings import AWSSettings, HTTPSettings, TokenSettings
+
+MiB = 1024 * 1024
+# S3 refuses multipart parts under 5 MiB (except the last one).
+S3_MIN_PART_BYTES = 5 * MiB
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings(HTTPSettings, TokenSettings, AWSSettings):
+    database_url: str
+    jwks_url: str
+    s3_bucket: str
+    jobs_queue_url: str
+    events_queue_url: str
+    max_upload_bytes: int = 104_857_600
+    min_duration_seconds: float = 20
+    max_duration_seconds: float = 60
+    min_short_side_px: int = 1080
+    presign_ttl_seconds: int = 3600
+    public_base_url: str | None = None
+    rankings_cache_seconds: float = 60
+
+    # Extensions (not in the conventions table; defaults fit production).
+    # The AWS SDKs' own name for an SQS-only endpoint override.
+    aws_endpoint_url_sqs: str | None = None
+    # Streaming uploads buffer whole S3 parts; the process holds at most
+    # upload_buffer_bytes of them, whatever the number of concurrent uploads.
+    upload_part_bytes: int = 8 * MiB
+    upload_buffer_bytes: int = 48 * MiB
+    upload_parts_in_flight: int = 3
+    # moov is the only box kept in memory while streaming; larger ones are refused.
+    max_moov_bytes: int = 8 * MiB
+    db_pool_size: int = 20
+    outbox_poll_seconds: float = 1.0
+    outbox_max_backoff_seconds: float = 60.0
+    # How long a job waits for the in-request publish before the relay may send it too.
+    outbox_grace_seconds: float = 30.0
+    events_wait_seconds: int = 20
+    # Direct-to-S3 uploads (and any multipart upload) older than this are aborted.
+    direct_upload_ttl_seconds: int = 86_400
+    cleanup_interval_seconds: float = 3600.0
+
+    def validate(self) -> None:
+        problems = []
+        if self.upload_part_bytes < S3_MIN_PART_BYTES:
+            problems.append(f"UPLOAD_PART_BYTES must be at least {S3_MIN_PART_BYTES}")
+        if self.upload_buffer_bytes < self.upload_part_bytes:
+            problems.append("UPLOAD_BUFFER_BYTES must hold at least one part")
+        if self.upload_parts_in_flight < 1:
+            problems.append("UPLOAD_PARTS_IN_FLIGHT must be at least 1")
+        if self.max_upload_bytes < 1:
+            problems.append("MAX_UPLOAD_BYTES must be positive")
+        if not 0 < self.min_duration_seconds <= self.max_duration_seconds:
+            problems.append("MIN_DURATION_SECONDS must be positive and not above the maximum")
+        if not 1 <= self.events_wait_seconds <= 20:
+            problems.append("EVENTS_WAIT_SECONDS must be between 1 and 20 (SQS long polling)")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def buffer_count(self) -> int:
+        return max(1, self.upload_buffer_bytes // self.upload_part_bytes)
+
+    def sqs_settings(self) -> AWSSettings:
+        return AWSSettings(
+            aws_region=self.aws_region,
+            aws_endpoint_url=self.aws_endpoint_url_sqs or self.aws_endpoint_url,
+        )
+
+
+def load() -> Settings:
+    return kit_settings.load(Settings)

@@ -1,0 +1,23 @@
+"""Text rules: the city key that makes "bogota" find "Bogotá", and titles."""
+
+from __future__ import annotations
+
+import unicodedata
+
+TITLE_MAX = 200
+CITY_MAX = 100
+
+
+def city_key(city: str) -> str:
+    """Case- and accent-insensitive form of a city name, with spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", city)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
+
+
+def clean_title(raw: str) -> str | None:
+    """The title to store, or None when it is empty or too long."""
+    title = " ".join(raw.split())
+    if not 1 <= len(title) <= TITLE_MAX:
+        return None
+    return title

@@ -1,0 +1,168 @@
+"""The whole system as `make run` starts it, used through the one local URL as a client would:
+sign up, log in, upload a real video, see it processed, vote, and find it in the rankings."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from risingstars.dev.infra import stop, wait_until
+from videos import make_clip
+
+
+def _free_range(count: int) -> int:
+    for _ in range(100):
+        base = random.randint(20000, 60000)  # noqa: S311
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free port range")
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    base = _free_range(6)
+    state = tmp_path_factory.mktemp("dev-state")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_") and k not in {"DATABASE_URL", "S3_BUCKET"}
+    }
+    env.update(BASE_PORT=str(base), DEV_STATE_DIR=str(state), PYTHONUNBUFFERED="1")
+    log = open(state / "run.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "risingstars.dev.run"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{base}"
+
+    def up() -> bool:
+        return b"ready: http://localhost" in (state / "run.log").read_bytes()
+
+    try:
+        wait_until(up, 120, "make run", proc)
+        yield url, state, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(40)
+            except subprocess.TimeoutExpired:
+                stop(proc)
+        log.close()
+
+
+def test_one_url_serves_the_whole_flow(system, tmp_path: Path) -> None:
+    url, _, _ = system
+    email = f"ana.{uuid.uuid4().hex[:8]}@example.com"
+    with httpx.Client(base_url=url, timeout=60) as c:
+        r = c.post(
+            "/api/auth/signup",
+            json={
+                "first_name": "Ana",
+                "last_name": "Pérez",
+                "email": email,
+                "password1": "a-long-passphrase",
+                "password2": "a-long-passphrase",
+                "city": "Bogotá",
+                "country": "Colombia",
+            },
+        )
+        assert r.status_code == 201, r.text
+        r = c.post("/api/auth/login", json={"email": email, "password": "a-long-passphrase"})
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        me = c.get("/api/auth/me", headers=auth)
+        assert me.status_code == 200 and me.json()["email"] == email
+
+        # The published JWKS verifies the token with a generic JWT library.
+        jwks = jwt.PyJWKSet.from_dict(c.get("/.well-known/jwks.json").json())
+        kid = jwt.get_unverified_header(token)["kid"]
+        key = next(k for k in jwks.keys if k.key_id == kid)
+        claims = jwt.decode(token, key.key, algorithms=["EdDSA"], audience="rising-stars-api")
+        assert claims["username"] == me.json()["username"]
+
+        clip = make_clip(tmp_path / "clip.mp4", seconds=21, size="1920x1080")
+        with clip.open("rb") as f:
+            r = c.post(
+                "/api/videos/upload",
+                headers=auth,
+                data={"title": "Crossover"},
+                files={"video_file": ("clip.mp4", f, "video/mp4")},
+            )
+        assert r.status_code == 201, r.text
+        video_id = r.json()["video_id"]
+        assert r.json()["task_id"] == video_id
+
+        def processed() -> bool:
+            return c.get(f"/api/videos/{video_id}", headers=auth).json()["status"] == "processed"
+
+        wait_until(processed, 240, "the video to be processed")
+        detail = c.get(f"/api/videos/{video_id}", headers=auth).json()
+        assert detail["processed_url"] and detail["processed_at"]
+        output = httpx.get(detail["processed_url"], timeout=60)
+        assert output.status_code == 200 and output.content[4:8] == b"ftyp"
+
+        public = c.get("/api/public/videos", params={"city": "bogota"}).json()
+        assert video_id in [v["video_id"] for v in public]
+        r = c.post(f"/api/public/videos/{video_id}/vote", headers=auth)
+        assert r.status_code == 200, r.text
+        assert c.post(f"/api/public/videos/{video_id}/vote", headers=auth).status_code == 400
+
+        def ranked() -> bool:
+            rows = c.get("/api/public/rankings", params={"city": "BOGOTA"}).json()
+            return any(r["username"] == claims["username"] and r["votes"] == 1 for r in rows)
+
+        wait_until(ranked, 90, "the vote to show in the rankings")
+
+
+def test_unknown_paths_get_a_json_404(system) -> None:
+    url, _, _ = system
+    r = httpx.get(f"{url}/nowhere")
+    assert r.status_code == 404 and r.json()["detail"]
+
+
+def test_ctrl_c_stops_everything(system) -> None:
+    url, state, proc = system
+    # Runs last in this module: the fixture is torn down right after.
+    children = subprocess.run(
+        ["pgrep", "-s", str(os.getpgid(proc.pid))], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert len(children) >= 3
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) is not None
+    deadline = time.monotonic() + 30
+    alive = [p for p in children if _alive(int(p))]
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _alive(int(p))]
+    assert not alive, f"left running: {alive}"
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/api/public/rankings", timeout=2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()

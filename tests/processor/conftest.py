@@ -1,0 +1,465 @@
+"""The processor's test rig: clips generated with the real ffmpeg, the processor run in-process
+(its app lifespan) or as `python -m risingstars.processor`, and helpers that read the queues,
+the bucket and the decoded pictures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY
+
+from risingstars.dev import infra
+from risingstars.kit import aws as kit_aws
+from risingstars.kit.settings import AWSSettings
+from risingstars.processor import media
+from risingstars.processor.app import create_app
+from risingstars.processor.settings import Settings
+
+FFMPEG = media.locate_ffmpeg(os.environ.get("FFMPEG_PATH") or None)
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *args], check=True)
+
+
+def _pattern(width: int, height: int, square: int, seconds: float) -> list[str]:
+    """A blue picture with a white square in the middle: a stretch shows as a rectangle."""
+    return [
+        "-f", "lavfi", "-i",
+        f"color=c=0x2060c0:s={width}x{height}:r=30:d={seconds},"
+        f"drawbox=x=(iw-{square})/2:y=(ih-{square})/2:w={square}:h={square}:c=white:t=fill",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+    ]  # fmt: skip
+
+
+def _garble_media_data(source: Path, target: Path) -> None:
+    """A valid MP4 header over random picture data: opens, never decodes."""
+    data = bytearray(source.read_bytes())
+    offset = 0
+    while offset < len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        if kind == b"mdat":
+            data[offset + 8 : offset + size] = os.urandom(size - 8)
+        offset += size
+    target.write_bytes(bytes(data))
+
+
+class Clips:
+    """Input videos, generated once per session on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._recipes: dict[str, Callable[[Path], None]] = {
+            # 2560x1440, 45 s, with audio (the issue's main case); cheap to make and decode.
+            "qhd_45s_audio": lambda p: _ffmpeg(
+                "-f", "lavfi", "-i", "testsrc2=s=2560x1440:r=30:d=45",
+                "-f", "lavfi", "-i", "sine=f=440:d=45",
+                "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1M", "-pix_fmt", "yuv420p",
+                "-c:a", "aac", "-shortest", str(p),
+            ),
+            "short_12s": lambda p: _ffmpeg(
+                "-f", "lavfi", "-i", "testsrc2=s=640x360:r=30:d=12",
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p),
+            ),
+            "medium_20s": lambda p: _ffmpeg(
+                "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=30:d=20",
+                "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1M", "-pix_fmt", "yuv420p",
+                str(p),
+            ),
+            "four_three": lambda p: _ffmpeg(*_pattern(1440, 1080, 600, 3), str(p)),
+            "portrait": lambda p: _ffmpeg(*_pattern(1080, 1920, 800, 3), str(p)),
+            "tiny": lambda p: _ffmpeg(
+                "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=2",
+                "-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart", str(p),
+            ),
+            "audio_only": lambda p: _ffmpeg(
+                "-f", "lavfi", "-i", "sine=d=3", "-c:a", "aac", str(p)
+            ),
+            "not_a_video": lambda p: p.write_bytes(os.urandom(200_000)),
+            "undecodable": lambda p: _garble_media_data(self.get("tiny"), p),
+        }  # fmt: skip
+
+    def get(self, name: str) -> Path:
+        path = self.root / f"{name}.mp4"
+        if not path.exists():
+            partial = path.with_suffix(".part.mp4")
+            self._recipes[name](partial)
+            partial.rename(path)
+        return path
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+    return Clips(tmp_path_factory.mktemp("clips"))
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def eventually(
+    predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1
+) -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy, or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@dataclasses.dataclass
+class Rig:
+    """One test's bucket and queues, with clients and helpers around them."""
+
+    resources: infra.AWSResources
+    endpoint: str
+    s3: Any
+    sqs: Any
+    clips: Clips
+    work_dir: Path
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = dict(
+            s3_bucket=self.resources.bucket,
+            jobs_queue_url=self.resources.jobs_queue_url,
+            events_queue_url=self.resources.events_queue_url,
+            aws_endpoint_url=self.endpoint,
+            drain_seconds=0.0,
+            shutdown_timeout_seconds=10.0,
+            visibility_timeout_seconds=30,
+            heartbeat_seconds=1.0,
+            retry_base_seconds=1.0,
+            retry_max_seconds=2.0,
+            receive_wait_seconds=1,
+            work_dir=str(self.work_dir),
+        )
+        values.update(overrides)
+        settings = Settings(**values)
+        settings.validate()
+        return settings
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The environment of a processor started as a process."""
+        env = dict(os.environ)
+        env.update(infra.AWS_DUMMY_ENV)
+        env.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            S3_BUCKET=self.resources.bucket,
+            JOBS_QUEUE_URL=self.resources.jobs_queue_url,
+            EVENTS_QUEUE_URL=self.resources.events_queue_url,
+            PORT=str(infra.free_port()),
+            DRAIN_SECONDS="0",
+            HEARTBEAT_SECONDS="1",
+            RETRY_BASE_SECONDS="1",
+            RETRY_MAX_SECONDS="2",
+            RECEIVE_WAIT_SECONDS="1",
+            WORK_DIR=str(self.work_dir),
+            LOG_LEVEL="info",
+        )
+        env.update(overrides)
+        return env
+
+    @contextlib.asynccontextmanager
+    async def running(self, settings: Settings | None = None) -> AsyncIterator[Any]:
+        app = create_app(settings or self.settings())
+        async with app.router.lifespan_context(app):
+            yield app
+
+    async def put_source(self, clip: str | Path, video_id: str | None = None) -> str:
+        video_id = video_id or str(uuid.uuid4())
+        path = clip if isinstance(clip, Path) else self.clips.get(clip)
+        await self.s3.put_object(
+            Bucket=self.resources.bucket, Key=f"originals/{video_id}.mp4", Body=path.read_bytes()
+        )
+        return video_id
+
+    @staticmethod
+    def job(video_id: str) -> dict[str, str]:
+        return {
+            "type": "process",
+            "video_id": video_id,
+            "source_key": f"originals/{video_id}.mp4",
+            "processed_key": f"processed/{video_id}.mp4",
+            "thumbnail_key": f"processed/{video_id}.jpg",
+        }
+
+    async def send(self, body: dict[str, Any] | str) -> None:
+        text = body if isinstance(body, str) else json.dumps(body)
+        await self.sqs.send_message(QueueUrl=self.resources.jobs_queue_url, MessageBody=text)
+
+    async def submit(self, clip: str | Path) -> str:
+        video_id = await self.put_source(clip)
+        await self.send(self.job(video_id))
+        return video_id
+
+    async def events(self, count: int, *, timeout: float = 180) -> list[dict[str, Any]]:
+        """The next `count` events (consumed from the events queue)."""
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"got {len(found)} of {count} events: {found}")
+            response = await self.sqs.receive_message(
+                QueueUrl=self.resources.events_queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+            )
+            for message in response.get("Messages", []):
+                found.append(json.loads(message["Body"]))
+                await self.sqs.delete_message(
+                    QueueUrl=self.resources.events_queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                )
+        return found
+
+    async def no_more_events(self, seconds: float = 2) -> list[dict[str, Any]]:
+        """Whatever else arrives within `seconds` (for asserting there is nothing)."""
+        response = await self.sqs.receive_message(
+            QueueUrl=self.resources.events_queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=int(seconds),
+        )
+        return [json.loads(m["Body"]) for m in response.get("Messages", [])]
+
+    async def queue_counts(self, url: str | None = None) -> tuple[int, int]:
+        """(visible, in flight) messages of the jobs queue (or `url`)."""
+        attributes = (
+            await self.sqs.get_queue_attributes(
+                QueueUrl=url or self.resources.jobs_queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )
+        )["Attributes"]
+        return (
+            int(attributes["ApproximateNumberOfMessages"]),
+            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        )
+
+    async def keys(self, prefix: str = "") -> list[str]:
+        response = await self.s3.list_objects_v2(Bucket=self.resources.bucket, Prefix=prefix)
+        return sorted(o["Key"] for o in response.get("Contents", []))
+
+    async def download(self, key: str, target: Path) -> Path:
+        response = await self.s3.get_object(Bucket=self.resources.bucket, Key=key)
+        async with response["Body"] as body:
+            target.write_bytes(await body.read())
+        return target
+
+    def scratch(self) -> list[str]:
+        return sorted(p.name for p in self.work_dir.iterdir())
+
+
+@contextlib.asynccontextmanager
+async def aws_clients(endpoint: str) -> AsyncIterator[tuple[Any, Any]]:
+    settings = AWSSettings(aws_endpoint_url=endpoint)
+    async with (
+        kit_aws.client("s3", settings) as s3,
+        kit_aws.client("sqs", settings) as sqs,
+    ):
+        yield s3, sqs
+
+
+@contextlib.asynccontextmanager
+async def make_rig(
+    resources: infra.AWSResources, endpoint: str, clips: Clips, work_dir: Path
+) -> AsyncIterator[Rig]:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    async with aws_clients(endpoint) as (s3, sqs):
+        yield Rig(resources, endpoint, s3, sqs, clips, work_dir)
+
+
+@pytest.fixture
+async def rig(aws: infra.AWSResources, moto_url: str, clips: Clips, tmp_path: Path):
+    async with make_rig(aws, moto_url, clips, tmp_path / "work") as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+async def module_rig(moto_url: str, clips: Clips, tmp_path_factory: pytest.TempPathFactory):
+    """A rig shared by a module's tests (one processor run serving several of them)."""
+    prefix = f"m{uuid.uuid4().hex[:10]}"
+    resources = infra.create_aws_resources(moto_url, prefix)
+    async with make_rig(resources, moto_url, clips, tmp_path_factory.mktemp(prefix)) as r:
+        yield r
+
+
+@pytest.fixture
+def rig_factory(moto_url: str, clips: Clips, tmp_path: Path):
+    """A rig on queues of its own (other maxReceiveCount or visibility timeout)."""
+
+    def make(**queue_options: Any) -> contextlib.AbstractAsyncContextManager[Rig]:
+        prefix = f"p{uuid.uuid4().hex[:10]}"
+        resources = infra.create_aws_resources(moto_url, prefix, **queue_options)
+        return make_rig(resources, moto_url, clips, tmp_path / prefix)
+
+    return make
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def start_processor(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "risingstars.processor"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the direct children of `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        # The parent pid is the second field after the parenthesised command name.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid:
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def encoder_of(pid: int) -> int | None:
+    """The pid of the encoding ffmpeg the processor `pid` runs, if any."""
+    for child, cmdline in children(pid):
+        if "libx264" in cmdline:
+            return child
+    return None
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+# -- pictures -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Decoded:
+    width: int
+    height: int
+    duration: float
+    frames: int
+    audio_streams: int
+    codec: str
+    pix_fmt: str
+    first: np.ndarray
+    last: np.ndarray
+    at: dict[float, np.ndarray]
+
+
+def decode(path: Path, times: tuple[float, ...] = ()) -> Decoded:
+    """Every frame is decoded; the first, the last and those nearest `times` are kept (RGB)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        audio = len(container.streams.audio)
+        duration = container.duration / av.time_base if container.duration else 0.0
+        first = last = None
+        picked: dict[float, np.ndarray] = {}
+        count = 0
+        for frame in container.decode(stream):
+            count += 1
+            t = float(frame.time or 0.0)
+            image = None
+            if first is None:
+                image = frame.to_ndarray(format="rgb24")
+                first = image
+            for wanted in times:
+                if wanted not in picked and t >= wanted:
+                    picked[wanted] = (
+                        image if image is not None else frame.to_ndarray(format="rgb24")
+                    )
+            last_frame = frame
+        last = last_frame.to_ndarray(format="rgb24")
+        return Decoded(
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            duration=duration,
+            frames=count,
+            audio_streams=audio,
+            codec=stream.codec_context.name,
+            pix_fmt=stream.codec_context.pix_fmt,
+            first=first,
+            last=last,
+            at=picked,
+        )
+
+
+def image(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference per channel, 0..255."""
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    data = path.read_bytes()
+    boxes, offset = [], 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
+        boxes.append(kind.decode("latin-1"))
+        if size < 8:
+            break
+        offset += size
+    return boxes
+
+
+class Tools:
+    """The helpers above, for test modules (which cannot import this conftest)."""
+
+    metric = staticmethod(metric)
+    eventually = staticmethod(eventually)
+    start_processor = staticmethod(start_processor)
+    children = staticmethod(children)
+    encoder_of = staticmethod(encoder_of)
+    process_gone = staticmethod(process_gone)
+    decode = staticmethod(decode)
+    image = staticmethod(image)
+    difference = staticmethod(difference)
+    top_level_boxes = staticmethod(top_level_boxes)
+    aws_clients = staticmethod(aws_clients)
+    ffmpeg = FFMPEG
+
+
+@pytest.fixture(scope="session")
+def tools() -> type[Tools]:
+    return Tools

@@ -1,0 +1,268 @@
+"""Fixtures for the upload service: real MP4 clips made with ffmpeg (once per session), the
+service in-process on a fresh database and fresh AWS resources, tokens, and S3/SQS/DB probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import boto3
+import httpx
+import imageio_ffmpeg
+import pytest
+from tokenfactory import AUDIENCE, ISSUER, TokenFactory
+
+from risingstars.kit import db
+from risingstars.kit.tokens import TokenVerifier
+from risingstars.upload.__main__ import MIGRATIONS
+from risingstars.upload.app import create_app
+from risingstars.upload.settings import MiB, Settings
+
+# name: (lavfi source, seconds, extra ffmpeg output options)
+CLIP_SPECS: dict[str, tuple[str, float, list[str]]] = {
+    "ok": ("testsrc2=size=1920x1080:rate=5", 25, []),
+    "ok_faststart": ("testsrc2=size=1920x1080:rate=5", 25, ["-movflags", "+faststart"]),
+    "vertical": ("testsrc2=size=1080x1920:rate=5", 21, []),
+    # About 12.5 MB: several 5 MiB parts.
+    "big": ("testsrc2=size=1920x1080:rate=10", 25, ["-b:v", "4M"]),
+    "short_10s": ("testsrc2=size=1920x1080:rate=5", 10, []),
+    "long_90s": ("color=c=blue:size=1920x1080:rate=2", 90, []),
+    "long_90s_faststart": (
+        "color=c=blue:size=1920x1080:rate=2",
+        90,
+        ["-movflags", "+faststart"],
+    ),
+    "hd_720p": ("testsrc2=size=1280x720:rate=5", 25, []),
+}
+
+PDF = (
+    b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+    b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
+    b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+) * 200
+
+
+class Clips:
+    """Real MP4 files, each made on first use and kept for the session."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+
+    def __getitem__(self, name: str) -> Path:
+        path = self.dir / f"{name}.mp4"
+        if path.exists():
+            return path
+        if name == "pdf":
+            path.write_bytes(PDF)
+        elif name == "truncated":
+            whole = self["big"].read_bytes()
+            path.write_bytes(whole[: len(whole) // 2])
+        else:
+            source, seconds, extra = CLIP_SPECS[name]
+            subprocess.run(
+                [self.ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", source,
+                 "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
+                 "-pix_fmt", "yuv420p", *extra, str(path)],
+                check=True,
+            )  # fmt: skip
+        return path
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+    return Clips(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture
+def tokens() -> TokenFactory:
+    return TokenFactory()
+
+
+@pytest.fixture
+async def upload_db(database_url: str) -> str:
+    await db.migrate(database_url, "upload", MIGRATIONS)
+    return database_url
+
+
+@pytest.fixture
+def make_settings(upload_db: str, aws: Any, moto_url: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": upload_db,
+            "jwks_url": "http://127.0.0.1:9/.well-known/jwks.json",  # tests inject the keys
+            "s3_bucket": aws.bucket,
+            "jobs_queue_url": aws.jobs_queue_url,
+            "events_queue_url": aws.events_queue_url,
+            "aws_endpoint_url": moto_url,
+            "drain_seconds": 0,
+            "rankings_cache_seconds": 0,
+            "outbox_poll_seconds": 0.2,
+            "outbox_max_backoff_seconds": 1,
+            "events_wait_seconds": 1,
+            # The smallest parts S3 takes, so modest clips exercise multipart uploads.
+            "upload_part_bytes": 5 * MiB,
+            "upload_buffer_bytes": 20 * MiB,
+            "db_pool_size": 60,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@dataclasses.dataclass
+class Service:
+    app: Any
+    client: httpx.AsyncClient
+    settings: Settings
+    tokens: TokenFactory
+    # The caller when a test does not name one.
+    user: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def runtime(self) -> Any:
+        return self.app.state.runtime
+
+    def headers(self, sub: str | None = None, **claims: Any) -> dict[str, str]:
+        return self.tokens.headers(sub or self.user, **claims)
+
+    async def upload(
+        self, path: Path, *, title: str = "Mi mejor jugada", headers: dict | None = None
+    ) -> httpx.Response:
+        with path.open("rb") as f:
+            return await self.client.post(
+                "/api/videos/upload",
+                headers=headers if headers is not None else self.headers(),
+                files={"video_file": (path.name, f, "video/mp4")},
+                data={"title": title},
+            )
+
+    async def sql(self, query: str, *args: Any) -> Any:
+        return await self.runtime.pool.fetchval(query, *args)
+
+    async def rows(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        return await self.runtime.pool.fetch(query, *args)
+
+
+@pytest.fixture
+def service(make_settings: Callable[..., Settings], tokens: TokenFactory):
+    """`async with service(**settings_overrides) as svc:` runs the app in-process."""
+
+    @contextlib.asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[Service]:
+        settings = make_settings(**overrides)
+        verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=tokens.jwks)
+        app = create_app(settings, verifier=verifier)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://upload.test", timeout=60
+            ) as client:
+                yield Service(app, client, settings, tokens)
+
+    return start
+
+
+@pytest.fixture
+async def svc(service) -> AsyncIterator[Service]:
+    async with service() as running:
+        yield running
+
+
+@pytest.fixture
+def s3(moto_url: str) -> Any:
+    return boto3.client("s3", endpoint_url=moto_url)
+
+
+@pytest.fixture
+def sqs(moto_url: str) -> Any:
+    return boto3.client("sqs", endpoint_url=moto_url)
+
+
+def open_uploads(s3: Any, bucket: str) -> list[dict]:
+    return s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20, what: str = "condition"):
+    """Poll `check` (sync or async) until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def receive_jobs(sqs: Any, queue_url: str) -> list[dict]:
+    response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    messages = response.get("Messages", [])
+    for m in messages:
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def multipart_body(
+    parts: list[tuple[str, str | None, Iterator[bytes] | bytes]], boundary: str = "b0undary42"
+) -> tuple[str, AsyncIterator[bytes]]:
+    """A multipart/form-data body streamed from generators (no Content-Length)."""
+
+    def body() -> Iterator[bytes]:
+        for name, filename, content in parts:
+            disposition = f'form-data; name="{name}"'
+            if filename:
+                disposition += f'; filename="{filename}"'
+            yield (
+                f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+                + ("Content-Type: video/mp4\r\n" if filename else "")
+                + "\r\n"
+            ).encode()
+            if isinstance(content, bytes):
+                yield content
+            else:
+                yield from content
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in body():
+            yield chunk
+
+    return f"multipart/form-data; boundary={boundary}", stream()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def tools() -> Any:
+    """The helpers above, for test modules (conftest modules are not importable)."""
+    import types
+
+    return types.SimpleNamespace(
+        open_uploads=open_uploads,
+        keys=keys,
+        eventually=eventually,
+        receive_jobs=receive_jobs,
+        multipart_body=multipart_body,
+        new_id=new_id,
+        PDF=PDF,
+    )
