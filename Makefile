@@ -7,7 +7,7 @@ SERVICES := kit auth upload processor operator
 STAMP := $(VENV)/.installed
 ENTRY ?=
 
-.PHONY: help venv run test test-fast lint fmt bench chart-check chart-render clean
+.PHONY: help venv run test lint fmt bench chart-check k8s clean
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
@@ -22,8 +22,9 @@ venv: $(STAMP) ## create .venv with every service (editable) and the dev tools
 run: $(STAMP) ## the whole system on http://localhost:8080 (Ctrl-C stops it)
 	$(BIN)/python -m risingstars.dev.run
 
-test: $(STAMP) ## the whole test suite (unit, integration, chart checks)
+test: $(STAMP) ## the whole test suite (unit, integration, end to end, chart checks)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory chart-check
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
@@ -38,6 +39,9 @@ bench: $(STAMP) ## benchmarks (ENTRY=name for one); prints BENCH lines
 
 chart-check: $(STAMP) ## lint, render, validate and policy-scan the Helm chart
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash charts/check.sh
+
+k8s: $(STAMP) ## regenerate k8s/base (the kubectl apply -k path) from the chart
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash charts/render-k8s.sh
 
 clean: ## remove local state (.dev/) and caches
 	rm -rf .dev .pytest_cache .ruff_cache .hypothesis

@@ -586,6 +586,32 @@ async def pod_metrics() -> AsyncIterator[PodMetrics]:
     await servers.close()
 
 
+class ChartRBAC:
+    """The chart's operator RBAC, as the tests use it."""
+
+    render = staticmethod(render_operator_chart)
+    grants = staticmethod(chart_rbac)
+    attributes = staticmethod(rbac_attributes)
+    denied = staticmethod(denied_requests)
+
+    @staticmethod
+    def granted(namespace: str) -> set[tuple[str, str, str]]:
+        """(verb, group, resource) triples the chart grants the operator in `namespace`."""
+        return {
+            (verb, group, resource)
+            for grant in chart_rbac(namespace)
+            for rule in grant["rules"]
+            for verb in rule["verbs"]
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+        }
+
+
+@pytest.fixture
+def chart() -> type[ChartRBAC]:
+    return ChartRBAC
+
+
 @pytest.fixture(name="wait_for")
 def wait_for_fixture() -> Callable[..., Awaitable[Any]]:
     return wait_for

@@ -28,20 +28,17 @@ from risingstars.upload.app import create_app
 from risingstars.upload.settings import MiB, Settings
 
 # name: (lavfi source, seconds, extra ffmpeg output options)
+SMALL = ["-crf", "40"]  # a couple of MB: one part
 CLIP_SPECS: dict[str, tuple[str, float, list[str]]] = {
-    "ok": ("testsrc2=size=1920x1080:rate=5", 25, []),
-    "ok_faststart": ("testsrc2=size=1920x1080:rate=5", 25, ["-movflags", "+faststart"]),
-    "vertical": ("testsrc2=size=1080x1920:rate=5", 21, []),
-    # About 12.5 MB: several 5 MiB parts.
+    "ok": ("testsrc2=size=1920x1080:rate=5", 25, SMALL),
+    "ok_faststart": ("testsrc2=size=1920x1080:rate=5", 25, [*SMALL, "-movflags", "+faststart"]),
+    "vertical": ("testsrc2=size=1080x1920:rate=5", 21, SMALL),
+    # About 12.5 MB: three 5 MiB parts.
     "big": ("testsrc2=size=1920x1080:rate=10", 25, ["-b:v", "4M"]),
-    "short_10s": ("testsrc2=size=1920x1080:rate=5", 10, []),
+    "short_10s": ("testsrc2=size=1920x1080:rate=5", 10, SMALL),
     "long_90s": ("color=c=blue:size=1920x1080:rate=2", 90, []),
-    "long_90s_faststart": (
-        "color=c=blue:size=1920x1080:rate=2",
-        90,
-        ["-movflags", "+faststart"],
-    ),
-    "hd_720p": ("testsrc2=size=1280x720:rate=5", 25, []),
+    "long_90s_faststart": ("color=c=blue:size=1920x1080:rate=2", 90, ["-movflags", "+faststart"]),
+    "hd_720p": ("testsrc2=size=1280x720:rate=5", 25, SMALL),
 }
 
 PDF = (

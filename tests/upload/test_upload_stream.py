@@ -107,7 +107,11 @@ async def test_over_the_configured_limit_while_streaming(service, clips, s3, sqs
         content_type, body = tools.multipart_body(
             [
                 ("title", None, b"demasiado grande"),
-                ("video_file", "big.mp4", (data[i : i + 65536] for i in range(0, len(data), 65536))),
+                (
+                    "video_file",
+                    "big.mp4",
+                    (data[i : i + 65536] for i in range(0, len(data), 65536)),
+                ),
             ]
         )
         response = await svc.client.post(

@@ -26,5 +26,5 @@ async def run_forever(pool: asyncpg.Pool, settings: Settings) -> None:
         await asyncio.sleep(INTERVAL_SECONDS)
         try:
             await sweep(pool, settings)
-        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # a background loop: log, keep going, try again next time
             log.warning("housekeeping failed; retrying later", extra={"error": repr(exc)})

@@ -1,9 +1,12 @@
 """Ed25519 signing keys: loaded from a directory of PEM files, published as a JWK Set, and
-used to sign access tokens.
+used to sign access tokens. The `kid` is the key's RFC 7638 thumbprint.
 
-Rotation: drop a new key file whose name sorts last (`genkey` names them by UTC time); it signs
-from the next start, while the older files stay published until every token they signed has
-expired, and are then deleted. Verifiers refetch the JWKS when they meet an unknown `kid`.
+Every `*.pem` file is published; the one whose name sorts last signs. Rotation without a moment
+where a replica signs with a key another replica does not publish yet:
+1. add the new key under a name that sorts *first* (published, not signing); roll out;
+2. rename it to sort last (`genkey` names keys by UTC time); roll out: it signs from now on;
+3. delete the old key once the access-token TTL has passed.
+Verifiers in other services refetch the JWKS when they meet an unknown `kid`.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import logging
 import secrets
 import time
 import uuid
@@ -15,6 +16,8 @@ import asyncpg
 from risingstars.auth import metrics, queries
 from risingstars.auth.keys import KeyRing
 from risingstars.auth.settings import Settings
+
+log = logging.getLogger("risingstars.auth.sessions")
 
 
 def hash_refresh_token(token: str) -> bytes:
@@ -62,7 +65,9 @@ async def _add_refresh_token(
     return token
 
 
-async def start(pool: asyncpg.Pool, issuer: Issuer, user: asyncpg.Record, email_key: str):
+async def start(
+    pool: asyncpg.Pool, issuer: Issuer, user: asyncpg.Record, email_key: str
+) -> dict[str, Any]:
     """After a correct password: clear the email's failures, open a refresh family."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(queries.CLEAR_EMAIL_FAILURES, email_key)
@@ -91,6 +96,10 @@ async def rotate(pool: asyncpg.Pool, issuer: Issuer, token: str) -> dict[str, An
             outcome = Refused.REVOKED
         elif row["spent"]:
             await conn.execute(queries.REVOKE_FAMILY, row["family_id"])
+            log.warning(
+                "spent refresh token presented again; its family is revoked",
+                extra={"user_id": str(row["user_id"]), "family_id": str(row["family_id"])},
+            )
             outcome = Refused.REUSED
         elif row["expired"]:
             outcome = Refused.EXPIRED

@@ -55,15 +55,16 @@ def build_memo(cfg: OperatorSettings) -> kopf.Memo:
     return kopf.Memo(deps=deps)
 
 
-_TICK_SUCCESS = re.compile(r"^Timer '[^']*' succeeded\.$")
+# Per tick and per watch event: they would drown everything else.
+_ROUTINE_SUCCESS = re.compile(r"^(Timer 'reconcile'|Handler 'forget_deleted') succeeded\.$")
 
 
 class _KopfRecordFilter(logging.Filter):
     """kopf's records carry its settings object and an object reference as extras: keep the
-    reference as `object`, drop the rest, and drop the per-tick "Timer ... succeeded" line."""
+    reference as `object`, drop the rest, and drop the routine "... succeeded" lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("kopf") and _TICK_SUCCESS.match(record.getMessage()):
+        if record.name.startswith("kopf") and _ROUTINE_SUCCESS.match(record.getMessage()):
             return False
         ref = record.__dict__.pop("k8s_ref", None)
         if ref:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -53,6 +54,13 @@ def _s3_config(settings: Settings) -> Any:
     # Every part in flight needs a connection; SigV4 presigned URLs work in every region.
     return aws.client_config(
         max_pool_connections=max(50, settings.buffer_count * 2), signature_version="s3v4"
+    )
+
+
+def _sqs_config() -> Any:
+    # The outbox relay and the events loop retry on their own schedule: fail fast here.
+    return aws.client_config().merge(
+        AioConfig(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2)
     )
 
 
@@ -104,7 +112,9 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
             pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
             stack.push_async_callback(pool.close)
             s3 = await stack.enter_async_context(aws.client("s3", settings, _s3_config(settings)))
-            sqs = await stack.enter_async_context(aws.client("sqs", settings.sqs_settings()))
+            sqs = await stack.enter_async_context(
+                aws.client("sqs", settings.sqs_settings(), _sqs_config())
+            )
             buffers = BufferPool(settings.upload_part_bytes, settings.buffer_count)
             runtime = Runtime(
                 settings=settings,

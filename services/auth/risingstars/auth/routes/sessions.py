@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,7 @@ from risingstars.auth.sessions import Issuer
 from risingstars.auth.settings import Settings
 
 router = APIRouter(prefix="/api/auth")
+log = logging.getLogger("risingstars.auth.login")
 
 BAD_CREDENTIALS = "Email o contraseña incorrectos"
 BAD_REFRESH_TOKEN = "Token de actualización inválido o expirado"  # noqa: S105 (a message)
@@ -45,6 +47,7 @@ async def login(
         user = None if wait else await conn.fetchrow(queries.USER_BY_EMAIL, creds.email)
     if wait:
         metrics.LOGINS.labels("throttled").inc()
+        log.info("login throttled", extra={"client_ip": ip, "retry_after": wait})
         raise _throttled(wait)
     stored = user["password_hash"] if user is not None else None
     # An unknown email is checked against a dummy hash: same work, same answer, same timing.
@@ -52,6 +55,8 @@ async def login(
     if user is None or not verified:
         await throttle.record_failure(pool, creds.email, ip)
         metrics.LOGINS.labels("invalid_credentials").inc()
+        # No email in the log: a mistyped password pasted into the email field would leak.
+        log.info("login failed", extra={"client_ip": ip})
         raise HTTPException(401, BAD_CREDENTIALS)
     if needs_rehash(stored):
         await pool.execute(
