@@ -35,6 +35,8 @@ class Sweeper:
         self.bucket = bucket
         self.max_age = max_age_seconds
         self.interval = interval_seconds
+        # Keys this process is streaming into right now.
+        self.active: set[str] = set()
 
     async def sweep(self, max_age_seconds: float | None = None) -> int:
         """Abort what is older than the age limit; return how many uploads were aborted."""
@@ -45,12 +47,18 @@ class Sweeper:
             key = storage.original_key(row["video_id"])
             if await abort_upload(self.s3, self.bucket, key, row["s3_upload_id"]):
                 aborted += 1
+        live = {r["s3_upload_id"] for r in await self.pool.fetch(queries.LIVE_DIRECT)}
         cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=age)
         paginator = self.s3.get_paginator("list_multipart_uploads")
         async for page in paginator.paginate(Bucket=self.bucket, Prefix=PREFIX):
             for upload in page.get("Uploads", []):
-                if upload["Initiated"] <= cutoff and await abort_upload(
-                    self.s3, self.bucket, upload["Key"], upload["UploadId"]
+                # S3 emulators may report a made-up Initiated date: uploads known to be alive
+                # (a direct upload not yet expired, a stream of this process) are never touched.
+                if (
+                    upload["Initiated"] <= cutoff
+                    and upload["UploadId"] not in live
+                    and upload["Key"] not in self.active
+                    and await abort_upload(self.s3, self.bucket, upload["Key"], upload["UploadId"])
                 ):
                     aborted += 1
         if aborted:

@@ -126,3 +126,5 @@ DELETE FROM direct_uploads
 WHERE created_at < now() - make_interval(secs => $1)
 RETURNING video_id, s3_upload_id
 """
+
+LIVE_DIRECT = "SELECT s3_upload_id FROM direct_uploads"

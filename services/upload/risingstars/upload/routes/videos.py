@@ -36,6 +36,7 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
         raise HTTPException(400, messages.too_large(limits.max_bytes))
     video_id = uuid.uuid4()
     key = storage.original_key(video_id)
+    rt.sweeper.active.add(key)
     try:
         received = await ingest.receive(
             request.stream(),
@@ -59,6 +60,8 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
         _record("stream", "failed", "storage", started)
         log.error("upload could not be stored", extra={"error": str(exc)})
         raise HTTPException(503, messages.STORAGE_DOWN, headers={"Retry-After": "5"}) from None
+    finally:
+        rt.sweeper.active.discard(key)
     try:
         await catalog.register(
             rt,
