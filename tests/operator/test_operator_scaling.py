@@ -60,7 +60,7 @@ async def test_reports_its_metrics(cluster, start_operator, jobs, namespace, wai
 async def test_backlog_drains_scaled_down_only_after_the_window_idle_pods_first(
     cluster, start_operator, jobs, namespace, pod_metrics, wait_for
 ):
-    window = 4
+    window = 5
     pods = {"busy": "127.0.0.2", "idle-1": "127.0.0.3", "idle-2": "127.0.0.4"}
     for name, ip in pods.items():
         await pod_metrics.add(ip, in_flight=1 if name == "busy" else 0)
@@ -97,9 +97,9 @@ async def test_backlog_drains_scaled_down_only_after_the_window_idle_pods_first(
     )
     # ...then goes straight to what the whole window agrees on.
     await wait_for(lambda: cluster.replicas(namespace) == 1, "the scale-down", timeout=30)
-    # Never earlier than the window after the last reconcile that saw 15 (at most one polling
-    # interval, 1 s, plus a reconcile before the drain).
-    assert time.monotonic() - drained >= window - 1.5
+    # Not before the window has passed since the last reconcile that saw 15, which ran within
+    # about a polling interval (1 s) before the drain; scaling at once would take about 1 s.
+    assert time.monotonic() - drained >= window - 2.5
     assert cluster.replica_history(namespace) == [3, 1]
 
     costs = {name: cluster.pod_annotations(namespace, name).get(DELETION_COST) for name in pods}

@@ -28,7 +28,7 @@ from risingstars.kit import aws as kit_aws
 from risingstars.kit.settings import AWSSettings
 from risingstars.processor import media
 from risingstars.processor.app import create_app
-from risingstars.processor.settings import Settings
+from risingstars.processor.settings import ASSETS, Settings
 
 FFMPEG = media.locate_ffmpeg(os.environ.get("FFMPEG_PATH") or None)
 
@@ -89,6 +89,12 @@ class Clips:
             ),
             "audio_only": lambda p: _ffmpeg(
                 "-f", "lavfi", "-i", "sine=d=3", "-c:a", "aac", str(p)
+            ),
+            # Sound with cover art: a picture stream, but no video.
+            "cover_art": lambda p: _ffmpeg(
+                "-f", "lavfi", "-i", "sine=d=3", "-i", str(ASSETS / "card.png"),
+                "-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png",
+                "-disposition:v", "attached_pic", str(p),
             ),
             "not_a_video": lambda p: p.write_bytes(os.urandom(200_000)),
             "undecodable": lambda p: _garble_media_data(self.get("tiny"), p),

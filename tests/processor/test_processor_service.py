@@ -34,6 +34,9 @@ async def test_probes_and_metrics_are_served_while_jobs_run(rig, tools) -> None:
             await rig.submit("tiny")
             (event,) = await rig.events(1)
             assert event["type"] == "processed"
+            await tools.eventually(
+                lambda: app.state.worker.running == 0, timeout=10, what="the job settled"
+            )
             text = (await client.get("/metrics")).text
     for name in (
         "processor_jobs_in_flight 0.0",

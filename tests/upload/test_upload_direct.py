@@ -198,16 +198,18 @@ async def test_json_bodies_of_the_direct_upload_endpoints_are_limited(svc) -> No
 async def test_abandoned_uploads_are_aborted_by_the_cleanup(svc, clips, s3, tools) -> None:
     bucket = svc.settings.s3_bucket
     created = await _create(svc, clips["big"])
-    # And a streaming upload's multipart upload left by a process that died mid-stream.
+    status_url = f"/api/videos/uploads/{created['upload_id']}"
+    # A streaming upload's multipart upload left by a process that died mid-stream, and one
+    # this process is streaming into right now.
     s3.create_multipart_upload(Bucket=bucket, Key=f"originals/{tools.new_id()}.mp4")
-    assert len(tools.open_uploads(s3, bucket)) == 2
+    streaming = f"originals/{tools.new_id()}.mp4"
+    s3.create_multipart_upload(Bucket=bucket, Key=streaming)
+    svc.runtime.sweeper.active.add(streaming)
+    assert len(tools.open_uploads(s3, bucket)) == 3
 
-    assert await svc.runtime.sweeper.sweep() == 0  # nothing is old enough yet
-    assert len(tools.open_uploads(s3, bucket)) == 2
+    await svc.runtime.sweeper.sweep()  # a day old at least: the direct upload is young
+    assert (await svc.client.get(status_url, headers=svc.headers())).status_code == 200
 
-    assert await svc.runtime.sweeper.sweep(max_age_seconds=0) >= 2
-    assert tools.open_uploads(s3, bucket) == []
-    status = await svc.client.get(
-        f"/api/videos/uploads/{created['upload_id']}", headers=svc.headers()
-    )
-    assert status.status_code == 404
+    await svc.runtime.sweeper.sweep(max_age_seconds=0)
+    assert [u["Key"] for u in tools.open_uploads(s3, bucket)] == [streaming]
+    assert (await svc.client.get(status_url, headers=svc.headers())).status_code == 404

@@ -287,3 +287,21 @@ async def test_upload_metrics_count_outcomes_and_bytes(svc, clips) -> None:
     assert "upload_bytes_ingested_total" in text
     assert "upload_duration_seconds_bucket" in text
     assert "upload_outbox_backlog" in text
+
+
+async def test_storage_unreachable_is_503_and_nothing_is_recorded(service, clips, moto_url) -> None:
+    from risingstars.dev.infra import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with service(aws_endpoint_url=dead, aws_endpoint_url_sqs=moto_url) as svc:
+        response = await svc.upload(clips["big"])
+        assert response.status_code == 503
+        assert response.json() == {
+            "detail": "El almacenamiento no está disponible. Intente de nuevo más tarde."
+        }
+        assert response.headers["retry-after"]
+        assert await svc.sql("SELECT count(*) FROM videos") == 0
+        assert svc.runtime.buffers.in_use == 0
+        ready = await svc.client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["s3"].startswith("failing")

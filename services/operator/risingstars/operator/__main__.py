@@ -14,7 +14,6 @@ from risingstars.kit.settings import SettingsError
 
 
 def _run() -> int:
-    import kopf
     from prometheus_client import start_http_server
 
     from risingstars.operator import app
@@ -27,15 +26,8 @@ def _run() -> int:
         return 2
     app.setup_logging(cfg.log_level)
     start_http_server(cfg.metrics_port)
-    namespaces = list(cfg.watch_namespaces)
-    kopf.run(
-        settings=app.kopf_settings(cfg),
-        memo=app.build_memo(cfg),
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{cfg.health_port}/healthz",
-    )
+    # kopf stops on SIGTERM/SIGINT (it handles the signals in the main thread).
+    asyncio.run(app.operator(cfg, liveness_endpoint=f"http://0.0.0.0:{cfg.health_port}/healthz"))
     return 0
 
 

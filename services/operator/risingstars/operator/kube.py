@@ -49,7 +49,8 @@ class KubeAPI:
     def __init__(self, *, timeout_seconds: float = 10.0) -> None:
         self._info: kopf.ConnectionInfo | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=3)
+        # sock_connect, not connect: waiting for a pooled connection under load is no fault.
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, sock_connect=3)
         self._retired: list[aiohttp.ClientSession] = []
 
     def use(self, info: kopf.ConnectionInfo) -> None:

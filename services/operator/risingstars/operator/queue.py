@@ -14,7 +14,7 @@ from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from risingstars.operator.spec import QueueRef
 
@@ -91,6 +91,12 @@ class QueueReader:
             if code in {"AccessDenied", "AccessDeniedException", "InvalidClientTokenId"}:
                 raise QueueError("QueueAccessDenied", f"{queue.describe()}: {code}") from exc
             raise QueueError("QueueUnavailable", f"{queue.describe()}: {code or exc}") from exc
+        except NoCredentialsError as exc:
+            raise QueueError(
+                "NoCredentials",
+                "no AWS credentials (IRSA, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws; "
+                "any pair does for moto or LocalStack)",
+            ) from exc
         except (BotoCoreError, OSError) as exc:
             raise QueueError("QueueUnavailable", f"{queue.describe()}: {exc}") from exc
         attrs = answer.get("Attributes", {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -81,8 +82,11 @@ class Run:
         self.patch = patch
         meta = body.get("metadata") or {}
         self.generation = meta.get("generation")
+        # What the API server has (kopf's live view, possibly a moment behind our last write)
+        # and what we last wrote (for transitions, so a lagging view never repeats an Event).
+        self.observed = dict(body.get("status") or {})
         if state.status is None:
-            state.status = dict(body.get("status") or {})
+            state.status = dict(self.observed)
         self.old = state.status
         self.new: dict[str, Any] = dict(self.old)
         self.now = now_iso()
@@ -102,7 +106,8 @@ class Run:
     def commit(self) -> None:
         if self.generation is not None:
             self.new["observedGeneration"] = self.generation
-        changes = diff(self.old, self.new)
+        # Also rewrite what the server does not show: a status write lost to an API fault.
+        changes = {**diff(self.observed, self.new), **diff(self.old, self.new)}
         for key, value in changes.items():
             self.patch.status[key] = value
         self.state.status = self.new
@@ -200,9 +205,14 @@ async def _reconcile(run: Run, now: float) -> Decision | None:
             raise run.fail(reason, str(exc), base_delay=base_delay) from exc
 
     # Everything succeeded: the decision's memory advances, and status tells what happened.
+    interval = cfg.polling_interval_seconds
+    if state.memory is None:
+        # Objects first seen together (an operator start) would stay in lockstep and hit SQS
+        # and the API in bursts: spread their phases over one interval.
+        interval *= random.uniform(0.5, 1.0)
     state.memory = decision.memory
     state.failures = 0
-    state.next_due = now + cfg.polling_interval_seconds
+    state.next_due = now + interval
     _report(run, cfg, backlog, total, decision, current, replicas, held_by_busy)
     return decision
 

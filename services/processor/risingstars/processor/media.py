@@ -37,7 +37,7 @@ NO_VIDEO = "El archivo no contiene una pista de video"
 UNDECODABLE = "No se pudo decodificar el video"
 
 _DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
-_VIDEO = re.compile(r"Stream #0:\d+\S*: Video: (\w+).*?, (\d{1,5})x(\d{1,5})[\s,]")
+_VIDEO = re.compile(r"Stream #0:\d+\S*: Video: (\w+).*?, (\d{1,5})x(\d{1,5})[\s,].*")
 _AUDIO = re.compile(r"Stream #0:\d+\S*: Audio: ")
 _FRAMES = re.compile(r"^frame=(\d+)$", re.MULTILINE)
 
@@ -135,7 +135,8 @@ def parse_probe(stderr: str, progress: str) -> Probe:
     """What `ffmpeg -i` printed about the input; Rejected when it is not a decodable video."""
     if "Input #0" not in stderr:
         raise Rejected(NOT_MP4)
-    video = _VIDEO.search(stderr)
+    # Cover art is a picture, not a video: ffmpeg's `V` stream specifier skips it too.
+    video = next((m for m in _VIDEO.finditer(stderr) if "(attached pic)" not in m[0]), None)
     if video is None:
         raise Rejected(NO_VIDEO)
     frames = [int(n) for n in _FRAMES.findall(progress)]
@@ -159,7 +160,7 @@ async def probe(ffmpeg: str, path: Path, *, time_limit: float) -> Probe:
     # formats (which can reference other files) from ever being opened.
     result = await run(
         [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1",
-         "-f", "mov", "-i", str(path), "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"],
+         "-f", "mov", "-i", str(path), "-map", "0:V:0", "-frames:v", "1", "-f", "null", "-"],
         time_limit=time_limit,
     )  # fmt: skip
     if result.killed_by is not None:
@@ -167,36 +168,31 @@ async def probe(ffmpeg: str, path: Path, *, time_limit: float) -> Probe:
     return parse_probe(result.stderr_head, result.stdout)
 
 
-def _fit_scale() -> str:
+def _fit_scale(scaler: str) -> str:
     # Fit by display aspect ratio (so anamorphic inputs come out right), even sizes for 4:2:0.
     fit_width = f"gte(dar,{WIDTH}/{HEIGHT})"
     return (
         f"scale=w='if({fit_width},{WIDTH},trunc({HEIGHT}*dar/2)*2)'"
-        f":h='if({fit_width},trunc({WIDTH}/dar/2)*2,{HEIGHT})':out_range=tv"
+        f":h='if({fit_width},trunc({WIDTH}/dar/2)*2,{HEIGHT})':out_range=tv:flags={scaler}"
     )
 
 
-def _card(index: int, label: str) -> str:
-    return (
-        f"[{index}:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:out_range=tv,"
-        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:black,setsar=1,format=yuv420p[{label}]"
-    )
-
-
-def filter_graph(thumbnail_at: float) -> str:
-    main = (
-        f"[0:v:0]setpts=PTS-STARTPTS,fps={FPS},{_fit_scale()},"
-        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:black,setsar=1[fit]"
-    )
+def filter_graph(thumbnail_at: float, scaler: str = "bicubic") -> str:
+    pad = f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:black,setsar=1"
+    main = f"[0:V:0]setpts=PTS-STARTPTS,fps={FPS},{_fit_scale(scaler)},{pad}[fit]"
     marked = (
-        f"[fit][3:v]overlay=x=W-w-{WATERMARK_MARGIN}:y=H-h-{WATERMARK_MARGIN},"
+        f"[fit][2:v]overlay=x=W-w-{WATERMARK_MARGIN}:y=H-h-{WATERMARK_MARGIN},"
         "format=yuv420p,split=2[main][still]"
     )
     thumb = f"[still]trim=start={thumbnail_at:.3f},setpts=PTS-STARTPTS[thumb]"
-    return ";".join(
-        [main, marked, thumb, _card(1, "intro"), _card(2, "outro"),
-         "[intro][main][outro]concat=n=3:v=1:a=0[video]"]
-    )  # fmt: skip
+    # The card is decoded and converted once, then cloned: the clones share one picture, so
+    # the outro waiting in the concat costs no memory and no conversion work.
+    card_frames = round(CARD_SECONDS * FPS)
+    cards = (
+        f"[1:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:out_range=tv,{pad},"
+        f"format=yuv420p,tpad=stop={card_frames - 1}:stop_mode=clone,split=2[intro][outro]"
+    )
+    return ";".join([main, marked, thumb, cards, "[intro][main][outro]concat=n=3:v=1:a=0[video]"])
 
 
 def encode_command(
@@ -211,19 +207,19 @@ def encode_command(
     thumbnail_seconds: float,
     preset: str,
     crf: int,
+    scaler: str = "bicubic",
 ) -> list[str]:
     """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
     known = content_seconds if content_seconds and content_seconds > 0 else None
     thumbnail_at = min(thumbnail_seconds, known / 2) if known else 0.0
-    card_input = ["-loop", "1", "-framerate", str(FPS), "-t", str(CARD_SECONDS), "-i", card]
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
         "-t", f"{MAX_CONTENT_SECONDS:g}", "-f", "mov", "-i", str(source),
-        *card_input, *card_input,
+        "-framerate", str(FPS), "-i", card,
         "-i", watermark,
-        "-filter_complex", filter_graph(thumbnail_at),
+        "-filter_complex", filter_graph(thumbnail_at, scaler),
         "-map", "[video]", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-movflags", "+faststart", "-f", "mp4", str(video),

@@ -104,7 +104,9 @@ class Pipeline:
 
     async def _make(self, job: Job, etag: str, size: int, workdir: Path) -> dict[str, Any]:
         source = workdir / "source.mp4"
+        clock = time.monotonic()
         await self._download(job, etag, size, source)
+        download_s = time.monotonic() - clock
         limit = self.settings.ffmpeg_timeout_seconds
         info = await media.probe(self.ffmpeg, source, time_limit=limit)
         content = min(info.duration, media.MAX_CONTENT_SECONDS) if info.duration else None
@@ -120,6 +122,7 @@ class Pipeline:
             thumbnail_seconds=self.settings.thumbnail_seconds,
             preset=self.settings.ffmpeg_preset,
             crf=self.settings.ffmpeg_crf,
+            scaler=self.settings.ffmpeg_scaler,
         )
         started = time.monotonic()
         result = await media.run(command, time_limit=limit)
@@ -152,8 +155,18 @@ class Pipeline:
             },
         )
         meta = {_SOURCE_ETAG: etag, _DURATION: f"{duration:.3f}"}
+        clock = time.monotonic()
         await self._upload(thumbnail, job.thumbnail_key, "image/jpeg", meta)
         size_bytes = await self._upload(video, job.processed_key, "video/mp4", meta)
+        log.info(
+            "stored",
+            extra={
+                "video_id": job.video_id,
+                "download_s": round(download_s, 3),
+                "upload_s": round(time.monotonic() - clock, 3),
+                "output_bytes": size_bytes,
+            },
+        )
         return messages.processed(job, duration_seconds=duration, size_bytes=size_bytes)
 
     async def _download(self, job: Job, etag: str, size: int, path: Path) -> None:

@@ -14,6 +14,10 @@ ASSETS = Path(__file__).parent / "assets"
 # SQS limits: a message's visibility may not exceed 12 h, a long poll 20 s.
 _MAX_VISIBILITY = 43200
 _MAX_WAIT = 20
+_PRESETS = {
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+}  # fmt: skip
+_SCALERS = {"fast_bilinear", "bilinear", "bicubic", "area", "lanczos", "spline"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -39,6 +43,8 @@ class Settings(HTTPSettings, AWSSettings):
     watermark_path: str = str(ASSETS / "watermark.png")
     ffmpeg_preset: str = "veryfast"
     ffmpeg_crf: int = 23
+    # swscale's algorithm for the downscale; bilinear saves ~10 % CPU on 1440p inputs.
+    ffmpeg_scaler: str = "bicubic"
     ffmpeg_timeout_seconds: float = 600.0
     # Where the thumbnail is taken in the main content. Later costs memory: ffmpeg holds that
     # many seconds of 720p frames while the intro is being encoded.
@@ -67,6 +73,10 @@ class Settings(HTTPSettings, AWSSettings):
             )
         if not 0 <= self.receive_wait_seconds <= _MAX_WAIT:
             problems.append(f"RECEIVE_WAIT_SECONDS must be within 0..{_MAX_WAIT}")
+        if self.ffmpeg_preset not in _PRESETS:
+            problems.append(f"FFMPEG_PRESET must be one of the x264 presets: {sorted(_PRESETS)}")
+        if self.ffmpeg_scaler not in _SCALERS:
+            problems.append(f"FFMPEG_SCALER must be one of {', '.join(sorted(_SCALERS))}")
         if not 0 <= self.ffmpeg_crf <= 51:
             problems.append("FFMPEG_CRF must be within 0..51")
         if self.ffmpeg_timeout_seconds <= 0 or self.shutdown_timeout_seconds < 0:

@@ -97,17 +97,21 @@ class Worker:
         self.begin_stop()
         if self._watch_task is not None:
             self._watch_task.cancel()
-        for task in (self._watch_task, self._loop_task):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if not self._jobs:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+        # The receive loop ends once its current long poll returns (it hands back whatever
+        # that poll brought); running jobs get the rest of the grace period.
+        waiting = set(self._jobs)
+        if self._loop_task is not None:
+            waiting.add(self._loop_task)
+        if not waiting:
             return
         assert self._deadline is not None
         remaining = max(0.0, self._deadline - time.monotonic())
-        _, pending = await asyncio.wait(set(self._jobs), timeout=remaining)
+        _, pending = await asyncio.wait(waiting, timeout=remaining)
         if pending:
-            log.warning("grace period over: handing jobs back", extra={"jobs": len(pending)})
+            jobs = len(pending - {self._loop_task})
+            log.warning("grace period over: handing jobs back", extra={"jobs": jobs})
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -187,29 +191,16 @@ class Worker:
             stopping.cancel()
 
     async def _receive(self, count: int) -> list[dict[str, Any]]:
-        request = asyncio.create_task(
-            self.sqs.receive_message(
+        # Not cancelled when stopping: a message delivered to an abandoned long poll would stay
+        # invisible for a whole visibility timeout. The poll ends within RECEIVE_WAIT_SECONDS.
+        try:
+            response = await self.sqs.receive_message(
                 QueueUrl=self.settings.jobs_queue_url,
                 MaxNumberOfMessages=count,
                 WaitTimeSeconds=self.settings.receive_wait_seconds,
                 VisibilityTimeout=self.settings.visibility_timeout_seconds,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )
-        )
-        stopping = asyncio.create_task(self._stop.wait())
-        try:
-            await asyncio.wait({request, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not request.done():
-            # Stopping mid-poll: a message SQS sent in this very response stays invisible
-            # until its visibility timeout, then comes back. Nothing is lost.
-            request.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await request
-            return []
-        try:
-            response = request.result()
         except Exception as exc:
             metrics.RECEIVE_ERRORS.inc()
             self._receive_failures += 1

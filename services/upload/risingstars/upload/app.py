@@ -189,7 +189,8 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
     for fault in STORAGE_FAULTS:
         app.add_exception_handler(fault, _unavailable(messages.STORAGE_DOWN))
     app.state.settings = settings
+    # The public routes take the most traffic: matched first.
+    app.include_router(public.router)
     app.include_router(videos.router)
     app.include_router(uploads.router)
-    app.include_router(public.router)
     return app

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the runtime, the caller's verified claims, ids from paths."""
+"""FastAPI dependencies: the runtime, the caller's verified claims, ids from paths.
+
+All async: FastAPI runs plain `def` dependencies in a thread pool, a thread hop per request.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from risingstars.upload import messages
 from risingstars.upload.runtime import Runtime as _Runtime
 
 
-def runtime(request: Request) -> _Runtime:
+async def runtime(request: Request) -> _Runtime:
     return request.app.state.runtime
 
 
@@ -28,11 +31,11 @@ def parse_id(raw: str, detail: str = messages.NOT_FOUND) -> uuid.UUID:
         raise HTTPException(404, detail) from None
 
 
-def video_id(video_id: str) -> uuid.UUID:
+async def video_id(video_id: str) -> uuid.UUID:
     return parse_id(video_id)
 
 
-def upload_id(upload_id: str) -> uuid.UUID:
+async def upload_id(upload_id: str) -> uuid.UUID:
     return parse_id(upload_id, messages.UPLOAD_NOT_FOUND)
 
 

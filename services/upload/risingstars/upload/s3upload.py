@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import io
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,37 +25,41 @@ class StorageError(Exception):
     """S3 refused or could not be reached; the upload cannot be stored."""
 
 
-class PartBody(io.RawIOBase):
-    """A seekable file over a slice of a pool buffer: botocore can hash and resend it, and the
-    HTTP client reads it in small pieces instead of copying the whole part into its buffers."""
+class PartBody:
+    """A part's bytes as botocore and aiohttp want them, without copying the part.
+
+    botocore sees a seekable file (it hashes the body, and rewinds it to retry); aiohttp sees
+    an async iterable and sends it slice by slice, so its socket buffer never holds more than
+    a slice. Not an io.IOBase on purpose: aiohttp would read those in a thread, 64 KiB at a time.
+    """
+
+    SLICE = 256 * 1024
 
     def __init__(self, view: memoryview) -> None:
-        super().__init__()
         self._view = view
         self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._pos + size
+        chunk = bytes(self._view[self._pos : end])
+        self._pos += len(chunk)
+        return chunk
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
         self._pos = max(0, base + offset)
         return self._pos
 
-    def readinto(self, target: Any) -> int:
-        n = max(0, min(len(target), len(self._view) - self._pos))
-        target[:n] = self._view[self._pos : self._pos + n]
-        self._pos += n
-        return n
+    def tell(self) -> int:
+        return self._pos
 
     def __len__(self) -> int:
         return len(self._view)
+
+    async def __aiter__(self) -> AsyncIterator[memoryview]:
+        # Always the whole part: a retried request iterates afresh.
+        for start in range(0, len(self._view), self.SLICE):
+            yield self._view[start : start + self.SLICE]
 
 
 class BufferPool:

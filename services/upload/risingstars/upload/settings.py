@@ -31,9 +31,11 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     # The AWS SDKs' own name for an SQS-only endpoint override.
     aws_endpoint_url_sqs: str | None = None
     # Streaming uploads buffer whole S3 parts; the process holds at most
-    # upload_buffer_bytes of them, whatever the number of concurrent uploads.
-    upload_part_bytes: int = 8 * MiB
-    upload_buffer_bytes: int = 48 * MiB
+    # upload_buffer_bytes of them, whatever the number of concurrent uploads (a full pool makes
+    # uploads wait). The service idles at about 115 MB RSS (libraries, AWS models); 4 parts of
+    # the smallest size S3 takes keep the peak near 150 MB and still outrun the storage.
+    upload_part_bytes: int = S3_MIN_PART_BYTES
+    upload_buffer_bytes: int = 4 * S3_MIN_PART_BYTES
     upload_parts_in_flight: int = 3
     # moov is the only box kept in memory while streaming; larger ones are refused.
     max_moov_bytes: int = 8 * MiB

@@ -1,0 +1,249 @@
+"""The processor against bare ffmpeg, on this machine, with moto's S3 + SQS server.
+
+- `processor.overhead_ratio`: one job through the worker (its own job-duration metric: from
+  receiving the message to the event published and the message deleted) divided by the bare
+  ffmpeg command the worker runs for it, on the same local input; pairs alternate, medians.
+- the client's worker scenario: jobs injected straight into the queue, 2560x1440 inputs of
+  ~50 MB and ~100 MB (40 s, noisy high-bitrate test pattern with audio, CABAC like a phone's),
+  concurrency 1 and 2: videos per minute (first job sent to last event published) and the
+  mean service time, each beside its ratio to bare ffmpeg run one video at a time.
+
+Inputs are generated once and cached in .bench/processor/. BENCH_PROCESSOR_JOBS sets the jobs
+per figure (default 4), BENCH_PROCESSOR_PAIRS the overhead pairs (default 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+from risingstars.dev import infra
+from risingstars.kit import aws
+from risingstars.kit.settings import AWSSettings
+from risingstars.processor import media
+from risingstars.processor.app import create_app
+from risingstars.processor.settings import Settings
+
+CACHE = Path(__file__).resolve().parents[1] / ".bench" / "processor"
+INPUTS = {"50mb": "9500k", "100mb": "19M"}  # video bitrate for ~50 MB / ~100 MB in 40 s
+SECONDS = 40
+JOBS = int(os.environ.get("BENCH_PROCESSOR_JOBS", "4"))
+PAIRS = int(os.environ.get("BENCH_PROCESSOR_PAIRS", "3"))
+
+
+def say(metric: str, value: float, unit: str = "") -> None:
+    print(f"BENCH processor.{metric} {value:.3f} {unit}".rstrip(), flush=True)
+
+
+def note(text: str) -> None:
+    print(f"# {text}", flush=True)
+
+
+def make_input(ffmpeg: str, name: str, bitrate: str) -> Path:
+    path = CACHE / f"qhd_{name}.mp4"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part.mp4")
+    subprocess.run(
+        [ffmpeg, "-hide_banner", "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=s=2560x1440:r=30:d={SECONDS}",
+         "-f", "lavfi", "-i", f"sine=f=440:d={SECONDS}",
+         "-vf", "noise=alls=12:allf=t",
+         "-c:v", "libx264", "-preset", "superfast", "-b:v", bitrate, "-maxrate", bitrate,
+         "-bufsize", bitrate, "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+         "-shortest", str(partial)],
+        check=True,
+    )  # fmt: skip
+    partial.rename(path)
+    return path
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def bare_seconds(ffmpeg: str, source: Path, settings: Settings, scratch: Path) -> float:
+    """The worker's encoding command, run by hand on a local copy of the input."""
+    info = asyncio.run(media.probe(ffmpeg, source, time_limit=600))
+    command = media.encode_command(
+        ffmpeg,
+        source,
+        scratch / "bare.mp4",
+        scratch / "bare.jpg",
+        card=settings.logo_card_path,
+        watermark=settings.watermark_path,
+        content_seconds=min(info.duration or 30.0, media.MAX_CONTENT_SECONDS),
+        thumbnail_seconds=settings.thumbnail_seconds,
+        preset=settings.ffmpeg_preset,
+        crf=settings.ffmpeg_crf,
+        scaler=settings.ffmpeg_scaler,
+    )
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - started
+
+
+class Bench:
+    def __init__(self, moto_url: str, scratch: Path) -> None:
+        self.moto_url = moto_url
+        self.scratch = scratch
+        self.resources = infra.create_aws_resources(
+            moto_url, f"bench{uuid.uuid4().hex[:8]}", max_receive_count=5, visibility_timeout=600
+        )
+
+    def settings(self, concurrency: int) -> Settings:
+        work = self.scratch / "work"
+        work.mkdir(exist_ok=True)
+        return Settings(
+            s3_bucket=self.resources.bucket,
+            jobs_queue_url=self.resources.jobs_queue_url,
+            events_queue_url=self.resources.events_queue_url,
+            aws_endpoint_url=self.moto_url,
+            concurrency=concurrency,
+            drain_seconds=0,
+            shutdown_timeout_seconds=600,
+            receive_wait_seconds=2,  # stopping waits for the current poll
+            work_dir=str(work),
+        )
+
+    async def upload(self, s3, source: Path) -> str:
+        key = f"originals/{source.stem}-{uuid.uuid4().hex[:8]}.mp4"
+        await s3.put_object(Bucket=self.resources.bucket, Key=key, Body=source.read_bytes())
+        return key
+
+    async def run_jobs(self, sqs, source_key: str, count: int, concurrency: int) -> dict:
+        """Send `count` jobs at once to a fresh worker; wall time to the last event published
+        and the worker's own per-job durations."""
+        settings = self.settings(concurrency)
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            sum_before = metric("processor_job_duration_seconds_sum", outcome="processed")
+            count_before = metric("processor_job_duration_seconds_count", outcome="processed")
+            ffmpeg_before = metric("processor_ffmpeg_duration_seconds_sum")
+            started = time.time()
+            for _ in range(count):
+                video_id = str(uuid.uuid4())
+                job = {
+                    "type": "process",
+                    "video_id": video_id,
+                    "source_key": source_key,
+                    "processed_key": f"processed/{video_id}.mp4",
+                    "thumbnail_key": f"processed/{video_id}.jpg",
+                }
+                await sqs.send_message(
+                    QueueUrl=self.resources.jobs_queue_url, MessageBody=json.dumps(job)
+                )
+            published: list[float] = []
+            while len(published) < count:
+                response = await sqs.receive_message(
+                    QueueUrl=self.resources.events_queue_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=2,
+                    MessageSystemAttributeNames=["SentTimestamp"],
+                )
+                for message in response.get("Messages", []):
+                    event = json.loads(message["Body"])
+                    if event["type"] != "processed":
+                        raise RuntimeError(f"job not processed: {event}")
+                    published.append(int(message["Attributes"]["SentTimestamp"]) / 1000)
+                    await sqs.delete_message(
+                        QueueUrl=self.resources.events_queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                    )
+        done = metric("processor_job_duration_seconds_count", outcome="processed") - count_before
+        total = metric("processor_job_duration_seconds_sum", outcome="processed") - sum_before
+        ffmpeg = metric("processor_ffmpeg_duration_seconds_sum") - ffmpeg_before
+        return {
+            "wall": max(published) - started,
+            "service": total / done,
+            "ffmpeg": ffmpeg / done,
+            "jobs": done,
+        }
+
+
+async def scenario(bench: Bench, ffmpeg: str, sources: dict[str, Path]) -> None:
+    settings = bench.settings(1)
+    async with (
+        aws.client("s3", AWSSettings(aws_endpoint_url=bench.moto_url)) as s3,
+        aws.client("sqs", AWSSettings(aws_endpoint_url=bench.moto_url)) as sqs,
+    ):
+        keys = {name: await bench.upload(s3, path) for name, path in sources.items()}
+
+        # Overhead: worker vs bare ffmpeg on the ~50 MB input, alternating.
+        bare_runs, worker_runs, in_job = [], [], []
+        for _ in range(PAIRS):
+            bare_runs.append(
+                await asyncio.to_thread(
+                    bare_seconds, ffmpeg, sources["50mb"], settings, bench.scratch
+                )
+            )
+            result = await bench.run_jobs(sqs, keys["50mb"], 1, 1)
+            worker_runs.append(result["service"])
+            in_job.append(result["service"] / result["ffmpeg"])
+        pairs = [(round(b, 2), round(w, 2)) for b, w in zip(bare_runs, worker_runs, strict=True)]
+        note(f"overhead pairs (bare ffmpeg s, worker job s): {pairs}")
+        bare = {"50mb": statistics.median(bare_runs)}
+        say("overhead_ratio", statistics.median(worker_runs) / bare["50mb"])
+        # The same job's wall time over its own ffmpeg pass: immune to run-to-run CPU noise.
+        say("overhead_ratio_in_job", statistics.median(in_job))
+        say("bare_ffmpeg_s_50mb", bare["50mb"], "s")
+
+        bare["100mb"] = statistics.median(
+            [
+                await asyncio.to_thread(
+                    bare_seconds, ffmpeg, sources["100mb"], settings, bench.scratch
+                )
+                for _ in range(2)
+            ]
+        )
+        say("bare_ffmpeg_s_100mb", bare["100mb"], "s")
+
+        for name in ("50mb", "100mb"):
+            for concurrency in (1, 2):
+                result = await bench.run_jobs(sqs, keys[name], JOBS, concurrency)
+                per_minute = JOBS / result["wall"] * 60
+                tag = f"c{concurrency}_{name}"
+                say(f"videos_per_min_{tag}", per_minute, "videos/min")
+                # Baseline: bare ffmpeg, one video after another.
+                say(f"videos_per_min_vs_bare_ffmpeg_{tag}", per_minute / (60 / bare[name]))
+                say(f"service_time_s_{tag}", result["service"], "s")
+                say(f"service_time_vs_bare_ffmpeg_{tag}", result["service"] / bare[name])
+
+
+def run() -> None:
+    ffmpeg = media.locate_ffmpeg(os.environ.get("FFMPEG_PATH") or None)
+    sources = {name: make_input(ffmpeg, name, rate) for name, rate in INPUTS.items()}
+    for name, path in sources.items():
+        note(f"input {name}: {path.stat().st_size / 1e6:.1f} MB, 2560x1440, {SECONDS} s")
+    note(f"{JOBS} jobs per throughput figure, {PAIRS} overhead pairs, ffmpeg {ffmpeg}")
+    saved = {k: os.environ.get(k) for k in [*infra.AWS_DUMMY_ENV, "AWS_ENDPOINT_URL"]}
+    os.environ.update(infra.AWS_DUMMY_ENV)
+    with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp:
+        scratch = Path(tmp)
+        moto = infra.start_moto(log_path=scratch / "moto.log")
+        try:
+            bench = Bench(moto.url, scratch)
+            asyncio.run(scenario(bench, ffmpeg, sources))
+        finally:
+            infra.stop(moto.proc)
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        run()

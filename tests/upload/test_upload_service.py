@@ -1,0 +1,218 @@
+"""The service as it runs in a container: `python -m risingstars.upload migrate|serve` with its
+environment, uvicorn on a real socket, readiness, and clients that hang up mid-upload."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from risingstars.dev import infra
+from risingstars.kit.tokens import TokenVerifier
+from risingstars.upload.app import create_app
+from risingstars.upload.settings import MiB
+
+
+@pytest.fixture
+def jwks_url(tokens) -> Iterator[str]:
+    document = json.dumps(tokens.jwks).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(document)))
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
+    server.shutdown()
+
+
+@pytest.fixture
+def service_env(upload_db, aws, moto_url, jwks_url) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "S3_"))}
+    env.update(
+        DATABASE_URL=upload_db,
+        JWKS_URL=jwks_url,
+        S3_BUCKET=aws.bucket,
+        JOBS_QUEUE_URL=aws.jobs_queue_url,
+        EVENTS_QUEUE_URL=aws.events_queue_url,
+        AWS_ENDPOINT_URL=moto_url,
+        PORT=str(infra.free_port()),
+        DRAIN_SECONDS="0",
+        EVENTS_WAIT_SECONDS="1",
+        UPLOAD_PART_BYTES=str(5 * MiB),
+    )
+    return env
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "risingstars.upload", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_migrate_applies_once_and_bad_settings_fail_clearly(service_env) -> None:
+    assert _run(["migrate"], service_env).returncode == 0
+    again = _run(["migrate"], service_env)
+    assert again.returncode == 0
+    assert "migration applied" not in again.stdout
+
+    broken = {k: v for k, v in service_env.items() if k != "S3_BUCKET"}
+    broken["MAX_UPLOAD_BYTES"] = "lots"
+    failed = _run(["serve"], broken)
+    assert failed.returncode != 0
+    assert "S3_BUCKET is required" in failed.stderr
+    assert "MAX_UPLOAD_BYTES='lots' is invalid" in failed.stderr
+
+
+@pytest.fixture
+def running_service(service_env, upload_db, tmp_path) -> Iterator[str]:
+    log = (tmp_path / "upload.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "risingstars.upload"],
+        env=service_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{service_env['PORT']}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        infra.wait_until(ready, 30, "upload service", proc)
+        yield url
+    finally:
+        infra.stop(proc)
+        log.close()
+
+
+async def test_the_served_service_streams_uploads_and_survives_hangups(
+    running_service, clips, tokens, s3, aws, tools, upload_db
+) -> None:
+    url = running_service
+    headers = tokens.headers(username="sofia", city="Cali")
+    readiness = httpx.get(f"{url}/readyz").json()
+    assert readiness["checks"] == {"database": "ok", "s3": "ok", "jwks": "ok"}
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        path = clips["big"]
+        with path.open("rb") as f:
+            accepted = await client.post(
+                "/api/videos/upload",
+                headers=headers,
+                files={"video_file": ("big.mp4", f, "video/mp4")},
+                data={"title": "por la red"},
+            )
+        assert accepted.status_code == 201, accepted.text
+        with clips["pdf"].open("rb") as f:
+            refused = await client.post(
+                "/api/videos/upload",
+                headers=headers,
+                files={"video_file": ("doc.mp4", f, "video/mp4")},
+                data={"title": "pdf"},
+            )
+        assert refused.status_code == 400
+
+    # A client that sends half of a multi-part file and hangs up.
+    data = path.read_bytes()
+    boundary = "hangup"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nx\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="video_file"; '
+        f'filename="a.mp4"\r\n\r\n'
+    ).encode()
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            (
+                "POST /api/videos/upload HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: {headers['Authorization']}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {len(head) + len(data) + 100}\r\n\r\n"
+            ).encode()
+            + head
+            + data[: 7 * MiB]
+        )
+
+        def started() -> bool:
+            return bool(tools.open_uploads(s3, aws.bucket))
+
+        await tools.eventually(started, what="the multipart upload to start")
+    await tools.eventually(lambda: not tools.open_uploads(s3, aws.bucket), what="abort")
+    assert tools.keys(s3, aws.bucket) == [f"originals/{accepted.json()['video_id']}.mp4"]
+    metrics = httpx.get(f"{url}/metrics").text
+    assert (
+        'upload_uploads_total{outcome="aborted",path="stream",reason="disconnect"} 1.0' in metrics
+    )
+
+
+def test_sigterm_stops_the_service_cleanly(service_env) -> None:
+    service_env["DRAIN_SECONDS"] = "0.2"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "risingstars.upload", "serve"],
+        env=service_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{service_env['PORT']}"
+    try:
+        infra.wait_until(lambda: _answers(f"{url}/healthz"), 30, "upload service", proc)
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn re-raises the signal once shut down: "killed by SIGTERM" after a clean stop.
+        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        infra.stop(proc)
+    lines = [json.loads(line) for line in proc.stdout.read().decode().splitlines() if line]
+    assert any(entry["message"] == "stopped" for entry in lines)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def test_readiness_reports_missing_signing_keys(make_settings) -> None:
+    settings = make_settings()
+    verifier = TokenVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        jwks_url=f"http://127.0.0.1:{infra.free_port()}/jwks",
+    )
+    app = create_app(settings, verifier=verifier)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        response = await client.get("/readyz")
+        assert (await client.get("/healthz")).status_code == 200
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["database"] == checks["s3"] == "ok"
+    assert checks["jwks"].startswith("failing")
