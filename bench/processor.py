@@ -75,7 +75,6 @@ def metric(name: str, **labels: str) -> float:
 
 def bare_seconds(ffmpeg: str, source: Path, settings: Settings, scratch: Path) -> float:
     """The worker's encoding command, run by hand on a local copy of the input."""
-    info = asyncio.run(media.probe(ffmpeg, source, time_limit=600))
     command = media.encode_command(
         ffmpeg,
         source,
@@ -83,8 +82,7 @@ def bare_seconds(ffmpeg: str, source: Path, settings: Settings, scratch: Path) -
         scratch / "bare.jpg",
         card=settings.logo_card_path,
         watermark=settings.watermark_path,
-        content_seconds=min(info.duration or 30.0, media.MAX_CONTENT_SECONDS),
-        thumbnail_seconds=settings.thumbnail_seconds,
+        thumbnail_at=settings.thumbnail_seconds,
         preset=settings.ffmpeg_preset,
         crf=settings.ffmpeg_crf,
         scaler=settings.ffmpeg_scaler,

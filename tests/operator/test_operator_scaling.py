@@ -129,7 +129,9 @@ async def test_busy_pods_are_not_removed_until_idle(
 
     # Empty queue: 1 replica would do, but only the idle pod may go.
     await wait_for(lambda: cluster.replicas(namespace) == 2, "the partial scale-down")
-    limited = cluster.condition(namespace, "processor", "ScalingLimited")
+    limited = await wait_for(
+        lambda: cluster.condition(namespace, "processor", "ScalingLimited"), "the status"
+    )
     assert (limited["status"], limited["reason"]) == ("True", "BusyPods")
     assert cluster.pod_annotations(namespace, "idle")[DELETION_COST] == "0"
     assert cluster.pod_annotations(namespace, "busy-a")[DELETION_COST] == "1"

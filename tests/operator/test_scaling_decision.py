@@ -203,14 +203,14 @@ backlogs = st.integers(0, 3000)
 replica_counts = st.integers(0, 40)
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(p=policies, backlog=backlogs, current=replica_counts, memory=st.none() | memories)
 def test_never_outside_min_and_max(p, backlog, current, memory):
     d = decide(p, backlog, current, NOW, memory)
     assert p.min_replicas <= d.desired <= p.max_replicas
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(p=policies, b1=backlogs, b2=backlogs, current=replica_counts, memory=st.none() | memories)
 def test_monotone_in_the_backlog(p, b1, b2, current, memory):
     low, high = sorted((b1, b2))
@@ -220,7 +220,7 @@ def test_monotone_in_the_backlog(p, b1, b2, current, memory):
     )
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(p=policies, current=st.integers(1, 40), wobble=st.floats(0.9, 1.1), memory=memories)
 def test_no_change_within_the_tolerance_while_active(p, current, wobble, memory):
     assume(p.min_replicas <= current <= p.max_replicas)
@@ -250,7 +250,7 @@ def test_no_flapping_over_time_within_the_tolerance(p, start, steps):
         memory = d.memory
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(p=policies, backlog=backlogs, current=replica_counts, memory=memories)
 def test_scale_down_never_below_what_the_window_allows(p, backlog, current, memory):
     d = decide(p, backlog, current, NOW, memory)
@@ -263,7 +263,7 @@ def test_scale_down_never_below_what_the_window_allows(p, backlog, current, memo
         assert d.desired >= min(max(d.recommendation, p.min_replicas), p.max_replicas)
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(p=policies, backlog=backlogs, current=replica_counts, memory=st.none() | memories)
 def test_zero_only_after_the_cooldown_at_or_below_the_activation_value(p, backlog, current, memory):
     d = decide(p, backlog, current, NOW, memory)
@@ -276,7 +276,7 @@ def test_zero_only_after_the_cooldown_at_or_below_the_activation_value(p, backlo
             assert NOW - last_active >= p.cooldown_seconds
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(p=policies, backlog=backlogs, memory=st.none() | memories)
 def test_wakes_from_zero_whenever_the_backlog_is_above_the_activation_value(p, backlog, memory):
     d = decide(p, backlog, 0, NOW, memory)

@@ -83,6 +83,10 @@ class Clips:
             ),
             "four_three": lambda p: _ffmpeg(*_pattern(1440, 1080, 600, 3), str(p)),
             "portrait": lambda p: _ffmpeg(*_pattern(1080, 1920, 800, 3), str(p)),
+            "half_second": lambda p: _ffmpeg(
+                "-f", "lavfi", "-i", "testsrc2=s=640x360:r=30:d=0.5",
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p),
+            ),
             "tiny": lambda p: _ffmpeg(
                 "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=2",
                 "-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart", str(p),

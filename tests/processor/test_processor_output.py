@@ -8,7 +8,7 @@ import pytest
 from risingstars.processor import media
 from risingstars.processor.settings import ASSETS
 
-INPUTS = ("qhd_45s_audio", "short_12s", "four_three", "portrait")
+INPUTS = ("qhd_45s_audio", "short_12s", "four_three", "portrait", "half_second")
 WATERMARK = (1280 - 24 - 232, 720 - 24 - 56, 232, 56)  # x, y, w, h of the default watermark
 
 
@@ -121,6 +121,16 @@ async def test_a_12s_input_gives_17s(processed, tools) -> None:
     assert decoded.duration == pytest.approx(17.0, abs=0.1)
     assert decoded.frames == 17 * 30
     assert event["duration_seconds"] == pytest.approx(17.0, abs=0.1)
+
+
+async def test_a_clip_shorter_than_the_thumbnail_time_still_gets_one(
+    processed, card, tools
+) -> None:
+    event, video, thumb, _, _ = processed["half_second"]
+    decoded = tools.decode(video)
+    assert decoded.duration == pytest.approx(5.5, abs=0.1)
+    assert event["duration_seconds"] == pytest.approx(5.5, abs=0.1)
+    assert tools.difference(tools.image(thumb), card) > 30
 
 
 @pytest.mark.parametrize(

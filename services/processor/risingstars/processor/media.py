@@ -28,6 +28,7 @@ WIDTH, HEIGHT, FPS = 1280, 720, 30
 MAX_CONTENT_SECONDS = 30.0
 CARD_SECONDS = 2.5
 WATERMARK_MARGIN = 24
+_THUMBNAIL_STEP = 10
 # What is kept of ffmpeg's log: the head holds the input's description, the tail the error.
 _STDERR_HEAD = 64 * 1024
 _STDERR_TAIL = 4000
@@ -184,7 +185,11 @@ def filter_graph(thumbnail_at: float, scaler: str = "bicubic") -> str:
         f"[fit][2:v]overlay=x=W-w-{WATERMARK_MARGIN}:y=H-h-{WATERMARK_MARGIN},"
         "format=yuv420p,split=2[main][still]"
     )
-    thumb = f"[still]trim=start={thumbnail_at:.3f},setpts=PTS-STARTPTS[thumb]"
+    # Every 10th frame up to `thumbnail_at`, each overwriting the last (-update 1): the picture
+    # at that time, or the last one of a shorter clip, and nothing to learn about the input
+    # before starting. The branch ends there, so ffmpeg holds no frames back for it.
+    end = thumbnail_at + 0.5 / FPS
+    thumb = f"[still]trim=end={end:.4f},select='not(mod(n,{_THUMBNAIL_STEP}))'[thumb]"
     # The card is decoded and converted once, then cloned: the clones share one picture, so
     # the outro waiting in the concat costs no memory and no conversion work.
     card_frames = round(CARD_SECONDS * FPS)
@@ -203,8 +208,7 @@ def encode_command(
     *,
     card: str,
     watermark: str,
-    content_seconds: float | None,
-    thumbnail_seconds: float,
+    thumbnail_at: float,
     preset: str,
     crf: int,
     scaler: str = "bicubic",
@@ -212,8 +216,6 @@ def encode_command(
     """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
-    known = content_seconds if content_seconds and content_seconds > 0 else None
-    thumbnail_at = min(thumbnail_seconds, known / 2) if known else 0.0
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
         "-t", f"{MAX_CONTENT_SECONDS:g}", "-f", "mov", "-i", str(source),
@@ -223,18 +225,7 @@ def encode_command(
         "-map", "[video]", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-movflags", "+faststart", "-f", "mp4", str(video),
-        "-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", "-f", "image2",
-        str(thumbnail),
-    ]  # fmt: skip
-
-
-def thumbnail_command(ffmpeg: str, video: Path, thumbnail: Path) -> list[str]:
-    """The fallback when the main pass took no thumbnail (the input was shorter than its header
-    said): the first frame after the intro."""
-    return [
-        ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
-        "-ss", f"{CARD_SECONDS:g}", "-f", "mov", "-i", str(video),
-        "-frames:v", "1", "-update", "1", "-q:v", "3", "-f", "image2", str(thumbnail),
+        "-map", "[thumb]", "-update", "1", "-q:v", "3", "-f", "image2", str(thumbnail),
     ]  # fmt: skip
 
 

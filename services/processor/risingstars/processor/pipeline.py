@@ -8,6 +8,7 @@ proves both are complete, so a redelivered job republishes its event without enc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -108,8 +109,6 @@ class Pipeline:
         await self._download(job, etag, size, source)
         download_s = time.monotonic() - clock
         limit = self.settings.ffmpeg_timeout_seconds
-        info = await media.probe(self.ffmpeg, source, time_limit=limit)
-        content = min(info.duration, media.MAX_CONTENT_SECONDS) if info.duration else None
         video, thumbnail = workdir / "processed.mp4", workdir / "thumbnail.jpg"
         command = media.encode_command(
             self.ffmpeg,
@@ -118,14 +117,23 @@ class Pipeline:
             thumbnail,
             card=self.settings.logo_card_path,
             watermark=self.settings.watermark_path,
-            content_seconds=content,
-            thumbnail_seconds=self.settings.thumbnail_seconds,
+            thumbnail_at=self.settings.thumbnail_seconds,
             preset=self.settings.ffmpeg_preset,
             crf=self.settings.ffmpeg_crf,
             scaler=self.settings.ffmpeg_scaler,
         )
+        # The encoder needs nothing from the probe, so both start at once: the probe only
+        # decides whether the input is a video at all, and stops the encoder when it is not.
         started = time.monotonic()
-        result = await media.run(command, time_limit=limit)
+        encoding = asyncio.create_task(media.run(command, time_limit=limit))
+        try:
+            info = await media.probe(self.ffmpeg, source, time_limit=limit)
+        except BaseException:
+            encoding.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await encoding
+            raise
+        result = await encoding
         elapsed = time.monotonic() - started
         if result.returncode != 0:
             raise media.describe_failure(result, "codificar")
@@ -133,16 +141,12 @@ class Pipeline:
             output = await media.probe(self.ffmpeg, video, time_limit=limit)
         except Rejected as exc:  # our own output: not the video's fault
             raise Transient(f"La salida de ffmpeg no es válida: {exc.reason}") from exc
+        if not _nonempty(thumbnail):
+            raise Transient("ffmpeg no produjo la miniatura")
         duration = output.duration or 0.0
         metrics.FFMPEG_SECONDS.observe(elapsed)
         if elapsed > 0 and duration > 0:
             metrics.REALTIME_FACTOR.observe(duration / elapsed)
-        if not _nonempty(thumbnail):
-            fallback = await media.run(
-                media.thumbnail_command(self.ffmpeg, video, thumbnail), time_limit=limit
-            )
-            if fallback.returncode != 0 or not _nonempty(thumbnail):
-                raise media.describe_failure(fallback, "extraer la miniatura")
         log.info(
             "encoded",
             extra={
