@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,9 +37,11 @@ def _free_range(count: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory):
+def system():
     base = _free_range(6)
-    state = tmp_path_factory.mktemp("dev-state")
+    # Not under pytest's 0700 tmp dirs: PostgreSQL runs as `postgres` when tests run as root.
+    state = Path(tempfile.mkdtemp(prefix="risingstars-e2e-"))
+    state.chmod(0o755)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -58,7 +62,11 @@ def system(tmp_path_factory):
         return b"ready: http://localhost" in (state / "run.log").read_bytes()
 
     try:
-        wait_until(up, 120, "make run", proc)
+        try:
+            wait_until(up, 120, "make run", proc)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = (state / "run.log").read_text(errors="replace")[-4000:]
+            raise AssertionError(f"{exc}; its log ends with:\n{tail}") from None
         yield url, state, proc
     finally:
         if proc.poll() is None:
@@ -68,6 +76,7 @@ def system(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 stop(proc)
         log.close()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def test_one_url_serves_the_whole_flow(system, tmp_path: Path) -> None:

@@ -114,7 +114,9 @@ def infrastructure(env: dict[str, str]) -> list[infra.Postgres | infra.Moto]:
         started.append(moto)
         env.update(infra.AWS_DUMMY_ENV)
         env["AWS_ENDPOINT_URL"] = moto.url
-        res = infra.create_aws_resources(moto.url, "rising-stars", visibility_timeout=120)
+        res = infra.create_aws_resources(
+            moto.url, "rising-stars", max_receive_count=5, visibility_timeout=120
+        )
         env.update(
             S3_BUCKET=res.bucket,
             JOBS_QUEUE_URL=res.jobs_queue_url,
