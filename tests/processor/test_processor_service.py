@@ -72,6 +72,20 @@ async def test_it_never_holds_more_messages_than_it_can_run(rig, tools, concurre
     assert len(await rig.events(concurrency + 2)) == concurrency + 2
 
 
+async def test_a_job_longer_than_its_lease_keeps_it_through_heartbeats(rig, tools) -> None:
+    # A 2 s lease, a job of several seconds and a free slot that would take the message again
+    # if its visibility lapsed.
+    encodes = tools.metric("processor_ffmpeg_duration_seconds_count")
+    settings = rig.settings(concurrency=2, visibility_timeout_seconds=2, heartbeat_seconds=0.5)
+    async with rig.running(settings):
+        video_id = await rig.submit("medium_20s")
+        (event,) = await rig.events(1)
+        assert event["video_id"] == video_id
+        assert await rig.no_more_events(2) == []
+    assert tools.metric("processor_ffmpeg_duration_seconds_count") == encodes + 1
+    assert await rig.queue_counts() == (0, 0)
+
+
 def test_settings_name_every_missing_variable() -> None:
     with pytest.raises(SettingsError) as error:
         load_settings(Settings, {"CONCURRENCY": "0"})

@@ -8,9 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from risingstars.auth import housekeeping, keys
 from risingstars.auth.passwords import Hasher
@@ -18,7 +16,7 @@ from risingstars.auth.routes import accounts, jwks, sessions
 from risingstars.auth.sessions import Issuer
 from risingstars.auth.settings import Settings
 from risingstars.kit import app as kit_app
-from risingstars.kit import db
+from risingstars.kit import db, errors
 from risingstars.kit.tokens import TokenVerifier
 
 SERVICE = "auth"
@@ -28,26 +26,7 @@ MAX_BODY_BYTES = 16 * 1024
 
 log = logging.getLogger("risingstars.auth")
 
-# The database is down, restarting, out of connections or unreachable: the client may retry,
-# unlike a 500. (Readiness reports the same condition to Kubernetes.)
-DATABASE_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError,
-    asyncpg.InvalidCatalogNameError,
-)
 UNAVAILABLE = "Servicio temporalmente no disponible. Intente de nuevo más tarde."
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable", extra={"path": request.url.path, "error": repr(exc)})
-    return JSONResponse(
-        status_code=503,
-        content={"detail": UNAVAILABLE, "code": "unavailable"},
-        headers={"Retry-After": "5"},
-    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -83,6 +62,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for module in (accounts, sessions, jwks):
         app.include_router(module.router)
-    for exc_class in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(exc_class, _database_unavailable)
+    for exc_class in db.UNAVAILABLE:
+        app.add_exception_handler(exc_class, errors.unavailable(UNAVAILABLE))
     return app

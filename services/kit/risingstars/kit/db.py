@@ -15,6 +15,18 @@ log = logging.getLogger("risingstars.db")
 _MIGRATION_LOCK = 0x52_53_4D_49_47  # "RSMIG"
 
 
+# The database is down, restarting, out of connections or unreachable: worth a retry (503).
+UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.InvalidCatalogNameError,
+)
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn,

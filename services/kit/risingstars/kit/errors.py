@@ -58,6 +58,21 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=500, content={"detail": INTERNAL_ERROR, "code": "internal"})
 
 
+def unavailable(detail: str, retry_after_seconds: int = 5):
+    """A handler for faults of a dependency (database down, storage unreachable): 503 with
+    Retry-After, which a client may retry, unlike a 500."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable", extra={"path": request.url.path, "error": repr(exc)})
+        return JSONResponse(
+            status_code=503,
+            content={"detail": detail, "code": "unavailable"},
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+
+    return handler
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -8,6 +8,7 @@ touches its Deployment) before the object disappears.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import kopf
@@ -29,7 +30,15 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo:
     return info
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, id="reconcile", interval=TICK_SECONDS)
+def _tick_phase(**_: Any) -> float:
+    # Timers of objects seen together (an operator start) would tick in lockstep and send their
+    # SQS and API requests in bursts; a random phase within the tick spreads them out.
+    return random.uniform(0, TICK_SECONDS)
+
+
+@kopf.timer(
+    GROUP, VERSION, PLURAL, id="reconcile", interval=TICK_SECONDS, initial_delay=_tick_phase
+)
 async def reconcile_timer(
     name: str, namespace: str, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:

@@ -8,11 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from risingstars.kit import aws, db, errors
@@ -76,25 +74,7 @@ async def _supervise(name: str, loop: Any) -> None:
             await asyncio.sleep(1)
 
 
-def _unavailable(detail: str) -> Any:
-    async def handler(request: Request, exc: Exception) -> JSONResponse:
-        log.error("dependency unavailable", extra={"path": request.url.path, "error": repr(exc)})
-        return JSONResponse(
-            status_code=503, content={"detail": detail}, headers={"Retry-After": "5"}
-        )
-
-    return handler
-
-
-# Faults of the database or S3 that no handler dealt with: 503 (retry later), not a bare 500.
-DATABASE_FAULTS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    ConnectionError,
-    TimeoutError,
-)
+# Faults of S3 that no handler dealt with: 503 (retry later), not a bare 500.
 STORAGE_FAULTS = (BotoCoreError, ClientError)
 
 
@@ -184,10 +164,10 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
         body_limit_exempt=(STREAM_PATH,),
     )
     app.add_middleware(_StreamOnlyExemption)
-    for fault in DATABASE_FAULTS:
-        app.add_exception_handler(fault, _unavailable(messages.DATABASE_DOWN))
+    for fault in db.UNAVAILABLE:
+        app.add_exception_handler(fault, errors.unavailable(messages.DATABASE_DOWN))
     for fault in STORAGE_FAULTS:
-        app.add_exception_handler(fault, _unavailable(messages.STORAGE_DOWN))
+        app.add_exception_handler(fault, errors.unavailable(messages.STORAGE_DOWN))
     app.state.settings = settings
     # The public routes take the most traffic: matched first.
     app.include_router(public.router)
