@@ -33,7 +33,7 @@ from risingstars.operator.settings import OperatorSettings
 ROOT = Path(__file__).resolve().parents[1]
 MANY = 100
 ONE_ROUNDS, ONE_POLL = 20, 1
-MANY_ROUNDS, MANY_POLL = 4, 5
+MANY_ROUNDS, MANY_POLL = 6, 5
 
 
 def _reconciles() -> tuple[float, float]:

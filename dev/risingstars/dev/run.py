@@ -195,8 +195,9 @@ async def main() -> None:
             say(
                 "run",
                 "operator decision on the live queue: "
-                ".venv/bin/python -m risingstars.operator dry-run --queue-url "
-                f"{env['JOBS_QUEUE_URL']}  (with AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']})",
+                f"AWS_ENDPOINT_URL={env.get('AWS_ENDPOINT_URL', '')} AWS_ACCESS_KEY_ID=testing "
+                "AWS_SECRET_ACCESS_KEY=testing .venv/bin/python -m risingstars.operator dry-run "
+                f"--queue-url {env['JOBS_QUEUE_URL']}",
             )
         await server.serve()
     finally:

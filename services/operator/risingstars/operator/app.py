@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 import socket
+import threading
 
 import kopf
 
@@ -84,8 +85,8 @@ def setup_logging(level: str) -> None:
 async def operator(
     cfg: OperatorSettings,
     *,
-    stop_flag: asyncio.Event | None = None,
-    ready_flag: asyncio.Event | None = None,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
     liveness_endpoint: str | None = None,
 ) -> None:
     namespaces = list(cfg.watch_namespaces)

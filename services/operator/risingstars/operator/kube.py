@@ -7,14 +7,17 @@ kubeconfig elsewhere), so both always talk to the same server as the same identi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import kopf
 
 MERGE_PATCH = "application/merge-patch+json"
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 class KubeError(Exception):
@@ -46,7 +49,10 @@ def selector_string(selector: Mapping[str, Any]) -> str:
 
 
 class KubeAPI:
-    def __init__(self, *, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, *, timeout_seconds: float = 10.0, token_path: Path = SERVICE_ACCOUNT_TOKEN
+    ) -> None:
+        self._token_path = token_path
         self._info: kopf.ConnectionInfo | None = None
         self._session: aiohttp.ClientSession | None = None
         # sock_connect, not connect: waiting for a pooled connection under load is no fault.
@@ -76,6 +82,18 @@ class KubeAPI:
             )
         return self._session
 
+    def _reload_token(self) -> bool:
+        """The kubelet rotates projected service account tokens in place: after a 401, take
+        the current one (kopf re-logs in on its own 401s)."""
+        info = self._info
+        if info is None or not info.token or not self._token_path.exists():
+            return False
+        token = self._token_path.read_text().strip()
+        if not token or token == info.token:
+            return False
+        self.use(dataclasses.replace(info, token=token))
+        return True
+
     async def request(
         self,
         method: str,
@@ -83,6 +101,21 @@ class KubeAPI:
         *,
         params: Mapping[str, str] | None = None,
         body: Any = None,
+    ) -> dict[str, Any]:
+        try:
+            return await self._request(method, path, params=params, body=body)
+        except KubeError as exc:
+            if exc.status == 401 and self._reload_token():
+                return await self._request(method, path, params=params, body=body)
+            raise
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        body: Any,
     ) -> dict[str, Any]:
         session = self._open()
         headers = {"Content-Type": MERGE_PATCH} if method == "PATCH" else {}
