@@ -25,8 +25,16 @@ def make_clip(
     faststart: bool = True,
 ) -> Path:
     """A small H.264 MP4 (test pattern, optional tone) of the given length and picture size."""
-    args = [ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i",
-            f"testsrc2=size={size}:rate={fps}:duration={seconds}"]
+    args = [
+        ffmpeg(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+    ]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
     args += ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "40", "-pix_fmt", "yuv420p"]

@@ -18,14 +18,14 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from videos import make_clip
 
 from risingstars.dev.infra import stop, wait_until
-from videos import make_clip
 
 
 def _free_range(count: int) -> int:
     for _ in range(100):
-        base = random.randint(20000, 60000)  # noqa: S311
+        base = random.randint(20000, 60000)
         try:
             for port in range(base, base + count):
                 with socket.socket() as s:
@@ -151,7 +151,7 @@ def test_unknown_paths_get_a_json_404(system) -> None:
 
 
 def test_ctrl_c_stops_everything(system) -> None:
-    url, state, proc = system
+    url, _, proc = system
     # Runs last in this module: the fixture is torn down right after.
     children = subprocess.run(
         ["pgrep", "-s", str(os.getpgid(proc.pid))], capture_output=True, text=True, check=False
