@@ -84,7 +84,7 @@ step "skaffold.yaml schema"
 check-jsonschema --schemafile "$SCHEMAS/skaffold-v4beta14.json" "$ROOT/skaffold.yaml"
 
 step "hadolint"
-hadolint "$ROOT"/services/*/Dockerfile && echo "ok $(ls "$ROOT"/services/*/Dockerfile | wc -l) Dockerfiles"
+hadolint "$ROOT"/services/Dockerfile && echo "ok services/Dockerfile"
 
 step "k8s/base up to date"
 bash "$ROOT/charts/render-k8s.sh" --check
