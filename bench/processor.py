@@ -2,14 +2,17 @@
 
 - `processor.overhead_ratio`: one job through the worker (its own job-duration metric: from
   receiving the message to the event published and the message deleted) divided by the bare
-  ffmpeg command the worker runs for it, on the same local input; pairs alternate, medians.
+  ffmpeg command the worker runs for it, on the same local input; the median of the ratios of
+  back-to-back pairs. Wall time on a shared machine is noisy, so two steadier companions:
+  `overhead_ratio_cpu` (CPU seconds of the job, ffmpeg and this process, over bare ffmpeg's) and
+  `overhead_ratio_in_job` (the job's wall time over its own ffmpeg pass).
 - the client's worker scenario: jobs injected straight into the queue, 2560x1440 inputs of
   ~50 MB and ~100 MB (40 s, noisy high-bitrate test pattern with audio, CABAC like a phone's),
   concurrency 1 and 2: videos per minute (first job sent to last event published) and the
   mean service time, each beside its ratio to bare ffmpeg run one video at a time.
 
 Inputs are generated once and cached in .bench/processor/. BENCH_PROCESSOR_JOBS sets the jobs
-per figure (default 4), BENCH_PROCESSOR_PAIRS the overhead pairs (default 3).
+per figure (default 4), BENCH_PROCESSOR_PAIRS the overhead pairs (default 5).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -38,7 +42,7 @@ CACHE = Path(__file__).resolve().parents[1] / ".bench" / "processor"
 INPUTS = {"50mb": "9500k", "100mb": "19M"}  # video bitrate for ~50 MB / ~100 MB in 40 s
 SECONDS = 40
 JOBS = int(os.environ.get("BENCH_PROCESSOR_JOBS", "4"))
-PAIRS = int(os.environ.get("BENCH_PROCESSOR_PAIRS", "3"))
+PAIRS = int(os.environ.get("BENCH_PROCESSOR_PAIRS", "5"))
 
 
 def say(metric: str, value: float, unit: str = "") -> None:
@@ -73,7 +77,14 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def bare_seconds(ffmpeg: str, source: Path, settings: Settings, scratch: Path) -> float:
+def cpu_seconds() -> float:
+    """CPU used so far by this process and its finished children (ffmpeg; moto still runs)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def bare_ffmpeg(ffmpeg: str, source: Path, settings: Settings, scratch: Path) -> dict:
     """The worker's encoding command, run by hand on a local copy of the input."""
     command = media.encode_command(
         ffmpeg,
@@ -87,9 +98,9 @@ def bare_seconds(ffmpeg: str, source: Path, settings: Settings, scratch: Path) -
         crf=settings.ffmpeg_crf,
         scaler=settings.ffmpeg_scaler,
     )
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     subprocess.run(command, check=True)
-    return time.perf_counter() - started
+    return {"wall": time.perf_counter() - started, "cpu": cpu_seconds() - cpu}
 
 
 class Bench:
@@ -129,6 +140,7 @@ class Bench:
             sum_before = metric("processor_job_duration_seconds_sum", outcome="processed")
             count_before = metric("processor_job_duration_seconds_count", outcome="processed")
             ffmpeg_before = metric("processor_ffmpeg_duration_seconds_sum")
+            cpu = cpu_seconds()
             started = time.time()
             for _ in range(count):
                 video_id = str(uuid.uuid4())
@@ -159,10 +171,12 @@ class Bench:
                         QueueUrl=self.resources.events_queue_url,
                         ReceiptHandle=message["ReceiptHandle"],
                     )
+            cpu = cpu_seconds() - cpu
         done = metric("processor_job_duration_seconds_count", outcome="processed") - count_before
         total = metric("processor_job_duration_seconds_sum", outcome="processed") - sum_before
         ffmpeg = metric("processor_ffmpeg_duration_seconds_sum") - ffmpeg_before
         return {
+            "cpu": cpu / done,
             "wall": max(published) - started,
             "service": total / done,
             "ffmpeg": ffmpeg / done,
@@ -178,34 +192,31 @@ async def scenario(bench: Bench, ffmpeg: str, sources: dict[str, Path]) -> None:
     ):
         keys = {name: await bench.upload(s3, path) for name, path in sources.items()}
 
-        # Overhead: worker vs bare ffmpeg on the ~50 MB input, alternating.
-        bare_runs, worker_runs, in_job = [], [], []
+        # Overhead: worker vs bare ffmpeg on the ~50 MB input, back to back.
+        pairs = []
         for _ in range(PAIRS):
-            bare_runs.append(
-                await asyncio.to_thread(
-                    bare_seconds, ffmpeg, sources["50mb"], settings, bench.scratch
-                )
+            alone = await asyncio.to_thread(
+                bare_ffmpeg, ffmpeg, sources["50mb"], settings, bench.scratch
             )
-            result = await bench.run_jobs(sqs, keys["50mb"], 1, 1)
-            worker_runs.append(result["service"])
-            in_job.append(result["service"] / result["ffmpeg"])
-        pairs = [(round(b, 2), round(w, 2)) for b, w in zip(bare_runs, worker_runs, strict=True)]
-        note(f"overhead pairs (bare ffmpeg s, worker job s): {pairs}")
-        bare = {"50mb": statistics.median(bare_runs)}
-        say("overhead_ratio", statistics.median(worker_runs) / bare["50mb"])
-        # The same job's wall time over its own ffmpeg pass: immune to run-to-run CPU noise.
-        say("overhead_ratio_in_job", statistics.median(in_job))
-        say("bare_ffmpeg_s_50mb", bare["50mb"], "s")
-
-        bare["100mb"] = statistics.median(
-            [
-                await asyncio.to_thread(
-                    bare_seconds, ffmpeg, sources["100mb"], settings, bench.scratch
-                )
-                for _ in range(2)
-            ]
+            pairs.append((alone, await bench.run_jobs(sqs, keys["50mb"], 1, 1)))
+        shown = [(round(b["wall"], 2), round(w["service"], 2)) for b, w in pairs]
+        note(f"overhead pairs (bare ffmpeg s, worker job s): {shown}")
+        say("overhead_ratio", statistics.median(w["service"] / b["wall"] for b, w in pairs))
+        say("overhead_ratio_cpu", statistics.median(w["cpu"] / b["cpu"] for b, w in pairs))
+        say(
+            "overhead_ratio_in_job", statistics.median(w["service"] / w["ffmpeg"] for _, w in pairs)
         )
-        say("bare_ffmpeg_s_100mb", bare["100mb"], "s")
+        bare = {"50mb": statistics.median(b["wall"] for b, _ in pairs)}
+        bare_cpu = {"50mb": statistics.median(b["cpu"] for b, _ in pairs)}
+        runs = [
+            await asyncio.to_thread(bare_ffmpeg, ffmpeg, sources["100mb"], settings, bench.scratch)
+            for _ in range(2)
+        ]
+        bare["100mb"] = statistics.median(r["wall"] for r in runs)
+        bare_cpu["100mb"] = statistics.median(r["cpu"] for r in runs)
+        for name in bare:
+            say(f"bare_ffmpeg_s_{name}", bare[name], "s")
+            say(f"bare_ffmpeg_cpu_s_{name}", bare_cpu[name], "s")
 
         for name in ("50mb", "100mb"):
             for concurrency in (1, 2):
@@ -217,6 +228,8 @@ async def scenario(bench: Bench, ffmpeg: str, sources: dict[str, Path]) -> None:
                 say(f"videos_per_min_vs_bare_ffmpeg_{tag}", per_minute / (60 / bare[name]))
                 say(f"service_time_s_{tag}", result["service"], "s")
                 say(f"service_time_vs_bare_ffmpeg_{tag}", result["service"] / bare[name])
+                say(f"cpu_s_per_video_{tag}", result["cpu"], "s")
+                note(f"load average after {tag}: {os.getloadavg()[0]:.2f}")
 
 
 def run() -> None:
@@ -225,6 +238,9 @@ def run() -> None:
     for name, path in sources.items():
         note(f"input {name}: {path.stat().st_size / 1e6:.1f} MB, 2560x1440, {SECONDS} s")
     note(f"{JOBS} jobs per throughput figure, {PAIRS} overhead pairs, ffmpeg {ffmpeg}")
+    note(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other work skews wall time)"
+    )
     saved = {k: os.environ.get(k) for k in [*infra.AWS_DUMMY_ENV, "AWS_ENDPOINT_URL"]}
     os.environ.update(infra.AWS_DUMMY_ENV)
     with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp:
