@@ -168,6 +168,7 @@ def component(settings, scaling, **extra):
 
 AUTH_SETTINGS = obj(
     {
+        "dbPoolSize": POS_INT,
         "accessTokenTtlSeconds": POS_INT,
         "refreshTokenTtlSeconds": POS_INT,
         "loginMaxFailures": POS_INT,
@@ -176,6 +177,7 @@ AUTH_SETTINGS = obj(
         "passwordMinLength": {"type": "integer", "minimum": 8},
     },
     required=[
+        "dbPoolSize",
         "accessTokenTtlSeconds",
         "refreshTokenTtlSeconds",
         "loginMaxFailures",
@@ -187,6 +189,7 @@ AUTH_SETTINGS = obj(
 
 UPLOAD_SETTINGS = obj(
     {
+        "dbPoolSize": POS_INT,
         "maxUploadBytes": POS_INT,
         "minDurationSeconds": POS_INT,
         "maxDurationSeconds": POS_INT,
@@ -196,6 +199,7 @@ UPLOAD_SETTINGS = obj(
         "rankingsCacheSeconds": NONNEG_INT,
     },
     required=[
+        "dbPoolSize",
         "maxUploadBytes",
         "minDurationSeconds",
         "maxDurationSeconds",
