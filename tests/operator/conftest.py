@@ -24,6 +24,7 @@ import kmock
 import pytest
 import yaml
 from aiobotocore.session import get_session
+from polling import eventually
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 
 from risingstars.operator import app
@@ -45,17 +46,7 @@ OPERATOR_AGENTS = ("kopf/", "risingstars-operator")
 async def wait_for(
     predicate: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.05
 ) -> Any:
-    """Poll until `predicate()` is truthy (awaiting it when it is a coroutine function)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
+    return await eventually(predicate, timeout=timeout, what=what, interval=interval)
 
 
 # --- the Kubernetes API --------------------------------------------------------------------

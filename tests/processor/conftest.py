@@ -4,7 +4,6 @@ the bucket and the decoded pictures."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import json
@@ -21,6 +20,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from polling import eventually
 from prometheus_client import REGISTRY
 
 from risingstars.dev import infra
@@ -120,22 +120,6 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
 
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-async def eventually(
-    predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1
-) -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy, or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 @dataclasses.dataclass

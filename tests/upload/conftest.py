@@ -3,12 +3,10 @@ service in-process on a fresh database and fresh AWS resources, tokens, and S3/S
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import boto3
 import httpx
 import imageio_ffmpeg
 import pytest
+from polling import eventually
 from tokenfactory import AUDIENCE, ISSUER, TokenFactory
 
 from risingstars.kit import db
@@ -192,20 +191,6 @@ def open_uploads(s3: Any, bucket: str) -> list[dict]:
 
 def keys(s3: Any, bucket: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20, what: str = "condition"):
-    """Poll `check` (sync or async) until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 def receive_jobs(sqs: Any, queue_url: str) -> list[dict]:
