@@ -17,28 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
-import json
 import os
 import random
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import boto3
 import httpx
 import imageio_ffmpeg
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from risingstars.dev import infra
+from risingstars.dev.tokens import TokenFactory, serve_jwks
 from risingstars.kit import aws
 from risingstars.kit.settings import AWSSettings
 from risingstars.upload.text import city_key
@@ -58,45 +53,6 @@ def bench(metric: str, value: float, unit: str = "") -> None:
 
 
 # --- tokens and keys -------------------------------------------------------------------------
-
-
-class Keys:
-    def __init__(self) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.kid = uuid.uuid4().hex[:12]
-
-    def jwks(self) -> bytes:
-        jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self.key.public_key()))
-        jwk.update(kid=self.kid, use="sig", alg="EdDSA")
-        return json.dumps({"keys": [jwk]}).encode()
-
-    def token(self, sub: str) -> str:
-        now = int(time.time())
-        claims = {"sub": sub, "username": f"bench-{sub[:6]}", "city": "Bogotá",
-                  "iss": "rising-stars-auth", "aud": "rising-stars-api",
-                  "iat": now, "nbf": now, "exp": now + 7200}  # fmt: skip
-        return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
-
-
-@contextlib.contextmanager
-def jwks_server(document: bytes) -> Iterator[str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
-    finally:
-        server.shutdown()
 
 
 # --- input files -----------------------------------------------------------------------------
@@ -370,11 +326,11 @@ async def main() -> None:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)
         os.environ.update(infra.AWS_DUMMY_ENV)
-        keys = Keys()
+        keys = TokenFactory()
         with (
             infra.running(infra.start_postgres, tmp / "pg", log_path=tmp / "pg.log") as pg,
             infra.running(infra.start_moto, log_path=tmp / "moto.log") as moto,
-            jwks_server(keys.jwks()) as jwks_url,
+            serve_jwks(keys.jwks) as jwks_url,
         ):
             resources = infra.create_aws_resources(moto.url, "bench")
             dsn = infra.create_database(pg, "upload_bench")
@@ -393,7 +349,8 @@ async def main() -> None:
             }
             subprocess.run([sys.executable, "-m", "risingstars.upload", "migrate"],
                            env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-            token = keys.token(str(uuid.uuid4()))
+            sub = str(uuid.uuid4())
+            token = keys.token(sub, username=f"bench-{sub[:6]}", ttl=7200)
             log = tmp / "upload.log"
             clip = make_clip(tmp)
             files12 = [padded(clip, 12 * MB, tmp / "f12.mp4")] * CONCURRENCY

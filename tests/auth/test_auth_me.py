@@ -10,9 +10,9 @@ import uuid
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from tokenfactory import TokenFactory
 
 from risingstars.auth import keys
+from risingstars.dev.tokens import TokenFactory
 
 INVALID = {"detail": "Token inválido o expirado"}
 

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import Depends, FastAPI
-from tokenfactory import AUDIENCE, ISSUER, TokenFactory
 
+from risingstars.dev.tokens import AUDIENCE, ISSUER, TokenFactory
 from risingstars.kit.tokens import Claims, TokenError, TokenVerifier, current_claims
 
 JWKS_URL = "http://auth.test/.well-known/jwks.json"

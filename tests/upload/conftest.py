@@ -18,8 +18,8 @@ import httpx
 import imageio_ffmpeg
 import pytest
 from polling import eventually
-from tokenfactory import AUDIENCE, ISSUER, TokenFactory
 
+from risingstars.dev.tokens import AUDIENCE, ISSUER, TokenFactory
 from risingstars.kit import db
 from risingstars.kit.tokens import TokenVerifier
 from risingstars.upload.__main__ import MIGRATIONS

@@ -3,20 +3,19 @@ environment, uvicorn on a real socket, readiness, and clients that hang up mid-u
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from risingstars.dev import infra
+from risingstars.dev.tokens import serve_jwks
 from risingstars.kit.tokens import TokenVerifier
 from risingstars.upload.app import create_app
 from risingstars.upload.settings import MiB
@@ -24,24 +23,8 @@ from risingstars.upload.settings import MiB
 
 @pytest.fixture
 def jwks_url(tokens) -> Iterator[str]:
-    document = json.dumps(tokens.jwks).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
-    server.shutdown()
+    with serve_jwks(tokens.jwks) as url:
+        yield url
 
 
 @pytest.fixture

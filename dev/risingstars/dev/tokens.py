@@ -1,10 +1,15 @@
-"""Signing keys and access tokens for tests of services that only verify tokens."""
+"""Signing keys, access tokens and a JWKS endpoint for tests and benchmarks of services that
+only verify tokens."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -51,3 +56,29 @@ class TokenFactory:
 
     def headers(self, sub: str | None = None, **kw: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(sub, **kw)}"}
+
+
+@contextlib.contextmanager
+def serve_jwks(document: dict[str, Any]) -> Iterator[str]:
+    """Serve `document` over HTTP on a free loopback port; yields its URL."""
+    body = json.dumps(document).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # quiet: tests read their own output
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
