@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SERVICES := kit auth upload processor operator
+SERVICES := kit jobs auth upload processor operator
 STAMP := $(VENV)/.installed
 ENTRY ?=
 
