@@ -21,16 +21,9 @@ from videos import make_clip
 from risingstars.cli import store
 from risingstars.cli.api import Api, ApiError
 from risingstars.cli.upload import Uploader
-from risingstars.dev.stack import running
 
 PASSWORD = "a-long-passphrase"
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def system():
-    with running() as system:
-        yield system
 
 
 @pytest.fixture
