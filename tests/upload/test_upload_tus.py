@@ -251,3 +251,37 @@ def _id(location: str):
     import uuid
 
     return uuid.UUID(location.rsplit("/", 1)[1])
+
+
+async def test_a_stale_request_cannot_complete_over_a_newer_offset(svc, clips, tools, s3) -> None:
+    """A client resumes from an offset the server has since moved past (a dropped request's
+    bytes were still being stored): its request is refused and changes nothing."""
+    from starlette.requests import ClientDisconnect
+
+    data = clips["big"].read_bytes()
+    # Up to the last part boundary: what follows is the last part, which completes the upload.
+    part = len(data) // (5 * 1024 * 1024) * 5 * 1024 * 1024
+    assert len(data) - part > 262_144
+    location = await create(svc, len(data))
+    assert (await patch(svc, location, 0, data[:part])).status_code == 204
+    stale = await svc.runtime.tus.get(_id(location), svc.user)
+
+    async def quarter_mib_then_drop():
+        yield data[part : part + 262_144]
+        raise ClientDisconnect
+
+    with pytest.raises(ClientDisconnect):
+        await svc.runtime.tus.append(stale, part, quarter_mib_then_drop())
+
+    async def the_rest():
+        yield data[part:]
+
+    with pytest.raises(tus.TusError) as caught:
+        await svc.runtime.tus.append(stale, part, the_rest())
+    assert caught.value.status == 409
+    # Nothing was completed in S3 on the stale request's word.
+    assert stale.key not in tools.keys(s3, svc.settings.s3_bucket)
+    done = await patch(svc, location, part + 262_144, data[part + 262_144 :])
+    assert done.status_code == 204, done.text
+    key = f"originals/{done.headers['Video-Id']}.mp4"
+    assert s3.get_object(Bucket=svc.settings.s3_bucket, Key=key)["Body"].read() == data

@@ -206,9 +206,11 @@ class TusUploads:
             writer.release()
 
     async def _finish(self, writer: _Appender) -> Upload:
+        # The last part is stored and recorded (compare-and-set) before S3 completes anything:
+        # a request that lost a race learns it here and changes nothing.
+        etags = await writer.flush_last_part()
         upload = writer.upload
         try:
-            etags = await writer.flush_last_part()
             await self.s3.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=upload.key,
@@ -224,7 +226,6 @@ class TusUploads:
             head = await self.s3.head_object(Bucket=self.bucket, Key=upload.key)
             if head["ContentLength"] != upload.length:
                 raise
-            etags = writer.etags
         try:
             info = await self._check(upload)
         except ingest.Rejected as rejected:
@@ -368,6 +369,7 @@ class _Appender:
         return self.upload
 
     async def flush_last_part(self) -> list[str]:
+        """Send what is left as the last part and record the upload as whole (not yet done)."""
         if self.filled or not self.etags:
             assert self.buffer is not None
             response = await self.uploads.s3.upload_part(
@@ -378,6 +380,11 @@ class _Appender:
                 Body=bytes(self.buffer[: self.filled]),
             )
             self.etags.append(response["ETag"])
+            self.filled = 0
+        if (self.upload.offset, self.upload.tail_bytes) != (self.upload.length, 0) or (
+            tuple(self.etags) != self.upload.etags
+        ):
+            await self._advance(self.upload.length, 0)
         return self.etags
 
 
@@ -394,5 +401,5 @@ async def expire_forever(uploads: TusUploads, interval_seconds: float) -> None:
             if removed:
                 log.info("expired tus uploads removed", extra={"count": removed})
         except (asyncpg.PostgresError, OSError, ClientError) as exc:
-            log.warning("tus expiry failed", extra={"error": repr(exc)})
+            log.warning("tus expiry failed %r", exc, extra={"error": repr(exc)})
         await asyncio.sleep(interval_seconds)
