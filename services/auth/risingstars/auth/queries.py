@@ -42,6 +42,9 @@ SELECT extract(epoch FROM greatest((SELECT at FROM email_limit), (SELECT at FROM
 
 RECORD_FAILURE = "INSERT INTO auth.login_failures (email_key, ip) VALUES ($1, $2)"
 
+# Serializes the transactions that name the same key (released at commit or rollback).
+ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
 # A correct password clears the email's count; the address's count stays (an attacker could
 # otherwise reset it by logging in to an account of their own).
 CLEAR_EMAIL_FAILURES = "DELETE FROM auth.login_failures WHERE email_key = $1"

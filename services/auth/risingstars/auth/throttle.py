@@ -1,4 +1,10 @@
-"""Login throttling whose state lives in PostgreSQL, so every replica enforces the same limit."""
+"""Login throttling whose state lives in PostgreSQL, so every replica enforces the same limit.
+
+An attempt is recorded as a failure *before* its password is checked (a correct password clears
+the email's failures afterwards), and the check and the record happen under per-email and
+per-address locks: twenty parallel guesses are judged one by one, so at most the limit of them
+ever reaches the password check.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,12 @@ def email_key(email: str) -> str:
     return email.strip().lower()
 
 
+def _seconds(wait: float | None) -> int | None:
+    if wait is None or wait <= 0:
+        return None
+    return max(1, math.ceil(wait))
+
+
 async def wait_seconds(
     conn: asyncpg.Connection | asyncpg.Pool, email: str, ip: str, settings: Settings
 ) -> int | None:
@@ -26,10 +38,19 @@ async def wait_seconds(
         settings.login_max_failures,
         settings.login_max_failures_per_ip,
     )
-    if wait is None or wait <= 0:
-        return None
-    return max(1, math.ceil(wait))
+    return _seconds(wait)
 
 
-async def record_failure(pool: asyncpg.Pool, email: str, ip: str) -> None:
-    await pool.execute(queries.RECORD_FAILURE, email_key(email), ip)
+async def claim_attempt(
+    conn: asyncpg.Connection, email: str, ip: str, settings: Settings
+) -> int | None:
+    """In the caller's transaction: None and the attempt recorded as a failure, or the whole
+    seconds until an attempt is allowed (nothing recorded: throttled attempts do not extend the
+    lockout). The locks are held until the caller's transaction ends."""
+    # Always email before address, so two attempts never wait on each other in a cycle.
+    await conn.execute(queries.ADVISORY_XACT_LOCK, f"login-email:{email_key(email)}")
+    await conn.execute(queries.ADVISORY_XACT_LOCK, f"login-ip:{ip}")
+    wait = await wait_seconds(conn, email, ip, settings)
+    if wait is None:
+        await conn.execute(queries.RECORD_FAILURE, email_key(email), ip)
+    return wait

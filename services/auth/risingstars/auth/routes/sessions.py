@@ -42,8 +42,8 @@ async def login(
 ) -> dict[str, Any]:
     creds = validation.credentials(body)
     # No connection is held while the password hash runs.
-    async with pool.acquire() as conn:
-        wait = await throttle.wait_seconds(conn, creds.email, ip, settings)
+    async with pool.acquire() as conn, conn.transaction():
+        wait = await throttle.claim_attempt(conn, creds.email, ip, settings)
         user = None if wait else await conn.fetchrow(queries.USER_BY_EMAIL, creds.email)
     if wait:
         metrics.LOGINS.labels("throttled").inc()
@@ -52,8 +52,7 @@ async def login(
     stored = user["password_hash"] if user is not None else None
     # An unknown email is checked against a dummy hash: same work, same answer, same timing.
     verified = await hasher.verify(creds.password, stored)
-    if user is None or not verified:
-        await throttle.record_failure(pool, creds.email, ip)
+    if user is None or not verified:  # the failure was recorded before the check
         metrics.LOGINS.labels("invalid_credentials").inc()
         # No email in the log: a mistyped password pasted into the email field would leak.
         log.info("login failed", extra={"client_ip": ip})
