@@ -12,7 +12,7 @@ TOKENS_ISSUED = Counter(
 REFRESHES = Counter("auth_token_refreshes_total", "Refresh attempts by outcome", ["outcome"])
 
 LOGIN_OUTCOMES = ("success", "invalid_credentials", "throttled")
-REFRESH_OUTCOMES = ("rotated", "unknown", "expired", "revoked", "reused")
+REFRESH_OUTCOMES = ("rotated", "repeated", "unknown", "expired", "revoked", "reused")
 
 # Every series exists from the start, so rates and alerts see zeros instead of gaps.
 for _outcome in LOGIN_OUTCOMES:

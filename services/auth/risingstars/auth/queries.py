@@ -54,17 +54,26 @@ INSERT INTO auth.refresh_tokens (token_hash, family_id, user_id, expires_at)
 VALUES ($1, $2, $3, now() + make_interval(secs => $4))
 """
 
-# FOR UPDATE serializes two refreshes of the same token: the second sees it spent.
+# FOR UPDATE serializes two refreshes of the same token: the second sees it spent (and, within
+# the grace window of $2 seconds, finds the successor the first one sealed).
 LOCK_REFRESH_TOKEN = """
 SELECT t.family_id, t.user_id, t.used_at IS NOT NULL AS spent,
        t.revoked_at IS NOT NULL AS revoked, t.expires_at <= now() AS expired,
+       t.used_at > now() - make_interval(secs => $2) AS in_grace, t.successor_sealed,
        u.username, u.city
 FROM auth.refresh_tokens t JOIN auth.users u ON u.id = t.user_id
 WHERE t.token_hash = $1
 FOR UPDATE OF t
 """
 
-SPEND_REFRESH_TOKEN = "UPDATE auth.refresh_tokens SET used_at = now() WHERE token_hash = $1"
+SPEND_REFRESH_TOKEN = """
+UPDATE auth.refresh_tokens SET used_at = now(), successor_sealed = $2 WHERE token_hash = $1
+"""
+
+REFRESH_TOKEN_LIVE = """
+SELECT EXISTS (SELECT 1 FROM auth.refresh_tokens
+               WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL)
+"""
 
 FAMILY_OF = "SELECT family_id FROM auth.refresh_tokens WHERE token_hash = $1"
 
