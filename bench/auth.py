@@ -2,7 +2,7 @@
 
 - `auth.verify_ratio`: access-token verification throughput of the kit's TokenVerifier ÷ a bare
   `jwt.decode` with the key in hand (same tokens, same checks, same run). Target >= 0.8.
-- `auth.kdf_ms`: one password hash (scrypt as configured). Target >= 25 ms.
+- `auth.kdf_ms`: one password hash (argon2id as configured). Target >= 25 ms.
 - `auth.login_p50_ms` / `auth.login_p95_ms`: POST /api/auth/login through the real server
   (uvicorn in a subprocess, a throwaway PostgreSQL), one client, sequential. Target p50 < 150 ms.
 - `auth.login_p50_kdf_ratio`: login p50 ÷ kdf_ms, i.e. what a login costs over its unavoidable

@@ -3,8 +3,10 @@ in-process behind an httpx client."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -120,3 +122,19 @@ def login() -> Callable[..., Any]:
         return await client.post("/api/auth/login", json={"email": email, "password": password})
 
     return post
+
+
+@pytest.fixture
+def scrypt_hash() -> Callable[..., str]:
+    """`scrypt_hash(password, log2_n=15)`: a hash in the format the service wrote before
+    argon2id."""
+
+    def make(password: str, *, log2_n: int = 15) -> str:
+        salt = b"0123456789abcdef"
+        digest = hashlib.scrypt(
+            password.encode(), salt=salt, n=2**log2_n, r=8, p=1, dklen=32, maxmem=64 * 2**20
+        )
+        enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+        return f"scrypt${log2_n}$8$1${enc(salt)}${enc(digest)}"
+
+    return make
