@@ -25,6 +25,15 @@ from risingstars.kit.settings import load
 PASSWORD = "Vuelo-Alto-2024"
 
 
+def _environment(database_url: str, keys_dir: Path) -> dict[str, str]:
+    # Every test client signs up from one address: only the signup-throttle tests set a limit.
+    return {
+        "DATABASE_URL": database_url,
+        "AUTH_SIGNING_KEYS_DIR": str(keys_dir),
+        "SIGNUP_MAX_PER_IP": "1000000",
+    }
+
+
 @pytest.fixture
 def keys_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "keys"
@@ -41,7 +50,7 @@ async def auth_db(database_url: str) -> str:
 @pytest.fixture
 def make_settings(auth_db: str, keys_dir: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        base = load(Settings, {"DATABASE_URL": auth_db, "AUTH_SIGNING_KEYS_DIR": str(keys_dir)})
+        base = load(Settings, _environment(auth_db, keys_dir))
         return dataclasses.replace(base, **overrides)
 
     return make
@@ -71,7 +80,7 @@ async def shared_client(pg, tmp_path_factory) -> AsyncIterator[httpx.AsyncClient
     await db.migrate(url, SERVICE, MIGRATIONS)
     directory = tmp_path_factory.mktemp("keys")
     keys.generate(directory)
-    settings = load(Settings, {"DATABASE_URL": url, "AUTH_SIGNING_KEYS_DIR": str(directory)})
+    settings = load(Settings, _environment(url, directory))
     async with _running(settings) as c:
         yield c
 

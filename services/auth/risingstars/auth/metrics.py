@@ -5,6 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter
 
 SIGNUPS = Counter("auth_signups_total", "Accounts created")
+SIGNUPS_THROTTLED = Counter(
+    "auth_signups_throttled_total", "Signups refused because their address signed up too often"
+)
 LOGINS = Counter("auth_logins_total", "Login attempts by outcome", ["outcome"])
 TOKENS_ISSUED = Counter(
     "auth_tokens_issued_total", "Access tokens issued, by grant (password or refresh)", ["grant"]

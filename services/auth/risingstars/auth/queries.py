@@ -42,6 +42,16 @@ SELECT extract(epoch FROM greatest((SELECT at FROM email_limit), (SELECT at FROM
 
 RECORD_FAILURE = "INSERT INTO auth.login_failures (email_key, ip) VALUES ($1, $2)"
 
+# Seconds until the address may sign up again (NULL: now), as THROTTLE_WAIT for one key.
+SIGNUP_WAIT = """
+SELECT extract(epoch FROM at + make_interval(secs => $2) - clock_timestamp())::float8
+FROM auth.signup_attempts
+WHERE ip = $1 AND at > now() - make_interval(secs => $2)
+ORDER BY at DESC OFFSET $3 - 1 LIMIT 1
+"""
+
+RECORD_SIGNUP = "INSERT INTO auth.signup_attempts (ip) VALUES ($1)"
+
 # Serializes the transactions that name the same key (released at commit or rollback).
 ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
@@ -86,6 +96,10 @@ WHERE family_id = $1 AND revoked_at IS NULL
 # until all of them expired, so reuse of a spent token is still recognized until then.
 SWEEP_FAILURES = """
 DELETE FROM auth.login_failures WHERE at < now() - make_interval(secs => $1)
+"""
+
+SWEEP_SIGNUPS = """
+DELETE FROM auth.signup_attempts WHERE at < now() - make_interval(secs => $1)
 """
 
 SWEEP_REFRESH_TOKENS = """

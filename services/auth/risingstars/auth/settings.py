@@ -21,6 +21,10 @@ class Settings(HTTPSettings, TokenSettings):
     login_max_failures_per_ip: int = 50
     login_window_seconds: int = 900
     password_min_length: int = 8
+    # Signups (each costs a slow password hash) per client address and window; `make run` and
+    # load tests, whose clients all share one address, raise it.
+    signup_max_per_ip: int = 10
+    signup_window_seconds: int = 3600
     db_pool_size: int = 10
 
     def validate(self) -> None:
@@ -31,6 +35,8 @@ class Settings(HTTPSettings, TokenSettings):
             "login_max_failures_per_ip",
             "login_window_seconds",
             "password_min_length",
+            "signup_max_per_ip",
+            "signup_window_seconds",
             "db_pool_size",
         )
         bad = [name.upper() for name in at_least_one if getattr(self, name) < 1]

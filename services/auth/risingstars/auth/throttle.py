@@ -1,4 +1,5 @@
-"""Login throttling whose state lives in PostgreSQL, so every replica enforces the same limit.
+"""Login and signup throttling whose state lives in PostgreSQL, so every replica enforces the
+same limit.
 
 An attempt is recorded as a failure *before* its password is checked (a correct password clears
 the email's failures afterwards), and the check and the record happen under per-email and
@@ -53,4 +54,21 @@ async def claim_attempt(
     wait = await wait_seconds(conn, email, ip, settings)
     if wait is None:
         await conn.execute(queries.RECORD_FAILURE, email_key(email), ip)
+    return wait
+
+
+async def claim_signup(conn: asyncpg.Connection, ip: str, settings: Settings) -> int | None:
+    """In the caller's transaction: None and the signup recorded for `ip`, or the whole seconds
+    until the address may sign up again."""
+    await conn.execute(queries.ADVISORY_XACT_LOCK, f"signup-ip:{ip}")
+    wait = _seconds(
+        await conn.fetchval(
+            queries.SIGNUP_WAIT,
+            ip,
+            float(settings.signup_window_seconds),
+            settings.signup_max_per_ip,
+        )
+    )
+    if wait is None:
+        await conn.execute(queries.RECORD_SIGNUP, ip)
     return wait

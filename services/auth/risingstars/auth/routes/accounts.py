@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException
 
-from risingstars.auth import accounts, deps, metrics, validation
+from risingstars.auth import accounts, deps, metrics, throttle, validation
 from risingstars.auth.passwords import Hasher
 from risingstars.auth.settings import Settings
 from risingstars.kit.tokens import INVALID_TOKEN, Claims, current_claims
@@ -24,6 +24,7 @@ def _email_taken(email: str) -> HTTPException:
 @router.post("/signup", status_code=201)
 async def signup(
     body: dict[str, Any] = Depends(validation.json_object),
+    ip: str = Depends(deps.client_ip),
     pool: asyncpg.Pool = Depends(deps.pool),
     settings: Settings = Depends(deps.settings),
     hasher: Hasher = Depends(deps.hasher),
@@ -32,6 +33,15 @@ async def signup(
     # Checked before the (deliberately slow) hash; the insert still catches a racing signup.
     if await accounts.email_taken(pool, form.email):
         raise _email_taken(form.email)
+    async with pool.acquire() as conn, conn.transaction():
+        wait = await throttle.claim_signup(conn, ip, settings)
+    if wait:
+        metrics.SIGNUPS_THROTTLED.inc()
+        raise HTTPException(
+            429,
+            f"Demasiados registros desde esta dirección. Intente de nuevo en {wait} segundos.",
+            headers={"Retry-After": str(wait)},
+        )
     password_hash = await hasher.hash(form.password)
     try:
         user = await accounts.create(pool, form, password_hash)
