@@ -8,12 +8,13 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from risingstars.auth import deps, metrics, queries, sessions, throttle, validation
+from risingstars.auth import deps, metrics, queries, schemas, sessions, throttle, validation
 from risingstars.auth.passwords import Hasher, needs_rehash
+from risingstars.auth.routes.jsonbody import JSONBodyRoute
 from risingstars.auth.sessions import Issuer
 from risingstars.auth.settings import Settings
 
-router = APIRouter(prefix="/api/auth")
+router = APIRouter(prefix="/api/auth", route_class=JSONBodyRoute)
 log = logging.getLogger("risingstars.auth.login")
 
 BAD_CREDENTIALS = "Email o contraseña incorrectos"
@@ -30,17 +31,24 @@ def _throttled(seconds: int) -> HTTPException:
     )
 
 
-@router.post("/login")
+@router.post(
+    "/login",
+    response_model=schemas.Tokens,
+    responses={
+        400: {"model": schemas.Error},
+        401: {"model": schemas.Error},
+        429: {"model": schemas.Error},
+    },
+)
 async def login(
+    creds: validation.Credentials,
     response: Response,
-    body: dict[str, Any] = Depends(validation.json_object),
     ip: str = Depends(deps.client_ip),
     pool: asyncpg.Pool = Depends(deps.pool),
     settings: Settings = Depends(deps.settings),
     hasher: Hasher = Depends(deps.hasher),
     issuer: Issuer = Depends(deps.issuer),
 ) -> dict[str, Any]:
-    creds = validation.credentials(body)
     # No connection is held while the password hash runs.
     async with pool.acquire() as conn, conn.transaction():
         wait = await throttle.claim_attempt(conn, creds.email, ip, settings)
@@ -66,27 +74,33 @@ async def login(
     return await sessions.start(pool, issuer, user, throttle.email_key(creds.email))
 
 
-@router.post("/refresh")
+@router.post(
+    "/refresh",
+    response_model=schemas.Tokens,
+    responses={400: {"model": schemas.Error}, 401: {"model": schemas.Error}},
+)
 async def refresh(
+    body: validation.RefreshRequest,
     response: Response,
-    body: dict[str, Any] = Depends(validation.json_object),
     pool: asyncpg.Pool = Depends(deps.pool),
     issuer: Issuer = Depends(deps.issuer),
 ) -> dict[str, Any]:
-    token = validation.refresh_token(body)
-    outcome = await sessions.rotate(pool, issuer, token)
+    outcome = await sessions.rotate(pool, issuer, body.refresh_token)
     if isinstance(outcome, sessions.Refused):
         raise HTTPException(401, BAD_REFRESH_TOKEN)
     response.headers.update(NO_STORE)
     return outcome
 
 
-@router.post("/logout", status_code=204)
+@router.post(
+    "/logout",
+    status_code=204,
+    response_class=Response,
+    responses={400: {"model": schemas.Error}, 401: {"model": schemas.Error}},
+)
 async def logout(
-    body: dict[str, Any] = Depends(validation.json_object),
-    pool: asyncpg.Pool = Depends(deps.pool),
+    body: validation.RefreshRequest, pool: asyncpg.Pool = Depends(deps.pool)
 ) -> Response:
-    token = validation.refresh_token(body)
-    if not await sessions.end(pool, token):
+    if not await sessions.end(pool, body.refresh_token):
         raise HTTPException(401, BAD_REFRESH_TOKEN)
     return Response(status_code=204)
