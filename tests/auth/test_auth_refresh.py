@@ -230,3 +230,21 @@ async def test_housekeeping_keeps_families_until_all_their_tokens_expired(
         await pool.execute("UPDATE auth.refresh_tokens SET expires_at = now() - interval '1 s'")
         await housekeeping.sweep(pool, settings)
         assert await pool.fetchval("SELECT count(*) FROM auth.refresh_tokens") == 0
+
+
+async def test_housekeeping_drops_sealed_successors_after_the_grace_window(
+    make_settings, run_app, new_account, login
+) -> None:
+    from risingstars.auth import housekeeping
+
+    settings = make_settings()
+    async with run_app(settings) as client:
+        _, tokens = await session(client, new_account, login)
+        await refresh(client, tokens["refresh_token"])
+        pool = client.app.state.pool
+        sealed = "SELECT count(successor_sealed) FROM auth.refresh_tokens"
+        await housekeeping.sweep(pool, settings)
+        assert await pool.fetchval(sealed) == 1  # still within the window
+        await age_spent_tokens(client, 61)
+        await housekeeping.sweep(pool, settings)
+        assert await pool.fetchval(sealed) == 0

@@ -102,6 +102,12 @@ SWEEP_SIGNUPS = """
 DELETE FROM auth.signup_attempts WHERE at < now() - make_interval(secs => $1)
 """
 
+# A sealed successor is only needed within the grace window (at most a minute).
+SWEEP_SEALED_SUCCESSORS = """
+UPDATE auth.refresh_tokens SET successor_sealed = NULL
+WHERE successor_sealed IS NOT NULL AND used_at < now() - interval '1 minute'
+"""
+
 SWEEP_REFRESH_TOKENS = """
 DELETE FROM auth.refresh_tokens t
 WHERE t.expires_at < now()
