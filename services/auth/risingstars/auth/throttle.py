@@ -22,24 +22,10 @@ def email_key(email: str) -> str:
 
 
 def _seconds(wait: float | None) -> int | None:
+    """Whole seconds until the next attempt is allowed, or None when it is allowed now."""
     if wait is None or wait <= 0:
         return None
     return max(1, math.ceil(wait))
-
-
-async def wait_seconds(
-    conn: asyncpg.Connection | asyncpg.Pool, email: str, ip: str, settings: Settings
-) -> int | None:
-    """Whole seconds until the next attempt is allowed, or None when it is allowed now."""
-    wait = await conn.fetchval(
-        queries.THROTTLE_WAIT,
-        email_key(email),
-        ip,
-        float(settings.login_window_seconds),
-        settings.login_max_failures,
-        settings.login_max_failures_per_ip,
-    )
-    return _seconds(wait)
 
 
 async def claim_attempt(
@@ -51,7 +37,16 @@ async def claim_attempt(
     # Always email before address, so two attempts never wait on each other in a cycle.
     await conn.execute(queries.ADVISORY_XACT_LOCK, f"login-email:{email_key(email)}")
     await conn.execute(queries.ADVISORY_XACT_LOCK, f"login-ip:{ip}")
-    wait = await wait_seconds(conn, email, ip, settings)
+    wait = _seconds(
+        await conn.fetchval(
+            queries.THROTTLE_WAIT,
+            email_key(email),
+            ip,
+            float(settings.login_window_seconds),
+            settings.login_max_failures,
+            settings.login_max_failures_per_ip,
+        )
+    )
     if wait is None:
         await conn.execute(queries.RECORD_FAILURE, email_key(email), ip)
     return wait
