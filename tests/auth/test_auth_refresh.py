@@ -233,18 +233,16 @@ async def test_housekeeping_keeps_families_until_all_their_tokens_expired(
 
 
 async def test_housekeeping_drops_sealed_successors_after_the_grace_window(
-    make_settings, run_app, new_account, login
+    client, new_account, login
 ) -> None:
     from risingstars.auth import housekeeping
 
-    settings = make_settings()
-    async with run_app(settings) as client:
-        _, tokens = await session(client, new_account, login)
-        await refresh(client, tokens["refresh_token"])
-        pool = client.app.state.pool
-        sealed = "SELECT count(successor_sealed) FROM auth.refresh_tokens"
-        await housekeeping.sweep(pool, settings)
-        assert await pool.fetchval(sealed) == 1  # still within the window
-        await age_spent_tokens(client, 61)
-        await housekeeping.sweep(pool, settings)
-        assert await pool.fetchval(sealed) == 0
+    _, tokens = await session(client, new_account, login)
+    await refresh(client, tokens["refresh_token"])
+    pool, settings = client.app.state.pool, client.app.state.settings
+    sealed = "SELECT count(successor_sealed) FROM auth.refresh_tokens"
+    await housekeeping.sweep(pool, settings)
+    assert await pool.fetchval(sealed) == 1  # still within the window
+    await age_spent_tokens(client, 61)
+    await housekeeping.sweep(pool, settings)
+    assert await pool.fetchval(sealed) == 0
