@@ -86,26 +86,31 @@ def system():
         yield running
 
 
+def _signup_and_login(c: httpx.Client, first_name: str) -> tuple[str, str]:
+    """A new account's email and access token."""
+    email = f"{first_name.lower()}.{uuid.uuid4().hex[:8]}@example.com"
+    r = c.post(
+        "/api/auth/signup",
+        json={
+            "first_name": first_name,
+            "last_name": "Pérez",
+            "email": email,
+            "password1": "a-long-passphrase",
+            "password2": "a-long-passphrase",
+            "city": "Bogotá",
+            "country": "Colombia",
+        },
+    )
+    assert r.status_code == 201, r.text
+    r = c.post("/api/auth/login", json={"email": email, "password": "a-long-passphrase"})
+    assert r.status_code == 200, r.text
+    return email, r.json()["access_token"]
+
+
 def test_one_url_serves_the_whole_flow(system, tmp_path: Path) -> None:
     url, _, _ = system
-    email = f"ana.{uuid.uuid4().hex[:8]}@example.com"
     with httpx.Client(base_url=url, timeout=60) as c:
-        r = c.post(
-            "/api/auth/signup",
-            json={
-                "first_name": "Ana",
-                "last_name": "Pérez",
-                "email": email,
-                "password1": "a-long-passphrase",
-                "password2": "a-long-passphrase",
-                "city": "Bogotá",
-                "country": "Colombia",
-            },
-        )
-        assert r.status_code == 201, r.text
-        r = c.post("/api/auth/login", json={"email": email, "password": "a-long-passphrase"})
-        assert r.status_code == 200, r.text
-        token = r.json()["access_token"]
+        email, token = _signup_and_login(c, "Ana")
         auth = {"Authorization": f"Bearer {token}"}
         me = c.get("/api/auth/me", headers=auth)
         assert me.status_code == 200 and me.json()["email"] == email
@@ -140,9 +145,13 @@ def test_one_url_serves_the_whole_flow(system, tmp_path: Path) -> None:
 
         public = c.get("/api/public/videos", params={"city": "bogota"}).json()
         assert video_id in [v["video_id"] for v in public]
-        r = c.post(f"/api/public/videos/{video_id}/vote", headers=auth)
-        assert r.status_code == 200, r.text
+        # Not for one's own video; another player votes once.
         assert c.post(f"/api/public/videos/{video_id}/vote", headers=auth).status_code == 400
+        _, voter_token = _signup_and_login(c, "Beto")
+        voter = {"Authorization": f"Bearer {voter_token}"}
+        r = c.post(f"/api/public/videos/{video_id}/vote", headers=voter)
+        assert r.status_code == 200, r.text
+        assert c.post(f"/api/public/videos/{video_id}/vote", headers=voter).status_code == 400
 
         def ranked() -> bool:
             rows = c.get("/api/public/rankings", params={"city": "BOGOTA"}).json()
@@ -176,7 +185,7 @@ def test_ctrl_c_stops_everything() -> None:
     # Its own `make run`: stopping the shared one would depend on running last.
     with _make_run() as (url, _, proc):
         children = [pid for pid in _session(proc) if pid != proc.pid]
-        assert len(children) >= 5  # PostgreSQL, moto, and the services
+        assert len(children) >= 4  # the services, moto (PostgreSQL may run in its own session)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0  # raises TimeoutExpired if it does not stop
         wait_until(lambda: not any(_alive(p) for p in children), 30, "every child to exit")

@@ -8,6 +8,7 @@ import uuid
 
 from prometheus_client import REGISTRY
 
+from risingstars import jobs
 from risingstars.upload import messages
 
 EVENTS_FIELDS = ("status", "failure_reason", "processed_key", "thumbnail_key", "processed_at")
@@ -151,3 +152,9 @@ async def test_finding_10_17_source_missing_for_a_deleted_video_is_dropped(
     await _send_and_settle(svc, sqs, tools, missing)
     assert _consumed("failed", "dropped") - before == 1
     assert await svc.sql("SELECT count(*) FROM videos") == 0
+
+
+def test_every_reason_code_has_a_spanish_message() -> None:
+    assert set(messages.FAILURES) == {str(reason) for reason in jobs.Reason}
+    assert messages.failure("something ffmpeg said") == messages.FAILURES["processing_failed"]
+    assert messages.failure(None) is None

@@ -40,46 +40,42 @@ async def check_quota(pool: asyncpg.Pool, user_id: str, daily_limit: int) -> Non
         )
 
 
-async def record(
-    conn: asyncpg.Connection,
-    box: Outbox,
-    video_id: uuid.UUID,
-    uploader: Uploader,
-    title: str,
-    size: int,
-    info: Mp4Info,
-) -> outbox.Delivery:
+@dataclasses.dataclass(frozen=True)
+class NewVideo:
+    """An upload stored whole and checked, to record."""
+
+    video_id: uuid.UUID
+    uploader: Uploader
+    title: str
+    size: int
+    info: Mp4Info
+
+
+async def record(conn: asyncpg.Connection, box: Outbox, video: NewVideo) -> outbox.Delivery:
     """Insert the video and its processing job inside the caller's transaction."""
+    uploader, info = video.uploader, video.info
     await conn.execute(
         queries.INSERT_VIDEO,
-        video_id,
+        video.video_id,
         uploader.user_id,
         uploader.username,
         uploader.city,
         city_key(uploader.city),
-        title,
-        storage.original_key(video_id),
-        size,
+        video.title,
+        storage.original_key(video.video_id),
+        video.size,
         info.duration_seconds,
         info.width,
         info.height,
     )
-    return await box.add(conn, outbox.JOB, video_id, outbox.job_message(video_id))
+    return await box.add(conn, outbox.JOB, video.video_id, outbox.job_message(video.video_id))
 
 
-async def register(
-    pool: asyncpg.Pool,
-    box: Outbox,
-    video_id: uuid.UUID,
-    uploader: Uploader,
-    title: str,
-    size: int,
-    info: Mp4Info,
-) -> None:
+async def register(pool: asyncpg.Pool, box: Outbox, video: NewVideo) -> None:
     """Record a stored upload and its job in one transaction, then send the job. Once the
     transaction has committed nothing here raises: the upload is accepted."""
     async with pool.acquire() as conn, conn.transaction():
-        delivery = await record(conn, box, video_id, uploader, title, size, info)
+        delivery = await record(conn, box, video)
     await box.deliver_now(delivery)
 
 

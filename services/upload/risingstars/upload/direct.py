@@ -182,9 +182,8 @@ class DirectUploads:
                 raise errors.NotFound(messages.UPLOAD_NOT_FOUND)
             await conn.execute(queries.DELETE_DIRECT, upload_id)
             if isinstance(info, mp4.Mp4Info):
-                delivery = await catalog.record(
-                    conn, self.box, video_id, uploader, row["title"], row["size_bytes"], info
-                )
+                video = catalog.NewVideo(video_id, uploader, row["title"], row["size_bytes"], info)
+                delivery = await catalog.record(conn, self.box, video)
         if info is None:
             raise errors.NotFound(messages.UPLOAD_NOT_FOUND)
         if isinstance(info, Refusal):

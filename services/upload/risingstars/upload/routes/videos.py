@@ -62,15 +62,14 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
         log.error("upload could not be stored", extra={"error": str(exc)})
         raise errors.Unavailable(messages.STORAGE_DOWN) from None
     try:
-        await catalog.register(
-            rt.pool,
-            rt.outbox,
+        video = catalog.NewVideo(
             video_id,
             catalog.Uploader.from_claims(user),
             received.title,
             received.size,
             received.info,
         )
+        await catalog.register(rt.pool, rt.outbox, video)
     except DB_ERRORS as exc:
         _record("stream", "failed", "database", started)
         log.error("upload not recorded", extra={"error": repr(exc)})
