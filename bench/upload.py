@@ -344,6 +344,8 @@ async def main() -> None:
                 "JOBS_QUEUE_URL": resources.jobs_queue_url,
                 "EVENTS_QUEUE_URL": resources.events_queue_url,
                 "UPLOAD_PART_BYTES": str(PART_BYTES),
+                # One user uploads every file of the run.
+                "UPLOAD_DAILY_QUOTA": "1000000",
                 "DRAIN_SECONDS": "0",
                 "LOG_LEVEL": "warning",
             }

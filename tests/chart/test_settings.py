@@ -14,7 +14,7 @@ CONTRACTS = service_settings.conventions()
 # variable fails test_every_optional_variable_has_a_value until it is wired in the chart).
 OPTIONAL_VALUES = {
     "AWS_ENDPOINT_URL": ("aws.endpointUrl", "http://emulator:4566"),
-    "PUBLIC_BASE_URL": ("upload.settings.publicBaseUrl", "https://api.example.com"),
+    "MEDIA_BASE_URL": ("upload.settings.publicBaseUrl", "https://media.example.com"),
     "FFMPEG_PATH": ("processor.settings.ffmpegPath", "/usr/bin/ffmpeg"),
 }
 

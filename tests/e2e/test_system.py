@@ -3,6 +3,7 @@ sign up, log in, upload a real video, see it processed, vote, and find it in the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -11,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -36,9 +36,10 @@ def _free_range(count: int) -> int:
     raise RuntimeError("no free port range")
 
 
-@pytest.fixture(scope="module")
-def system():
-    base = _free_range(6)
+@contextlib.contextmanager
+def _make_run():
+    """`make run` on free ports, with its own state: (url, state dir, process)."""
+    base = _free_range(7)
     # Not under pytest's 0700 tmp dirs: PostgreSQL runs as `postgres` when tests run as root.
     state = Path(tempfile.mkdtemp(prefix="risingstars-e2e-"))
     state.chmod(0o755)
@@ -79,26 +80,37 @@ def system():
         shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def system():
+    with _make_run() as running:
+        yield running
+
+
+def _signup_and_login(c: httpx.Client, first_name: str) -> tuple[str, str]:
+    """A new account's email and access token."""
+    email = f"{first_name.lower()}.{uuid.uuid4().hex[:8]}@example.com"
+    r = c.post(
+        "/api/auth/signup",
+        json={
+            "first_name": first_name,
+            "last_name": "Pérez",
+            "email": email,
+            "password1": "a-long-passphrase",
+            "password2": "a-long-passphrase",
+            "city": "Bogotá",
+            "country": "Colombia",
+        },
+    )
+    assert r.status_code == 201, r.text
+    r = c.post("/api/auth/login", json={"email": email, "password": "a-long-passphrase"})
+    assert r.status_code == 200, r.text
+    return email, r.json()["access_token"]
+
+
 def test_one_url_serves_the_whole_flow(system, tmp_path: Path) -> None:
     url, _, _ = system
-    email = f"ana.{uuid.uuid4().hex[:8]}@example.com"
     with httpx.Client(base_url=url, timeout=60) as c:
-        r = c.post(
-            "/api/auth/signup",
-            json={
-                "first_name": "Ana",
-                "last_name": "Pérez",
-                "email": email,
-                "password1": "a-long-passphrase",
-                "password2": "a-long-passphrase",
-                "city": "Bogotá",
-                "country": "Colombia",
-            },
-        )
-        assert r.status_code == 201, r.text
-        r = c.post("/api/auth/login", json={"email": email, "password": "a-long-passphrase"})
-        assert r.status_code == 200, r.text
-        token = r.json()["access_token"]
+        email, token = _signup_and_login(c, "Ana")
         auth = {"Authorization": f"Bearer {token}"}
         me = c.get("/api/auth/me", headers=auth)
         assert me.status_code == 200 and me.json()["email"] == email
@@ -133,9 +145,13 @@ def test_one_url_serves_the_whole_flow(system, tmp_path: Path) -> None:
 
         public = c.get("/api/public/videos", params={"city": "bogota"}).json()
         assert video_id in [v["video_id"] for v in public]
-        r = c.post(f"/api/public/videos/{video_id}/vote", headers=auth)
-        assert r.status_code == 200, r.text
+        # Not for one's own video; another player votes once.
         assert c.post(f"/api/public/videos/{video_id}/vote", headers=auth).status_code == 400
+        _, voter_token = _signup_and_login(c, "Beto")
+        voter = {"Authorization": f"Bearer {voter_token}"}
+        r = c.post(f"/api/public/videos/{video_id}/vote", headers=voter)
+        assert r.status_code == 200, r.text
+        assert c.post(f"/api/public/videos/{video_id}/vote", headers=voter).status_code == 400
 
         def ranked() -> bool:
             rows = c.get("/api/public/rankings", params={"city": "BOGOTA"}).json()
@@ -150,22 +166,31 @@ def test_unknown_paths_get_a_json_404(system) -> None:
     assert r.status_code == 404 and r.json()["detail"]
 
 
-def test_ctrl_c_stops_everything(system) -> None:
-    url, _, proc = system
-    # Runs last in this module: the fixture is torn down right after.
-    children = subprocess.run(
-        ["pgrep", "-s", str(os.getpgid(proc.pid))], capture_output=True, text=True, check=False
-    ).stdout.split()
-    assert len(children) >= 3
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(60) is not None
-    deadline = time.monotonic() + 30
-    alive = [p for p in children if _alive(int(p))]
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _alive(int(p))]
-    assert not alive, f"left running: {alive}"
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{url}/api/public/rankings", timeout=2)
+def _session(proc: subprocess.Popen) -> dict[int, str]:
+    """The processes `make run` started (its session), by pid, with their command lines."""
+    listed = subprocess.run(
+        ["pgrep", "-a", "-s", str(os.getpgid(proc.pid))], capture_output=True, text=True
+    ).stdout.splitlines()
+    return {int(line.split(" ", 1)[0]): line.split(" ", 1)[-1] for line in listed}
+
+
+def test_make_run_starts_the_upload_worker_as_its_own_process(system) -> None:
+    _, _, proc = system
+    commands = _session(proc).values()
+    assert any(c.endswith("-m risingstars.upload worker") for c in commands), commands
+    assert any(c.endswith("-m risingstars.upload") for c in commands), commands
+
+
+def test_ctrl_c_stops_everything() -> None:
+    # Its own `make run`: stopping the shared one would depend on running last.
+    with _make_run() as (url, _, proc):
+        children = [pid for pid in _session(proc) if pid != proc.pid]
+        assert len(children) >= 4  # the services, moto (PostgreSQL may run in its own session)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0  # raises TimeoutExpired if it does not stop
+        wait_until(lambda: not any(_alive(p) for p in children), 30, "every child to exit")
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{url}/api/public/rankings", timeout=2)
 
 
 def _alive(pid: int) -> bool:

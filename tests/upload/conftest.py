@@ -25,6 +25,7 @@ from risingstars.kit.tokens import TokenVerifier
 from risingstars.upload.__main__ import MIGRATIONS
 from risingstars.upload.app import create_app
 from risingstars.upload.settings import MiB, Settings
+from risingstars.upload.worker import create_worker
 
 # name: (lavfi source, seconds, extra ffmpeg output options)
 SMALL = ["-crf", "40"]  # a couple of MB: one part
@@ -122,12 +123,18 @@ class Service:
     client: httpx.AsyncClient
     settings: Settings
     tokens: TokenFactory
+    # The worker process's app (outbox relay, events, cleanup), in-process too; None if not run.
+    worker_app: Any = None
     # The caller when a test does not name one.
     user: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
 
     @property
     def runtime(self) -> Any:
         return self.app.state.runtime
+
+    @property
+    def worker(self) -> Any:
+        return self.worker_app.state.worker
 
     def headers(self, sub: str | None = None, **claims: Any) -> dict[str, str]:
         return self.tokens.headers(sub or self.user, **claims)
@@ -152,19 +159,24 @@ class Service:
 
 @pytest.fixture
 def service(make_settings: Callable[..., Settings], tokens: TokenFactory):
-    """`async with service(**settings_overrides) as svc:` runs the app in-process."""
+    """`async with service(**settings_overrides) as svc:` runs the API and the worker
+    in-process (`worker=False`: the API alone)."""
 
     @contextlib.asynccontextmanager
-    async def start(**overrides: Any) -> AsyncIterator[Service]:
+    async def start(*, worker: bool = True, **overrides: Any) -> AsyncIterator[Service]:
         settings = make_settings(**overrides)
         verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=tokens.jwks)
         app = create_app(settings, verifier=verifier)
-        async with app.router.lifespan_context(app):
+        worker_app = create_worker(settings) if worker else None
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            if worker_app is not None:
+                await stack.enter_async_context(worker_app.router.lifespan_context(worker_app))
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://upload.test", timeout=60
-            ) as client:
-                yield Service(app, client, settings, tokens)
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://upload.test", timeout=60)
+            )
+            yield Service(app, client, settings, tokens, worker_app)
 
     return start
 

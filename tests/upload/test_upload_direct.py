@@ -199,17 +199,20 @@ async def test_abandoned_uploads_are_aborted_by_the_cleanup(svc, clips, s3, tool
     bucket = svc.settings.s3_bucket
     created = await _create(svc, clips["big"])
     status_url = f"/api/videos/uploads/{created['upload_id']}"
-    # A streaming upload's multipart upload left by a process that died mid-stream, and one
-    # this process is streaming into right now.
+    # A streaming upload's multipart upload left by a process that died mid-stream (moto dates
+    # every upload 2010), and one an API replica is streaming into right now (a fresh part).
     s3.create_multipart_upload(Bucket=bucket, Key=f"originals/{tools.new_id()}.mp4")
     streaming = f"originals/{tools.new_id()}.mp4"
-    s3.create_multipart_upload(Bucket=bucket, Key=streaming)
-    svc.runtime.sweeper.active.add(streaming)
+    live = s3.create_multipart_upload(Bucket=bucket, Key=streaming)
+    s3.upload_part(
+        Bucket=bucket, Key=streaming, UploadId=live["UploadId"], PartNumber=1, Body=b"x" * 1024
+    )
     assert len(tools.open_uploads(s3, bucket)) == 3
 
-    await svc.runtime.sweeper.sweep()  # a day old at least: the direct upload is young
+    await svc.worker.sweeper.sweep(orphan_age_seconds=600)  # the direct upload is young
     assert (await svc.client.get(status_url, headers=svc.headers())).status_code == 200
+    assert len(tools.open_uploads(s3, bucket)) == 2
 
-    await svc.runtime.sweeper.sweep(max_age_seconds=0)
+    await svc.worker.sweeper.sweep(max_age_seconds=0, orphan_age_seconds=600)
     assert [u["Key"] for u in tools.open_uploads(s3, bucket)] == [streaming]
     assert (await svc.client.get(status_url, headers=svc.headers())).status_code == 404

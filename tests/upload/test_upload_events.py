@@ -6,6 +6,11 @@ from __future__ import annotations
 import json
 import uuid
 
+from prometheus_client import REGISTRY
+
+from risingstars import jobs
+from risingstars.upload import messages
+
 EVENTS_FIELDS = ("status", "failure_reason", "processed_key", "thumbnail_key", "processed_at")
 
 
@@ -63,45 +68,93 @@ async def test_processed_is_applied_once_and_repeats_change_nothing(svc, clips, 
     await _send_and_settle(svc, sqs, tools, _processed(video_id), _processed(video_id))
     assert (await _state(svc, video_id))[4] == processed_at
     # A stale failure report after the success does not undo it.
-    failed = {"type": "failed", "video_id": video_id, "reason": "attempt 2 timed out"}
+    failed = {"type": "failed", "video_id": video_id, "reason": "too_slow"}
     await _send_and_settle(svc, sqs, tools, failed)
     assert (await _state(svc, video_id))[:2] == ("processed", None)
 
 
-async def test_failed_and_rejected_record_the_reason(svc, clips, sqs, tools) -> None:
+async def test_finding_10_14_owners_read_a_spanish_reason_never_the_processors_text(
+    svc, clips, sqs, tools
+) -> None:
     failed_id = (await svc.upload(clips["ok"])).json()["video_id"]
     rejected_id = (await svc.upload(clips["ok"])).json()["video_id"]
+    legacy_id = (await svc.upload(clips["ok"])).json()["video_id"]
+    scratch = "ffmpeg exited with 1: /tmp/work/abc/in.mp4: Invalid data"
     await _send_and_settle(
         svc,
         sqs,
         tools,
-        {"type": "failed", "video_id": failed_id, "reason": "ffmpeg exited with 1"},
-        {"type": "rejected", "video_id": rejected_id, "reason": "no video stream"},
-        {"type": "rejected", "video_id": rejected_id, "reason": "no video stream"},
-    )
-    assert (await _state(svc, failed_id))[:2] == ("failed", "ffmpeg exited with 1")
-    assert (await _state(svc, rejected_id))[:2] == ("rejected", "no video stream")
-    detail = await svc.client.get(f"/api/videos/{failed_id}", headers=svc.headers())
-    assert detail.json()["failure_reason"] == "ffmpeg exited with 1"
+        {"type": "failed", "video_id": failed_id, "reason": "processing_failed",
+         "detail": scratch, "version": 1},
+        {"type": "rejected", "video_id": rejected_id, "reason": "not_a_video",
+         "detail": "no video stream", "version": 1},
+        {"type": "rejected", "video_id": rejected_id, "reason": "not_a_video", "version": 1},
+        # A processor from before reason codes sent its raw text.
+        {"type": "failed", "video_id": legacy_id, "reason": scratch},
+    )  # fmt: skip
+    assert (await _state(svc, failed_id))[:2] == ("failed", "processing_failed")
+    assert (await _state(svc, rejected_id))[:2] == ("rejected", "not_a_video")
+    shown = {}
+    for video_id in (failed_id, rejected_id, legacy_id):
+        detail = await svc.client.get(f"/api/videos/{video_id}", headers=svc.headers())
+        shown[video_id] = detail.json()["failure_reason"]
+    assert shown == {
+        failed_id: messages.FAILURES["processing_failed"],
+        rejected_id: messages.FAILURES["not_a_video"],
+        legacy_id: messages.FAILURES["processing_failed"],
+    }
     # A success that arrives after all (a retry) wins: a video that succeeds ends processed.
     await _send_and_settle(svc, sqs, tools, _processed(failed_id))
     assert (await _state(svc, failed_id))[:2] == ("processed", None)
 
 
+def _consumed(kind: str, result: str) -> float:
+    labels = {"type": kind, "result": result}
+    return REGISTRY.get_sample_value("upload_events_consumed_total", labels) or 0.0
+
+
 async def test_events_for_unknown_videos_and_malformed_events_are_dropped(svc, sqs, tools):
     unknown = str(uuid.uuid4())
+    before = {k: _consumed(*k) for k in COUNTED}
     await _send_and_settle(
         svc,
         sqs,
         tools,
         _processed(unknown),
-        {"type": "failed", "video_id": unknown, "reason": "x"},
+        {"type": "failed", "video_id": unknown, "reason": "processing_failed"},
         "not json",
         {"type": "processed"},
         {"type": "exploded", "video_id": unknown},
         {"type": "processed", "video_id": "not-a-uuid"},
+        {"type": "processed", "video_id": unknown, "version": 99},
     )
     assert await svc.sql("SELECT count(*) FROM videos") == 0
-    metrics = (await svc.client.get("/metrics")).text
-    assert 'upload_events_consumed_total{result="dropped",type="processed"}' in metrics
-    assert 'upload_events_consumed_total{result="invalid",type="unknown"}' in metrics
+    after = {k: _consumed(*k) for k in COUNTED}
+    assert {k: after[k] - before[k] for k in COUNTED} == {
+        ("processed", "dropped"): 1,
+        ("failed", "dropped"): 1,
+        ("unknown", "invalid"): 5,
+    }
+
+
+COUNTED = [("processed", "dropped"), ("failed", "dropped"), ("unknown", "invalid")]
+
+
+async def test_finding_10_17_source_missing_for_a_deleted_video_is_dropped(
+    svc, clips, sqs, tools
+) -> None:
+    video_id = (await svc.upload(clips["ok"])).json()["video_id"]
+    deleted = await svc.client.delete(f"/api/videos/{video_id}", headers=svc.headers())
+    assert deleted.status_code == 200
+    before = _consumed("failed", "dropped")
+    missing = {"type": "failed", "video_id": video_id, "reason": "source_missing",
+               "detail": "NoSuchKey originals/x.mp4", "version": 1}  # fmt: skip
+    await _send_and_settle(svc, sqs, tools, missing)
+    assert _consumed("failed", "dropped") - before == 1
+    assert await svc.sql("SELECT count(*) FROM videos") == 0
+
+
+def test_every_reason_code_has_a_spanish_message() -> None:
+    assert set(messages.FAILURES) == {str(reason) for reason in jobs.Reason}
+    assert messages.failure("something ffmpeg said") == messages.FAILURES["processing_failed"]
+    assert messages.failure(None) is None

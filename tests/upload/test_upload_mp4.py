@@ -191,7 +191,29 @@ async def test_probe_walks_a_stored_file_with_a_few_ranged_reads() -> None:
         info = await mp4.probe(_reader(data, calls), len(data), max_moov_bytes=MOOV_CAP)
         assert info == mp4.Mp4Info(25, 1920, 1080)
         assert len(calls) <= 4
-        assert sum(length for _, length in calls) < 2000
+        # Header windows and moov: never the media data.
+        assert sum(length for _, length in calls) < 3 * mp4.PROBE_WINDOW_BYTES + len(moov(25))
+
+
+def _many_boxes(count: int) -> bytes:
+    return FTYP + box(b"free") * count + moov(25)
+
+
+async def test_finding_10_1_top_level_boxes_are_capped_in_probe_and_scanner() -> None:
+    data = _many_boxes(50_000)
+    calls: list[tuple[int, int]] = []
+    with pytest.raises(mp4.Mp4Error) as caught:
+        await mp4.probe(_reader(data, calls), len(data), max_moov_bytes=MOOV_CAP)
+    assert caught.value.code == mp4.TOO_MANY_BOXES
+    # Walking 10,000 eight-byte boxes takes a few windows, not a request per box.
+    assert len(calls) <= mp4.MAX_TOP_LEVEL_BOXES * 8 // mp4.PROBE_WINDOW_BYTES + 2
+    with pytest.raises(mp4.Mp4Error) as scanned:
+        scan(data, chunk=65536)
+    assert scanned.value.code == mp4.TOO_MANY_BOXES
+    # Right at the cap (ftyp and moov count too), a file still passes.
+    fits = _many_boxes(mp4.MAX_TOP_LEVEL_BOXES - 2)
+    assert (await mp4.probe(_reader(fits, []), len(fits), max_moov_bytes=MOOV_CAP)).width == 1920
+    assert scan(fits, chunk=65536).width == 1920
 
 
 @pytest.mark.parametrize(

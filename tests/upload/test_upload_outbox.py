@@ -63,16 +63,15 @@ async def test_sqs_down_during_an_upload_still_201_and_the_job_arrives_later(
 async def test_concurrent_relays_send_each_row_once(svc, sqs, tools) -> None:
     pool = svc.runtime.pool
     ids = [uuid.uuid4() for _ in range(35)]
-    async with pool.acquire() as conn, conn.transaction():
-        for video_id in ids:
-            await outbox.add(conn, outbox.JOB, video_id, outbox.job_message(video_id),
-                             grace_seconds=0)  # fmt: skip
-    # Three replicas' relays, besides the app's own, racing over the same rows.
+    # Three replicas' relays, besides the worker's own, racing over the same rows.
     relays = [
-        outbox.Outbox(pool, svc.runtime.sqs, svc.runtime.s3, bucket=svc.settings.s3_bucket,
-                      jobs_queue_url=svc.settings.jobs_queue_url)
+        outbox.Outbox(pool, svc.runtime.outbox.sqs, svc.runtime.s3, bucket=svc.settings.s3_bucket,
+                      jobs_queue_url=svc.settings.jobs_queue_url, grace_seconds=0)
         for _ in range(3)
     ]  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        for video_id in ids:
+            await relays[0].add(conn, outbox.JOB, video_id, outbox.job_message(video_id))
 
     async def drain(relay: outbox.Outbox) -> None:
         while await relay.relay_once():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 
+from risingstars import jobs
 from risingstars.upload.text import city_key
 
 PUBLIC_FIELDS = {"video_id", "title", "username", "city", "processed_url", "votes"}
@@ -30,10 +31,9 @@ async def _seed(svc, user_id: str, username: str, city: str, votes: int = 0, *,
 
 async def _uploaded_and_processed(svc, sqs, tools, path, headers) -> str:
     video_id = (await svc.upload(path, headers=headers)).json()["video_id"]
-    event = {"type": "processed", "video_id": video_id,
-             "processed_key": f"processed/{video_id}.mp4",
-             "thumbnail_key": f"processed/{video_id}.jpg"}  # fmt: skip
-    sqs.send_message(QueueUrl=svc.settings.events_queue_url, MessageBody=json.dumps(event))
+    event = jobs.Processed(video_id, f"processed/{video_id}.mp4", f"processed/{video_id}.jpg",
+                           duration_seconds=25.0, size_bytes=1000)  # fmt: skip
+    sqs.send_message(QueueUrl=svc.settings.events_queue_url, MessageBody=jobs.encode(event))
 
     async def processed() -> bool:
         status = await svc.sql("SELECT status FROM videos WHERE id = $1::uuid", video_id)
@@ -95,7 +95,7 @@ async def test_a_vote_counts_once(svc) -> None:
     assert first.json() == {"message": "Voto registrado exitosamente."}
     again = await svc.client.post(f"/api/public/videos/{video_id}/vote", headers=voter)
     assert again.status_code == 400
-    assert again.json() == {"detail": "Ya has votado por este video"}
+    assert again.json()["detail"] == "Ya has votado por este video"
     other = await svc.client.post(f"/api/public/videos/{video_id}/vote", headers=svc.headers())
     assert other.status_code == 200
     (listed,) = (await svc.client.get("/api/public/videos")).json()
@@ -115,9 +115,14 @@ async def test_voting_needs_a_token_and_a_public_video(svc) -> None:
     assert await svc.sql("SELECT count(*) FROM votes") == 0
 
 
+def _votes(result: str) -> float:
+    return REGISTRY.get_sample_value("upload_votes_total", {"result": result}) or 0.0
+
+
 async def test_fifty_concurrent_votes_by_one_user_count_once(svc) -> None:
     video_id = await _seed(svc, "owner", "owner", "Cali")
     voter = svc.headers(str(uuid.uuid4()))
+    before = {result: _votes(result) for result in ("counted", "duplicate")}
     responses = await asyncio.gather(
         *(svc.client.post(f"/api/public/videos/{video_id}/vote", headers=voter) for _ in range(50))
     )
@@ -127,6 +132,8 @@ async def test_fifty_concurrent_votes_by_one_user_count_once(svc) -> None:
     assert await svc.sql("SELECT count(*) FROM votes") == 1
     metrics = (await svc.client.get("/metrics")).text
     assert 'upload_votes_total{result="duplicate"}' in metrics
+    after = {result: _votes(result) for result in ("counted", "duplicate")}
+    assert {r: after[r] - before[r] for r in after} == {"counted": 1, "duplicate": 49}
 
 
 async def test_rankings_rank_players_by_their_processed_videos_votes(svc) -> None:

@@ -9,14 +9,17 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 
+import asyncpg
 import httpx
 import pytest
 
 from risingstars.dev import infra
 from risingstars.dev.tokens import serve_jwks
 from risingstars.kit.tokens import TokenVerifier
+from risingstars.upload import outbox
 from risingstars.upload.app import create_app
 from risingstars.upload.settings import MiB
 
@@ -67,6 +70,54 @@ def test_migrate_applies_once_and_bad_settings_fail_clearly(service_env) -> None
     assert failed.returncode != 0
     assert "S3_BUCKET is required" in failed.stderr
     assert "MAX_UPLOAD_BYTES='lots' is invalid" in failed.stderr
+
+
+def test_migrate_needs_only_the_database(upload_db, service_env) -> None:
+    env = {k: v for k, v in service_env.items() if not k.startswith(("AWS_", "S3_", "JWKS_"))}
+    env = {k: v for k, v in env.items() if not k.endswith("_QUEUE_URL")}
+    migrated = _run(["migrate"], env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert _run(["nonsense"], env).returncode == 2
+
+
+async def test_the_worker_process_relays_jobs_and_has_its_own_lifecycle(
+    service_env, upload_db, sqs, aws, tools
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "risingstars.upload", "worker"],
+        env={**service_env, "OUTBOX_POLL_SECONDS": "0.2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{service_env['PORT']}"
+    try:
+        infra.wait_until(lambda: _answers(f"{url}/readyz"), 30, "upload worker", proc)
+        assert httpx.get(f"{url}/readyz").json()["checks"] == {"database": "ok", "s3": "ok"}
+        assert "upload_outbox_backlog" in httpx.get(f"{url}/metrics").text
+        # The API is not served here.
+        assert httpx.get(f"{url}/api/public/rankings").status_code == 404
+        video_id = str(uuid.uuid4())
+        conn = await asyncpg.connect(upload_db)
+        try:
+            await conn.execute(
+                "INSERT INTO outbox (kind, video_id, payload) VALUES ('job', $1, $2::jsonb)",
+                uuid.UUID(video_id),
+                outbox.job_message(uuid.UUID(video_id)),
+            )
+        finally:
+            await conn.close()
+        received: list[dict] = []
+
+        def arrived() -> bool:
+            received.extend(tools.receive_jobs(sqs, aws.jobs_queue_url))
+            return bool(received)
+
+        await tools.eventually(arrived, what="the relayed job")
+        assert [job["video_id"] for job in received] == [video_id]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        infra.stop(proc)
 
 
 @pytest.fixture

@@ -108,17 +108,28 @@ async def test_detail_is_403_for_someone_elses_video_and_404_for_unknown_ids(
     for missing in (tools.new_id(), "99999", "not-an-id"):
         response = await svc.client.get(f"/api/videos/{missing}", headers=svc.headers())
         assert response.status_code == 404
-        assert response.json() == {"detail": "Video no encontrado"}
+        assert response.json()["detail"] == "Video no encontrado"
     assert (await svc.client.get(f"/api/videos/{video_id}")).status_code == 401
 
 
-async def test_links_use_the_public_base_url_when_configured(service, clips, s3, sqs, tools):
-    async with service(public_base_url="https://cdn.example.com/") as svc:
+async def test_finding_10_2_media_base_url_serves_processed_outputs_only(
+    service, clips, s3, sqs, tools
+):
+    async with service(media_base_url="https://cdn.example.com/") as svc:
+        pending = (await svc.upload(clips["ok"])).json()["video_id"]
         video_id = (await svc.upload(clips["ok"])).json()["video_id"]
         await _processed(svc, s3, sqs, tools, video_id)
         detail = (await svc.client.get(f"/api/videos/{video_id}", headers=svc.headers())).json()
-        assert detail["original_url"] == f"https://cdn.example.com/originals/{video_id}.mp4"
+        # The original is never public: presigned, like everything not yet processed.
+        assert detail["original_url"].startswith(svc.settings.aws_endpoint_url)
+        assert "X-Amz-Signature=" in detail["original_url"]
         assert detail["processed_url"] == f"https://cdn.example.com/processed/{video_id}.mp4"
+        assert detail["thumbnail_url"] == f"https://cdn.example.com/processed/{video_id}.jpg"
+        public = (await svc.client.get("/api/public/videos")).json()
+        assert [v["processed_url"] for v in public] == [detail["processed_url"]]
+        other = (await svc.client.get(f"/api/videos/{pending}", headers=svc.headers())).json()
+        assert "X-Amz-Signature=" in other["original_url"]
+        assert other["processed_url"] is None
 
 
 async def test_delete_removes_the_video_and_its_files(svc, clips, s3, sqs, tools) -> None:
@@ -178,6 +189,8 @@ async def test_deleting_while_processing_drops_the_late_result(svc, clips, s3, s
         "video_id": video_id,
         "processed_key": f"processed/{video_id}.mp4",
         "thumbnail_key": f"processed/{video_id}.jpg",
+        "duration_seconds": 25.0,
+        "size_bytes": 4,
     }
     sqs.send_message(QueueUrl=svc.settings.events_queue_url, MessageBody=json.dumps(event))
 

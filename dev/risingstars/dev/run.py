@@ -4,7 +4,8 @@
 - S3 + SQS: moto's server with the bucket and queues created (or AWS_ENDPOINT_URL and the
   S3_BUCKET / JOBS_QUEUE_URL / EVENTS_QUEUE_URL of existing ones);
 - a signing key generated once under .dev/keys; migrations applied;
-- every service built so far, and a gateway on http://localhost:8080 routing like the ingress.
+- every service built so far (and the upload worker, its own process), and a gateway on
+  http://localhost:8080 routing like the ingress.
 Ctrl-C stops everything.
 """
 
@@ -28,11 +29,26 @@ from risingstars.dev.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[3]
 STATE = Path(os.environ.get("DEV_STATE_DIR", ROOT / ".dev"))
-# The gateway listens on BASE_PORT; the rest take the next five ports (docs/conventions.md).
+# The gateway listens on BASE_PORT; the rest take the next six ports (docs/conventions.md).
 GATEWAY_PORT = int(os.environ.get("BASE_PORT", "8080"))
-PORTS = {"auth": GATEWAY_PORT + 1, "upload": GATEWAY_PORT + 2, "processor": GATEWAY_PORT + 3}
+PORTS = {
+    "auth": GATEWAY_PORT + 1,
+    "upload": GATEWAY_PORT + 2,
+    "processor": GATEWAY_PORT + 3,
+    "upload-worker": GATEWAY_PORT + 6,
+}
 MOTO_PORT, PG_PORT = GATEWAY_PORT + 4, GATEWAY_PORT + 5
-COLORS = {"auth": 36, "upload": 35, "processor": 33, "operator": 34, "run": 32}
+SERVICES = ("auth", "upload", "processor")
+# Processes run besides each service's own (`python -m risingstars.<service> <command>`).
+EXTRA_PROCESSES = {"upload": [("upload-worker", "worker")]}
+COLORS = {
+    "auth": 36,
+    "upload": 35,
+    "upload-worker": 95,
+    "processor": 33,
+    "operator": 34,
+    "run": 32,
+}
 ROUTES = [
     ("/api/auth", "auth"),
     ("/.well-known", "auth"),
@@ -129,9 +145,13 @@ def infrastructure(env: dict[str, str]) -> list[infra.Postgres | infra.Moto]:
     return started
 
 
-def service_env(service: str, env: dict[str, str]) -> dict[str, str]:
+def service_env(service: str, env: dict[str, str], name: str | None = None) -> dict[str, str]:
+    """The environment of `service`'s process `name` (its main one by default)."""
     own = dict(
-        env, PORT=str(PORTS[service]), DRAIN_SECONDS="0", LOG_LEVEL=env.get("LOG_LEVEL", "info")
+        env,
+        PORT=str(PORTS[name or service]),
+        DRAIN_SECONDS="0",
+        LOG_LEVEL=env.get("LOG_LEVEL", "info"),
     )
     own["DATABASE_URL"] = env.get(f"{service.upper()}_DATABASE_URL", "")
     if not own["DATABASE_URL"]:
@@ -158,7 +178,9 @@ async def main() -> None:
     # Every client of make run (a load test too) reaches auth from one address: raise the
     # per-address signup throttle, which would otherwise refuse all but the first few.
     env.setdefault("SIGNUP_MAX_PER_IP", "1000000")
-    services = [s for s in PORTS if built(s)]
+    # Every local client is one user of many uploads (load tests): no daily upload quota here.
+    env.setdefault("UPLOAD_DAILY_QUOTA", "1000000")
+    services = [s for s in SERVICES if built(s)]
     started = infrastructure(env)
     procs: list[asyncio.subprocess.Process] = []
     pumps: list[asyncio.Task] = []
@@ -172,18 +194,24 @@ async def main() -> None:
         for service in ("auth", "upload"):
             if service in services:
                 await run_once(service, ["migrate"], service_env(service, env))
-        for service in services:
+        processes = [(s, s, []) for s in services] + [
+            (service, name, [command])
+            for service in services
+            for name, command in EXTRA_PROCESSES.get(service, [])
+        ]
+        for service, name, args in processes:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 f"risingstars.{service}",
-                env=service_env(service, env),
+                *args,
+                env=service_env(service, env, name),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
             )
             procs.append(proc)
-            pumps.append(asyncio.create_task(pump(service, proc.stdout)))
-        await wait_ready(services)
+            pumps.append(asyncio.create_task(pump(name, proc.stdout)))
+        await wait_ready([name for _, name, _ in processes])
         routes = [(prefix, f"http://127.0.0.1:{PORTS[s]}") for prefix, s in ROUTES if s in services]
         config = uvicorn.Config(
             Gateway(routes), host="127.0.0.1", port=GATEWAY_PORT, log_level="warning", lifespan="on"

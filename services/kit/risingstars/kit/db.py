@@ -1,5 +1,10 @@
 """asyncpg pool and a migration runner: ordered SQL files per service, applied once under an
-advisory lock (so replicas starting together do not race), recorded in a table."""
+advisory lock (so replicas starting together do not race), recorded in a table.
+
+Every connection taken from the pool (`acquire`, and the pool's own `fetch`/`execute`...) waits
+at most `acquire_timeout` seconds: a pool exhausted by slow requests answers 503 + Retry-After
+(`errors.Unavailable`) instead of queueing every other request of the replica behind them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ import logging
 from pathlib import Path
 
 import asyncpg
+import asyncpg.pool
+
+from risingstars.kit import errors
 
 log = logging.getLogger("risingstars.db")
 
@@ -27,18 +35,69 @@ UNAVAILABLE = (
 )
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
+DEFAULT_ACQUIRE_TIMEOUT = 5.0
+
+
+class PoolTimeout(errors.Unavailable, TimeoutError):
+    """No connection freed up in time: answered 503 + Retry-After; still a TimeoutError for
+    loops that retry on their own schedule."""
+
+
+class _Acquire:
+    """asyncpg's acquire context, with a timeout that ends as `errors.Unavailable`."""
+
+    def __init__(self, pool: Pool, timeout: float) -> None:
+        self._context = asyncpg.pool.PoolAcquireContext(pool, timeout)
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            return await self._context.__aenter__()
+        except TimeoutError as exc:
+            raise PoolTimeout(errors.DATABASE_DOWN, code="database_busy") from exc
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._context.__aexit__(*exc_info)
+
+    def __await__(self):
+        return self.__aenter__().__await__()
+
+
+class Pool(asyncpg.Pool):
+    acquire_timeout = DEFAULT_ACQUIRE_TIMEOUT
+
+    def acquire(self, *, timeout: float | None = None) -> _Acquire:  # type: ignore[override]
+        return _Acquire(self, self.acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+) -> Pool:
+    pool = Pool(
         dsn,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        init_size=None,
         min_size=min_size,
         max_size=max_size,
-        # Fail fast instead of holding a request while the database is away.
-        timeout=5,
-        command_timeout=30,
+        max_queries=50000,
+        loop=None,
+        connect=None,
+        setup=None,
+        init=None,
+        reset=None,
         # Statement cache off would cost latency; keep it, but drop idle connections so a
         # failed-over RDS endpoint is picked up.
         max_inactive_connection_lifetime=300,
+        # Fail fast instead of holding a request while the database is away.
+        timeout=5,
+        command_timeout=30,
     )
+    pool.acquire_timeout = acquire_timeout
+    return await pool
 
 
 def migration_files(directory: Path) -> list[Path]:

@@ -1,8 +1,11 @@
-"""Every error leaves as `{"detail": ...}`: validation errors as 400 (never 422), faults as 500
-without internals."""
+"""Every error leaves as `{"detail": ..., "code": ...}` with the message in Spanish: domain
+errors (the hierarchy below) by their status, validation errors as 400 (never 422), unknown routes
+and wrong methods as 404/405, faults of a dependency as 503 with Retry-After, anything else as
+500 without internals. This module is the one place that maps errors to status codes."""
 
 from __future__ import annotations
 
+import http
 import logging
 
 from fastapi import FastAPI, Request
@@ -14,6 +17,78 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("risingstars.errors")
 
 INTERNAL_ERROR = "Error interno del servidor. Intente de nuevo más tarde."
+DATABASE_DOWN = "La base de datos no está disponible. Intente de nuevo más tarde."
+# What the framework itself answers (no route, wrong method...), in the contract's language.
+_FRAMEWORK_DETAIL = {
+    400: "Petición inválida",
+    404: "Recurso no encontrado",
+    405: "Método no permitido para este recurso",
+    413: "El cuerpo de la petición es demasiado grande",
+    415: "Tipo de contenido no admitido",
+}
+_FRAMEWORK_CODE = {404: "not_found", 405: "method_not_allowed"}
+
+
+class ServiceError(Exception):
+    """A domain error: raised anywhere below the routes, carrying the client's Spanish message;
+    `install` turns it into `{"detail", "code"}` with the class's status code."""
+
+    status_code = 500
+    code = "error"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+    def headers(self) -> dict[str, str] | None:
+        return None
+
+
+class Invalid(ServiceError):
+    status_code = 400
+    code = "invalid"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+
+
+class _RetryLater(ServiceError):
+    def __init__(
+        self, detail: str, *, retry_after_seconds: int = 5, code: str | None = None
+    ) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class TooMany(_RetryLater):
+    """A per-client limit was reached (429); Retry-After says when to try again."""
+
+    status_code = 429
+    code = "too_many"
+
+
+class Unavailable(_RetryLater):
+    """A dependency (database, storage) is down, overloaded or too slow: 503, worth a retry."""
+
+    status_code = 503
+    code = "unavailable"
 
 
 def _describe(error: dict) -> str:
@@ -42,11 +117,34 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail
+    content: dict = {"detail": detail}
+    if exc.status_code in _FRAMEWORK_DETAIL and detail == http.HTTPStatus(exc.status_code).phrase:
+        # The framework's own English default (no such route, wrong method...).
+        content = {
+            "detail": _FRAMEWORK_DETAIL[exc.status_code],
+            "code": _FRAMEWORK_CODE.get(exc.status_code, "invalid_request"),
+        }
     return JSONResponse(
-        status_code=exc.status_code,
-        content={"detail": exc.detail},
-        headers=getattr(exc, "headers", None),
+        status_code=exc.status_code, content=content, headers=getattr(exc, "headers", None)
     )
+
+
+def response(error: ServiceError) -> JSONResponse:
+    return JSONResponse(
+        status_code=error.status_code,
+        content={"detail": error.detail, "code": error.code},
+        headers=error.headers(),
+    )
+
+
+async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    if isinstance(exc, Unavailable):
+        log.warning(
+            "dependency unavailable",
+            extra={"path": request.url.path, "error": repr(exc.__cause__ or exc)},
+        )
+    return response(exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -59,16 +157,13 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def unavailable(detail: str, retry_after_seconds: int = 5):
-    """A handler for faults of a dependency (database down, storage unreachable): 503 with
-    Retry-After, which a client may retry, unlike a 500."""
+    """A handler for faults of a dependency that no code turned into `Unavailable` (database
+    down, storage unreachable): the same 503 with Retry-After, which a client may retry."""
 
     async def handler(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("dependency unavailable", extra={"path": request.url.path, "error": repr(exc)})
-        return JSONResponse(
-            status_code=503,
-            content={"detail": detail, "code": "unavailable"},
-            headers={"Retry-After": str(retry_after_seconds)},
-        )
+        error = Unavailable(detail, retry_after_seconds=retry_after_seconds)
+        error.__cause__ = exc
+        return await _service_error(request, error)
 
     return handler
 
@@ -76,7 +171,14 @@ def unavailable(detail: str, retry_after_seconds: int = 5):
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def install_unavailable(app: FastAPI, faults: tuple[type[BaseException], ...], detail: str) -> None:
+    """Map a dependency's fault types (e.g. `db.UNAVAILABLE`) to the one 503 answer."""
+    for fault in faults:
+        app.add_exception_handler(fault, unavailable(detail))
 
 
 class BodyTooLarge(StarletteHTTPException):

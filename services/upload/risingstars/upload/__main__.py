@@ -1,33 +1,67 @@
-"""`python -m risingstars.upload [serve|migrate]` (default: serve)."""
+"""`python -m risingstars.upload [serve | worker | migrate]` (default: serve)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from pathlib import Path
 
 from risingstars.kit import db, logs
-from risingstars.kit.serve import serve
-from risingstars.upload.settings import load
+from risingstars.kit.settings import SettingsError
+from risingstars.upload import settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE = "upload"
 
 
-def main(argv: list[str]) -> int:
-    command = argv[0] if argv else "serve"
-    if command not in {"serve", "migrate"}:
-        print(f"usage: python -m risingstars.upload [serve|migrate] (not {command!r})")
-        return 2
-    settings = load()
-    logs.setup("upload", settings.log_level)
-    if command == "migrate":
-        asyncio.run(db.migrate(settings.database_url, "upload", MIGRATIONS))
-        return 0
+def _serve() -> None:
+    from risingstars.kit.serve import serve
     from risingstars.upload.app import create_app
 
-    serve(create_app(settings), settings)
+    config = settings.load()
+    logs.setup(SERVICE, config.log_level)
+    serve(create_app(config), config)
+
+
+def _worker() -> None:
+    from risingstars.kit.serve import serve
+    from risingstars.upload.worker import SERVICE as WORKER
+    from risingstars.upload.worker import create_worker
+
+    config = settings.load()
+    logs.setup(WORKER, config.log_level)
+    serve(create_worker(config), config)
+
+
+def _migrate() -> None:
+    config = settings.load_migrate()
+    logs.setup(SERVICE, config.log_level)
+    applied = asyncio.run(db.migrate(config.database_url, SERVICE, MIGRATIONS))
+    print(f"upload: {len(applied)} migration(s) applied", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m risingstars.upload")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the API (the default)")
+    commands.add_parser(
+        "worker", help="run the outbox relay, the events consumer and the upload cleanup"
+    )
+    commands.add_parser("migrate", help="apply the database migrations (needs DATABASE_URL)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "migrate":
+            _migrate()
+        elif args.command == "worker":
+            _worker()
+        else:
+            _serve()
+    except SettingsError as exc:
+        print(f"upload: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,6 +1,9 @@
 """Abandoned uploads: direct-to-S3 uploads never completed, and any multipart upload left
 behind by a process that died mid-stream, are aborted once older than the configured age.
-Safe on every replica at once (aborting twice is harmless)."""
+Runs in the worker process, apart from the API replicas that stream: a multipart upload's age is
+that of its last activity (the newest part), so a stream in progress is never taken for a dead
+one (some S3 emulators report a made-up `Initiated` date). Safe on every replica at once
+(aborting twice is harmless)."""
 
 from __future__ import annotations
 
@@ -16,8 +19,6 @@ from risingstars.upload import queries, storage
 from risingstars.upload.s3upload import abort_upload
 
 log = logging.getLogger("risingstars.upload.cleanup")
-
-PREFIX = "originals/"
 
 
 class Sweeper:
@@ -35,12 +36,15 @@ class Sweeper:
         self.bucket = bucket
         self.max_age = max_age_seconds
         self.interval = interval_seconds
-        # Keys this process is streaming into right now.
-        self.active: set[str] = set()
 
-    async def sweep(self, max_age_seconds: float | None = None) -> int:
-        """Abort what is older than the age limit; return how many uploads were aborted."""
+    async def sweep(
+        self, max_age_seconds: float | None = None, orphan_age_seconds: float | None = None
+    ) -> int:
+        """Abort direct uploads older than `max_age_seconds` and other multipart uploads idle
+        for `orphan_age_seconds` (both default to the configured age); return how many
+        uploads were aborted."""
         age = self.max_age if max_age_seconds is None else max_age_seconds
+        orphan_age = age if orphan_age_seconds is None else orphan_age_seconds
         expired = await self.pool.fetch(queries.EXPIRE_DIRECT, float(age))
         aborted = 0
         for row in expired:
@@ -48,22 +52,28 @@ class Sweeper:
             if await abort_upload(self.s3, self.bucket, key, row["s3_upload_id"]):
                 aborted += 1
         live = {r["s3_upload_id"] for r in await self.pool.fetch(queries.LIVE_DIRECT)}
-        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=age)
+        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=orphan_age)
         paginator = self.s3.get_paginator("list_multipart_uploads")
-        async for page in paginator.paginate(Bucket=self.bucket, Prefix=PREFIX):
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=storage.ORIGINALS_PREFIX):
             for upload in page.get("Uploads", []):
-                # S3 emulators may report a made-up Initiated date: uploads known to be alive
-                # (a direct upload not yet expired, a stream of this process) are never touched.
+                # A direct upload not yet expired is alive whatever its age.
                 if (
-                    upload["Initiated"] <= cutoff
-                    and upload["UploadId"] not in live
-                    and upload["Key"] not in self.active
+                    upload["UploadId"] not in live
+                    and upload["Initiated"] <= cutoff
+                    and await self._last_part_at(upload) <= cutoff
                     and await abort_upload(self.s3, self.bucket, upload["Key"], upload["UploadId"])
                 ):
                     aborted += 1
         if aborted:
             log.info("abandoned uploads aborted", extra={"count": aborted})
         return aborted
+
+    async def _last_part_at(self, upload: dict[str, Any]) -> datetime.datetime:
+        response = await self.s3.list_parts(
+            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
+        times = [p["LastModified"] for p in response.get("Parts", [])]
+        return max(times, default=upload["Initiated"])
 
     async def run(self) -> None:
         # Replicas started together should not sweep in lockstep.

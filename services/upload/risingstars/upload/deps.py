@@ -8,8 +8,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 
+from risingstars.kit import errors
 from risingstars.kit.tokens import Claims, current_claims
 from risingstars.upload import messages
 from risingstars.upload.runtime import Runtime as _Runtime
@@ -28,7 +29,7 @@ def parse_id(raw: str, detail: str = messages.NOT_FOUND) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise HTTPException(404, detail) from None
+        raise errors.NotFound(detail) from None
 
 
 async def video_id(video_id: str) -> uuid.UUID:
@@ -41,7 +42,3 @@ async def upload_id(upload_id: str) -> uuid.UUID:
 
 VideoId = Annotated[uuid.UUID, Depends(video_id)]
 UploadId = Annotated[uuid.UUID, Depends(upload_id)]
-
-
-def display_name(claims: Claims) -> str:
-    return claims.username or claims.sub

@@ -3,18 +3,21 @@
 Handling is idempotent (SQS delivers at least once, and not in order): a processed video stays
 processed, a repeated event changes nothing. An event for a video that no longer exists (deleted
 while it was being processed) is dropped, and the files the processor wrote for it are removed.
+Failures arrive as `risingstars.jobs.Reason` codes: the code is stored (the owner reads its
+Spanish message, `messages.failure`); the processor's English detail only reaches the logs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from typing import Any
 
 import asyncpg
 
+from risingstars import jobs
+from risingstars.kit import db
 from risingstars.upload import metrics, queries, storage
 
 log = logging.getLogger("risingstars.upload.events")
@@ -47,29 +50,34 @@ class EventsConsumer:
         """Apply one event; the result says what happened (the message is then deleted).
         Database faults raise, so the message comes back after its visibility timeout."""
         try:
-            event = json.loads(body)
-            kind = event["type"]
-            video_id = uuid.UUID(str(event["video_id"]))
-        except (ValueError, KeyError, TypeError):
-            log.warning("malformed event dropped", extra={"body": body[:500]})
+            event = jobs.parse_event(body)
+        except jobs.InvalidMessage as exc:
+            log.warning(
+                "malformed event dropped",
+                extra={"error": exc.reason, "video_id": exc.video_id, "body": body[:500]},
+            )
             metrics.EVENTS.labels("unknown", INVALID).inc()
             return INVALID
-        if kind == "processed":
+        video_id = uuid.UUID(event.video_id)
+        if isinstance(event, jobs.Processed):
             result = await self._processed(video_id, event)
-        elif kind in ("failed", "rejected"):
-            result = await self._failed(video_id, kind, str(event.get("reason") or kind)[:1000])
         else:
-            log.warning("unknown event type dropped", extra={"type": str(kind)[:50]})
-            kind, result = "unknown", INVALID
-        metrics.EVENTS.labels(kind, result).inc()
-        log.info("event", extra={"type": kind, "video_id": str(video_id), "result": result})
+            log.info(
+                "video not processed",
+                extra={
+                    "video_id": event.video_id,
+                    "kind": event.kind,
+                    "reason": str(event.reason),
+                    "detail": event.detail,
+                },
+            )
+            result = await self._failed(video_id, event)
+        metrics.EVENTS.labels(event.type, result).inc()
+        log.info("event", extra={"type": event.type, "video_id": event.video_id, "result": result})
         return result
 
-    async def _processed(self, video_id: uuid.UUID, event: dict[str, Any]) -> str:
-        processed = event.get("processed_key") or storage.processed_key(video_id)
-        thumbnail = event.get("thumbnail_key") or storage.thumbnail_key(video_id)
-        if not isinstance(processed, str) or not isinstance(thumbnail, str):
-            return INVALID
+    async def _processed(self, video_id: uuid.UUID, event: jobs.Processed) -> str:
+        processed, thumbnail = event.processed_key, event.thumbnail_key
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.fetchval(queries.LOCK_STATUS, video_id)
             if status == "processed":
@@ -89,17 +97,19 @@ class EventsConsumer:
             log.warning("could not remove a deleted video's output", extra={"error": repr(exc)})
         return DROPPED
 
-    async def _failed(self, video_id: uuid.UUID, kind: str, reason: str) -> str:
+    async def _failed(self, video_id: uuid.UUID, event: jobs.Failed) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.fetchval(queries.LOCK_STATUS, video_id)
             if status is None:
+                # Deleted meanwhile (a `source_missing` failure is the usual sign): nothing to
+                # tell anyone.
                 return DROPPED
-            if status == kind:
+            if status == event.kind:
                 return DUPLICATE
             if status == "processed":
                 # A success is final; a late failure report (an earlier attempt) is stale.
                 return DUPLICATE
-            await conn.execute(queries.MARK_FAILED, video_id, kind, reason)
+            await conn.execute(queries.MARK_FAILED, video_id, event.kind, str(event.reason))
             return APPLIED
 
     async def poll_once(self) -> int:
@@ -112,7 +122,7 @@ class EventsConsumer:
         for message in messages:
             try:
                 await self.handle(message.get("Body", ""))
-            except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
+            except (*db.UNAVAILABLE, asyncpg.PostgresError) as exc:
                 log.warning("event not applied, will be redelivered", extra={"error": repr(exc)})
                 continue
             await self.sqs.delete_message(

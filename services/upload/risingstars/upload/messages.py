@@ -19,13 +19,36 @@ BAD_MULTIPART = "El cuerpo multipart/form-data está mal formado o incompleto"
 MISSING_FILE = "Campo requerido: video_file"
 MISSING_TITLE = "Campo requerido: title"
 DUPLICATE_FILE = "Solo se admite un archivo en video_file"
-BAD_TITLE = "El título debe tener entre 1 y 200 caracteres"
+BAD_TITLE = "El título debe tener entre 1 y 200 caracteres y ningún carácter de control"
 FIELD_TOO_LARGE = "Los campos del formulario son demasiado grandes"
 NOT_MP4 = "El archivo no es un video MP4 válido"
 TRUNCATED = "El archivo MP4 está incompleto o dañado"
 MOOV_TOO_LARGE = "El archivo MP4 tiene una cabecera demasiado grande"
+OWN_VOTE = "No puedes votar por tu propio video"
+BAD_SIZE = "Campo inválido: size: debe ser mayor que 0"
+COMPLETE_TOO_SLOW = "La carga no pudo completarse a tiempo. Intente de nuevo más tarde."
 STORAGE_DOWN = "El almacenamiento no está disponible. Intente de nuevo más tarde."
-DATABASE_DOWN = "La base de datos no está disponible. Intente de nuevo más tarde."
+
+
+def missing_parts(numbers: list[int]) -> str:
+    return f"Faltan partes por subir: {', '.join(map(str, numbers))}"
+
+
+def wrong_parts(numbers: list[int]) -> str:
+    return "Estas partes no tienen el tamaño esperado y deben subirse de nuevo: " + ", ".join(
+        map(str, numbers)
+    )
+
+
+def daily_quota(limit: int) -> str:
+    return f"Has alcanzado el máximo de {limit} videos subidos en 24 horas. Intenta más tarde."
+
+
+def open_uploads(limit: int) -> str:
+    return (
+        f"Tienes {limit} cargas directas sin completar: completa o cancela alguna antes de "
+        "empezar otra"
+    )
 
 
 def too_large(limit: int) -> str:
@@ -44,3 +67,24 @@ def bad_resolution(width: int, height: int, minimum: int) -> str:
         f"La resolución del video ({width}x{height}) es insuficiente: "
         f"el lado menor debe ser de al menos {minimum} px"
     )
+
+
+# Why a video was not processed, per `risingstars.jobs.Reason` code (finding 10.14): what the
+# owner reads; the processor's English detail stays in the logs.
+FAILURES = {
+    "not_a_video": "El archivo no contiene un video que se pueda procesar",
+    "picture_too_large": "La resolución del video es mayor que la admitida para procesarlo",
+    "frame_rate_too_high": "La frecuencia de cuadros del video es mayor que la admitida",
+    "too_slow": "El video tardó demasiado en procesarse y fue descartado",
+    "output_too_large": "El video procesado supera el tamaño máximo admitido",
+    "source_missing": "El archivo original ya no existe",
+    "invalid_job": "El video no pudo procesarse por un error interno",
+    "processing_failed": "El video no pudo procesarse. Intente subirlo de nuevo.",
+}
+
+
+def failure(code: str | None) -> str | None:
+    """The owner's message for a stored reason code (older rows hold free text: generic)."""
+    if code is None:
+        return None
+    return FAILURES.get(code, FAILURES["processing_failed"])

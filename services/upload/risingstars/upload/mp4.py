@@ -20,6 +20,14 @@ TOO_LARGE = "too_large"
 
 # An ftyp box holds a few brands; anything bigger is not one.
 _MAX_FTYP_BYTES = 4096
+# Top-level boxes a file may have (finding 10.1). A plain MP4 has a handful (ftyp, moov, mdat,
+# free...), a fragmented one two per fragment (moof + mdat): 10,000 is thousands of fragments,
+# while a file of millions of tiny boxes would cost a walk per box. Shared by the streaming
+# scanner and the stored-file probe.
+MAX_TOP_LEVEL_BOXES = 10_000
+# The probe reads box headers through windows this large, not one request per box.
+PROBE_WINDOW_BYTES = 4096
+TOO_MANY_BOXES = "too_many_boxes"
 _HEADER = struct.Struct(">I4s")
 
 
@@ -274,6 +282,8 @@ class Mp4Scanner:
         ):
             raise Mp4Error(TOO_LARGE, "a box ends beyond the size limit")
         self.boxes += 1
+        if self.boxes > MAX_TOP_LEVEL_BOXES:
+            raise Mp4Error(TOO_MANY_BOXES, "too many top-level boxes")
         self._header.clear()
         if header.kind == b"moov":
             if self.info is not None or self._moov is not None:
@@ -311,18 +321,26 @@ ReadRange = Callable[[int, int], Awaitable[bytes]]
 
 
 async def probe(read: ReadRange, size: int, *, max_moov_bytes: int) -> Mp4Info:
-    """Validate a stored file of `size` bytes through `read(offset, length)` ranged reads:
-    box headers are read one by one (a handful of requests), then moov whole."""
+    """Validate a stored file of `size` bytes through `read(offset, length)` ranged reads: box
+    headers come from windows of the file (a handful of requests), then moov is read whole. At
+    most MAX_TOP_LEVEL_BOXES boxes are walked."""
     offset = 0
-    first = True
+    boxes = 0
+    window, window_start = b"", 0
     while offset < size:
-        raw = await read(offset, min(16, size - offset))
-        header = parse_header(raw)
+        rel = offset - window_start
+        if rel < 0 or (rel + 16 > len(window) and window_start + len(window) < size):
+            window_start = offset
+            window = await read(offset, min(PROBE_WINDOW_BYTES, size - offset))
+            rel = 0
+        header = parse_header(window[rel : rel + 16])
         if header is None:
-            raise Mp4Error(NOT_MP4 if first else TRUNCATED, "the file ends inside a box header")
-        if first:
+            raise Mp4Error(NOT_MP4 if boxes == 0 else TRUNCATED, "the file ends inside a header")
+        if boxes == 0:
             _check_first(header)
-            first = False
+        boxes += 1
+        if boxes > MAX_TOP_LEVEL_BOXES:
+            raise Mp4Error(TOO_MANY_BOXES, "too many top-level boxes")
         box_size = size - offset if header.size is None else header.size
         if offset + box_size > size:
             raise Mp4Error(TRUNCATED, "the file ends inside a box")
@@ -335,6 +353,6 @@ async def probe(read: ReadRange, size: int, *, max_moov_bytes: int) -> Mp4Info:
                 raise Mp4Error(TRUNCATED, "short read of moov")
             return parse_moov(payload)
         offset += box_size
-    if first:
+    if boxes == 0:
         raise Mp4Error(NOT_MP4, "empty file")
     raise Mp4Error(TRUNCATED, "no moov box")

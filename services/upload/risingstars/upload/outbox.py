@@ -10,7 +10,7 @@ idempotent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from risingstars import jobs
 from risingstars.upload import metrics, queries, storage
 
 log = logging.getLogger("risingstars.upload.outbox")
@@ -28,28 +29,25 @@ DELETE_OBJECTS = "delete_objects"
 BATCH = 10  # SQS SendMessageBatch takes at most 10 entries
 
 
-def job_message(video_id: uuid.UUID) -> dict[str, str]:
-    return {
-        "type": "process",
-        "video_id": str(video_id),
-        "source_key": storage.original_key(video_id),
-        "processed_key": storage.processed_key(video_id),
-        "thumbnail_key": storage.thumbnail_key(video_id),
-    }
-
-
-async def add(
-    conn: asyncpg.Connection,
-    kind: str,
-    video_id: uuid.UUID | None,
-    payload: dict[str, Any],
-    *,
-    grace_seconds: float,
-) -> int:
-    """Queue a message inside the caller's transaction."""
-    return await conn.fetchval(
-        queries.INSERT_OUTBOX, kind, video_id, json.dumps(payload), float(grace_seconds)
+def job_message(video_id: uuid.UUID) -> str:
+    """The processing job, in the wire format both services share (`risingstars.jobs`)."""
+    return jobs.encode(
+        jobs.Job(
+            video_id=str(video_id),
+            source_key=storage.original_key(video_id),
+            processed_key=storage.processed_key(video_id),
+            thumbnail_key=storage.thumbnail_key(video_id),
+        )
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """A message recorded in a transaction, to send once that transaction has committed."""
+
+    outbox_id: int
+    kind: str
+    payload: str
 
 
 class Outbox:
@@ -61,6 +59,7 @@ class Outbox:
         *,
         bucket: str,
         jobs_queue_url: str,
+        grace_seconds: float = 30.0,
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 60.0,
         send_timeout_seconds: float = 10.0,
@@ -71,43 +70,55 @@ class Outbox:
         self.s3 = s3
         self.bucket = bucket
         self.queue_url = jobs_queue_url
+        self.grace = grace_seconds
         self.poll = poll_seconds
         self.max_backoff = max_backoff_seconds
         self.timeout = send_timeout_seconds
         # A request does not wait long for SQS: the relay has the message anyway.
         self.request_timeout = request_timeout_seconds
 
-    async def deliver_now(self, outbox_id: int, kind: str, payload: dict[str, Any]) -> bool:
-        """The in-request attempt after the commit; on any failure the row stays for the relay,
-        and the caller carries on (the message is safe in the database)."""
+    async def add(
+        self, conn: asyncpg.Connection, kind: str, video_id: uuid.UUID | None, payload: str
+    ) -> Delivery:
+        """Record a message (JSON text) inside the caller's transaction."""
+        outbox_id = await conn.fetchval(
+            queries.INSERT_OUTBOX, kind, video_id, payload, float(self.grace)
+        )
+        return Delivery(outbox_id, kind, payload)
+
+    async def deliver_now(self, delivery: Delivery) -> bool:
+        """The in-request attempt after the commit. It never raises: the message is safe in
+        the database whatever happens here (SQS down, the database gone since the commit), and
+        the relay sends what this could not. The request that committed answers success."""
+        outbox_id, kind = delivery.outbox_id, delivery.kind
         try:
-            await asyncio.wait_for(self._send_one(kind, payload), self.request_timeout)
+            await asyncio.wait_for(self._send_one(kind, delivery.payload), self.request_timeout)
         except Exception as exc:
             log.warning(
                 "outbox delivery deferred to the relay",
                 extra={"outbox_id": outbox_id, "kind": kind, "error": repr(exc)},
             )
             # Due for the relay now, without the grace period.
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
-                await self.pool.execute(
-                    queries.RETRY_OUTBOX, outbox_id, self.backoff(0), repr(exc)[:500]
-                )
+            await self._quietly(queries.RETRY_OUTBOX, outbox_id, self.backoff(0), repr(exc)[:500])
             return False
-        try:
-            await self.pool.execute(queries.DELETE_OUTBOX, outbox_id)
-        except (asyncpg.PostgresError, OSError) as exc:
-            # Sent but still recorded: the relay will send it again (consumers are idempotent).
-            log.warning(
-                "outbox row not cleared", extra={"outbox_id": outbox_id, "error": repr(exc)}
-            )
+        # If this fails the row stays and is sent again (consumers are idempotent).
+        await self._quietly(queries.DELETE_OUTBOX, outbox_id)
         metrics.OUTBOX_PUBLISHED.labels("request").inc()
         return True
 
-    async def _send_one(self, kind: str, payload: dict[str, Any]) -> None:
+    async def _quietly(self, query: str, *args: Any) -> None:
+        try:
+            await asyncio.wait_for(self.pool.execute(query, *args), self.request_timeout)
+        except Exception as exc:
+            log.warning("outbox row not updated", extra={"outbox_id": args[0], "error": repr(exc)})
+
+    async def _send_one(self, kind: str, payload: str) -> None:
         if kind == JOB:
-            await self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(payload))
+            # Re-encoded: whatever the database did to the JSON, the wire format is the module's.
+            body = jobs.encode(jobs.parse_job(payload))
+            await self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
         elif kind == DELETE_OBJECTS:
-            await storage.delete_keys(self.s3, self.bucket, payload["keys"])
+            await storage.delete_keys(self.s3, self.bucket, json.loads(payload)["keys"])
         else:
             raise ValueError(f"unknown outbox kind {kind!r}")
 
@@ -128,8 +139,9 @@ class Outbox:
                 failures.update(await self._send_jobs(jobs))
             for row in others:
                 try:
-                    payload = json.loads(row["payload"])
-                    await asyncio.wait_for(self._send_one(row["kind"], payload), self.timeout)
+                    await asyncio.wait_for(
+                        self._send_one(row["kind"], row["payload"]), self.timeout
+                    )
                 except Exception as exc:
                     failures[row["id"]] = repr(exc)
             attempts = {r["id"]: r["attempts"] for r in rows}
@@ -152,14 +164,27 @@ class Outbox:
             return len(rows)
 
     async def _send_jobs(self, rows: list[asyncpg.Record]) -> dict[int, str]:
-        entries = [{"Id": str(r["id"]), "MessageBody": r["payload"]} for r in rows]
+        failures: dict[int, str] = {}
+        entries = []
+        for row in rows:
+            try:
+                entries.append(
+                    {
+                        "Id": str(row["id"]),
+                        "MessageBody": jobs.encode(jobs.parse_job(row["payload"])),
+                    }
+                )
+            except jobs.InvalidMessage as exc:
+                failures[row["id"]] = repr(exc)
+        if not entries:
+            return failures
         try:
             response = await asyncio.wait_for(
                 self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries), self.timeout
             )
         except Exception as exc:
-            return {r["id"]: repr(exc) for r in rows}
-        return {
+            return failures | {int(e["Id"]): repr(exc) for e in entries}
+        return failures | {
             int(f["Id"]): f"{f.get('Code')}: {f.get('Message')}" for f in response.get("Failed", [])
         }
 

@@ -69,17 +69,24 @@ LIMIT $1 OFFSET $2
 """
 
 # The primary key (video_id, user_id) makes concurrent duplicates wait for the first one and
-# then do nothing.
+# then do nothing. Owners cannot vote for their own videos.
 INSERT_VOTE = """
 INSERT INTO votes (video_id, user_id)
-SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM videos WHERE id = $1 AND status = 'processed')
+SELECT $1, $2 WHERE EXISTS (
+    SELECT 1 FROM videos WHERE id = $1 AND status = 'processed' AND user_id <> $2)
 ON CONFLICT DO NOTHING
 RETURNING 1
 """
 
 COUNT_VOTE = "UPDATE videos SET votes = votes + 1 WHERE id = $1"
 
-IS_PUBLIC = "SELECT EXISTS (SELECT 1 FROM videos WHERE id = $1 AND status = 'processed')"
+PUBLIC_OWNER = "SELECT user_id FROM videos WHERE id = $1 AND status = 'processed'"
+
+UPLOADS_LAST_DAY = """
+SELECT (SELECT count(*) FROM videos
+        WHERE user_id = $1 AND uploaded_at > now() - interval '1 day')
+     + (SELECT count(*) FROM direct_uploads WHERE user_id = $1)
+"""
 
 # Players: the sum of votes over their processed videos; name and city from the newest one.
 RANKINGS = """
@@ -120,6 +127,8 @@ FROM direct_uploads WHERE id = $1
 LOCK_DIRECT = GET_DIRECT + " FOR UPDATE"
 
 DELETE_DIRECT = "DELETE FROM direct_uploads WHERE id = $1"
+
+OPEN_DIRECT = "SELECT count(*) FROM direct_uploads WHERE user_id = $1"
 
 EXPIRE_DIRECT = """
 DELETE FROM direct_uploads

@@ -2,7 +2,8 @@
 
 One aggregate query (players over their processed videos' vote counters, never the votes
 table) builds the whole ranking and a per-city index; requests then only slice lists, and the
-encoded JSON of recent pages is kept until the next refresh.
+encoded JSON of recent pages is kept until the next refresh. While the database is away the last
+snapshot keeps being served, however old (finding 10.13); with none yet, the fault is a 503.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import time
 
 import asyncpg
 
+from risingstars.kit import db
 from risingstars.upload import queries
 from risingstars.upload.text import city_key
 
 _MAX_PAGES = 2048
+RETRY_SECONDS = 2.0
+
+log = logging.getLogger("risingstars.upload.rankings")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +47,7 @@ class Rankings:
         self.ttl = ttl_seconds
         self._snapshot: Snapshot | None = None
         self._refreshing: asyncio.Task[Snapshot] | None = None
+        self._retry_at = 0.0
 
     async def _load(self) -> Snapshot:
         rows = await self.pool.fetch(queries.RANKINGS)
@@ -64,13 +71,22 @@ class Rankings:
 
     async def snapshot(self) -> Snapshot:
         current = self._snapshot
-        if current is not None and time.monotonic() - current.taken_at < self.ttl:
+        now = time.monotonic()
+        if current is not None and (now - current.taken_at < self.ttl or now < self._retry_at):
             return current
         # Single flight: concurrent requests share one refresh, which finishes even if the
         # request that started it goes away.
         if self._refreshing is None:
             self._refreshing = asyncio.create_task(self._refresh())
-        return await asyncio.shield(self._refreshing)
+        try:
+            return await asyncio.shield(self._refreshing)
+        except db.UNAVAILABLE as exc:
+            if current is None:
+                raise
+            # Not every request waits for the database again: the next try is a little later.
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            log.warning("rankings refresh failed, serving the last one", extra={"error": repr(exc)})
+            return current
 
     async def page(self, city: str | None, limit: int, offset: int) -> bytes:
         """The encoded JSON array for one page of the ranking."""

@@ -24,7 +24,8 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     max_duration_seconds: float = 60
     min_short_side_px: int = 1080
     presign_ttl_seconds: int = 3600
-    public_base_url: str | None = None
+    # A CDN/media base for processed outputs only (video, thumbnail); unset: presigned links.
+    media_base_url: str | None = None
     rankings_cache_seconds: float = 60
 
     # Extensions (not in the conventions table; defaults fit production).
@@ -40,6 +41,13 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     # moov is the only box kept in memory while streaming; larger ones are refused.
     max_moov_bytes: int = 8 * MiB
     db_pool_size: int = 20
+    # How long a request waits for a free database connection before answering 503.
+    db_acquire_timeout_seconds: float = 5.0
+    # A direct upload's completion (S3 checks and MP4 probe) ends with 503 after this long.
+    direct_complete_seconds: float = 60.0
+    # Direct uploads a user may have open at once, and uploads a user may make per 24 hours.
+    direct_uploads_per_user: int = 5
+    upload_daily_quota: int = 50
     outbox_poll_seconds: float = 1.0
     outbox_max_backoff_seconds: float = 60.0
     # How long a job waits for the in-request publish before the relay may send it too.
@@ -48,8 +56,6 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     # Direct-to-S3 uploads (and any multipart upload) older than this are aborted.
     direct_upload_ttl_seconds: int = 86_400
     cleanup_interval_seconds: float = 3600.0
-    # Resumable uploads (direct and tus) a user may have open at once.
-    max_open_uploads_per_user: int = 5
 
     def validate(self) -> None:
         problems = []
@@ -63,6 +69,10 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
             problems.append("MAX_UPLOAD_BYTES must be positive")
         if not 0 < self.min_duration_seconds <= self.max_duration_seconds:
             problems.append("MIN_DURATION_SECONDS must be positive and not above the maximum")
+        if self.direct_uploads_per_user < 1 or self.upload_daily_quota < 1:
+            problems.append("DIRECT_UPLOADS_PER_USER and UPLOAD_DAILY_QUOTA must be at least 1")
+        if self.db_acquire_timeout_seconds <= 0 or self.direct_complete_seconds <= 0:
+            problems.append("DB_ACQUIRE_TIMEOUT_SECONDS and DIRECT_COMPLETE_SECONDS must be > 0")
         if not 1 <= self.events_wait_seconds <= 20:
             problems.append("EVENTS_WAIT_SECONDS must be between 1 and 20 (SQS long polling)")
         if problems:
@@ -79,5 +89,17 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
         )
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MigrateSettings:
+    """All `migrate` needs: no keys, storage or queues."""
+
+    database_url: str
+    log_level: str = "info"
+
+
 def load() -> Settings:
     return kit_settings.load(Settings)
+
+
+def load_migrate() -> MigrateSettings:
+    return kit_settings.load(MigrateSettings)

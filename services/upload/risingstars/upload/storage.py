@@ -11,16 +11,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 log = logging.getLogger("risingstars.upload.storage")
 
 
-def original_key(video_id: uuid.UUID) -> str:
-    return f"originals/{video_id}.mp4"
+ORIGINALS_PREFIX = "originals/"
+PROCESSED_PREFIX = "processed/"
 
 
-def processed_key(video_id: uuid.UUID) -> str:
-    return f"processed/{video_id}.mp4"
+def original_key(video_id: uuid.UUID | str) -> str:
+    return f"{ORIGINALS_PREFIX}{video_id}.mp4"
 
 
-def thumbnail_key(video_id: uuid.UUID) -> str:
-    return f"processed/{video_id}.jpg"
+def processed_key(video_id: uuid.UUID | str) -> str:
+    return f"{PROCESSED_PREFIX}{video_id}.mp4"
+
+
+def thumbnail_key(video_id: uuid.UUID | str) -> str:
+    return f"{PROCESSED_PREFIX}{video_id}.jpg"
 
 
 def all_keys(video_id: uuid.UUID) -> list[str]:
@@ -28,23 +32,30 @@ def all_keys(video_id: uuid.UUID) -> list[str]:
 
 
 class Links:
-    """Download links: a CDN/public base URL when configured, else presigned S3 GETs
-    (signing is local: no request to S3)."""
+    """Download links. Presigned S3 GETs (signing is local: no request to S3), except for the
+    processed outputs (video, thumbnail) when a media base URL (a CDN in front of the bucket's
+    `processed/` prefix) is configured: originals of private, unprocessed or rejected videos are
+    never public, so they stay presigned."""
 
-    def __init__(self, s3: Any, bucket: str, *, ttl_seconds: int, public_base_url: str | None):
+    def __init__(self, s3: Any, bucket: str, *, ttl_seconds: int, media_base_url: str | None):
         self.s3 = s3
         self.bucket = bucket
         self.ttl = ttl_seconds
-        self.base = public_base_url.rstrip("/") if public_base_url else None
+        self.media_base = media_base_url.rstrip("/") if media_base_url else None
 
     async def url(self, key: str | None) -> str | None:
+        """A presigned link, whatever the key."""
         if not key:
             return None
-        if self.base:
-            return f"{self.base}/{key}"
         return await self.s3.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.ttl
         )
+
+    async def media_url(self, key: str | None) -> str | None:
+        """A processed output's link: under the media base URL when there is one."""
+        if key and self.media_base and key.startswith(PROCESSED_PREFIX):
+            return f"{self.media_base}/{key}"
+        return await self.url(key)
 
 
 async def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:

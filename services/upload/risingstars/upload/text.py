@@ -15,9 +15,22 @@ def city_key(city: str) -> str:
     return " ".join(bare.casefold().split())
 
 
+# Bidirectional controls reorder how a title displays ("gpj.exe" shown as "exe.jpg"): refused,
+# like control characters (NUL cannot even be stored). Other format characters (the zero-width
+# joiner inside emoji) are fine.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def _allowed(char: str) -> bool:
+    return char not in _BIDI_CONTROLS and unicodedata.category(char) not in ("Cc", "Cs")
+
+
 def clean_title(raw: str) -> str | None:
-    """The title to store, or None when it is empty or too long."""
+    """The title to store (whitespace runs collapsed), or None when it is empty, too long, or
+    holds control or bidirectional-override characters."""
     title = " ".join(raw.split())
-    if not 1 <= len(title) <= TITLE_MAX:
+    if not 1 <= len(title) <= TITLE_MAX or not all(map(_allowed, title)):
         return None
     return title

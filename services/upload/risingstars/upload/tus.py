@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import binascii
 import dataclasses
 import datetime
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 from botocore.exceptions import ClientError
 
-from risingstars.upload import ingest, messages, mp4, storage, tus_queries
+from risingstars.kit import errors
+from risingstars.upload import catalog, ingest, messages, mp4, storage, tus_queries
+from risingstars.upload.outbox import Outbox
 from risingstars.upload.s3upload import BufferPool, abort_upload
 from risingstars.upload.text import clean_title
 
@@ -69,18 +72,11 @@ def parse_metadata(header: str | None) -> dict[str, str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Owner:
-    user_id: str
-    username: str
-    city: str
-
-
-@dataclasses.dataclass(frozen=True)
 class Upload:
     id: uuid.UUID
     video_id: uuid.UUID
     s3_upload_id: str
-    owner: Owner
+    owner: catalog.Uploader
     title: str
     metadata: str
     length: int
@@ -97,7 +93,7 @@ class Upload:
             id=row["id"],
             video_id=row["video_id"],
             s3_upload_id=row["s3_upload_id"],
-            owner=Owner(row["user_id"], row["username"], row["city"]),
+            owner=catalog.Uploader(row["user_id"], row["username"], row["city"]),
             title=row["title"],
             metadata=row["metadata"],
             length=row["length"],
@@ -114,28 +110,26 @@ class Upload:
         return storage.original_key(self.video_id)
 
 
-# (connection, video id, owner, title, size, mp4 info) -> whatever `deliver` sends after commit
-Record = Callable[[asyncpg.Connection, uuid.UUID, Owner, str, int, mp4.Mp4Info], Awaitable[Any]]
-Deliver = Callable[[Any], Awaitable[None]]
-
-
 @dataclasses.dataclass
 class TusUploads:
     pool: asyncpg.Pool
     s3: Any
+    box: Outbox
     bucket: str
     buffers: BufferPool
     limits: ingest.Limits
     ttl_seconds: int
     max_open_per_user: int
-    record: Record
-    deliver: Deliver
+    daily_quota: int
 
-    async def create(self, owner: Owner, length: int, metadata_header: str | None) -> Upload:
+    async def create(
+        self, owner: catalog.Uploader, length: int, metadata_header: str | None
+    ) -> Upload:
         if length > self.limits.max_bytes:
             raise TusError(413, messages.too_large(self.limits.max_bytes))
         metadata = parse_metadata(metadata_header)
-        title = _title(metadata.get("title") or metadata.get("filename") or "")
+        title = _title(metadata)
+        await catalog.check_quota(self.pool, owner.user_id, self.daily_quota)
         open_now = await self.pool.fetchval(tus_queries.COUNT_OPEN, owner.user_id)
         if open_now >= self.max_open_per_user:
             raise TusError(
@@ -236,11 +230,13 @@ class TusUploads:
             done = await conn.execute(tus_queries.COMPLETE, upload.id, upload.offset, list(etags))
             if done != "UPDATE 1":
                 raise TusError(409, "Otra petición modificó esta subida al mismo tiempo")
-            delivery = await self.record(
-                conn, upload.video_id, upload.owner, upload.title, upload.length, info
+            video = catalog.NewVideo(
+                upload.video_id, upload.owner, upload.title, upload.length, info
             )
-        await storage.delete_keys(self.s3, self.bucket, [tail_key(upload.id)])
-        await self.deliver(delivery)
+            delivery = await catalog.record(conn, self.box, video)
+        await self.box.deliver_now(delivery)
+        with contextlib.suppress(*storage.STORAGE_ERRORS):
+            await storage.delete_keys(self.s3, self.bucket, [tail_key(upload.id)])
         return dataclasses.replace(
             upload, offset=upload.length, etags=tuple(etags), tail_bytes=0, completed=True
         )
@@ -264,23 +260,30 @@ class TusUploads:
         await self.pool.execute(tus_queries.DELETE, upload.id)
 
     async def expire(self, batch: int = 100) -> int:
-        """Forget expired uploads: abort unfinished ones and remove their tails."""
-        removed = 0
-        async with self.pool.acquire() as conn, conn.transaction():
-            for row in await conn.fetch(tus_queries.EXPIRED, batch):
-                upload = Upload.from_row(row)
-                if not upload.completed:
-                    await abort_upload(self.s3, self.bucket, upload.key, upload.s3_upload_id)
-                    await storage.delete_keys(self.s3, self.bucket, [tail_key(upload.id)])
-                await conn.execute(tus_queries.DELETE, upload.id)
-                removed += 1
-        return removed
+        return await expire(self.pool, self.s3, self.bucket, batch)
 
 
-def _title(raw: str) -> str:
+async def expire(pool: asyncpg.Pool, s3: Any, bucket: str, batch: int = 100) -> int:
+    """Forget expired uploads: abort unfinished ones and remove their tails."""
+    removed = 0
+    async with pool.acquire() as conn, conn.transaction():
+        for row in await conn.fetch(tus_queries.EXPIRED, batch):
+            upload = Upload.from_row(row)
+            if not upload.completed:
+                await abort_upload(s3, bucket, upload.key, upload.s3_upload_id)
+                await storage.delete_keys(s3, bucket, [tail_key(upload.id)])
+            await conn.execute(tus_queries.DELETE, upload.id)
+            removed += 1
+    return removed
+
+
+def _title(metadata: dict[str, str]) -> str:
+    raw = metadata.get("title") or metadata.get("filename")
+    if not raw:
+        raise TusError(400, "Upload-Metadata debe incluir el título del video (title)")
     title = clean_title(raw)
     if title is None:
-        raise TusError(400, "Upload-Metadata debe incluir un título (title) de 1 a 200 caracteres")
+        raise TusError(400, messages.BAD_TITLE)
     return title
 
 
@@ -394,12 +397,13 @@ def _check_head(chunk: bytes) -> None:
         raise TusError(400, "El archivo no es un video MP4 válido")
 
 
-async def expire_forever(uploads: TusUploads, interval_seconds: float) -> None:
+async def expire_forever(clients: Any, settings: Any) -> None:
+    """The worker's loop: expired tus uploads removed every CLEANUP_INTERVAL_SECONDS."""
     while True:
         try:
-            removed = await uploads.expire()
+            removed = await expire(clients.pool, clients.s3, settings.s3_bucket)
             if removed:
                 log.info("expired tus uploads removed", extra={"count": removed})
-        except (asyncpg.PostgresError, OSError, ClientError) as exc:
-            log.warning("tus expiry failed %r", exc, extra={"error": repr(exc)})
-        await asyncio.sleep(interval_seconds)
+        except (asyncpg.PostgresError, OSError, ClientError, errors.Unavailable) as exc:
+            log.warning("tus expiry failed", extra={"error": repr(exc)})
+        await asyncio.sleep(settings.cleanup_interval_seconds)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from risingstars.upload import messages, metrics, queries
+from risingstars.upload import messages, reads, votes
 from risingstars.upload.deps import Runtime, User, VideoId
 from risingstars.upload.text import CITY_MAX, city_key
 
@@ -28,43 +28,15 @@ def _city(city: str | None) -> str | None:
 async def public_videos(
     rt: Runtime,
     limit: int = Query(20, ge=1, le=100),
-    offset: int = Query(0, ge=0, le=1_000_000),
+    offset: int = Query(0, ge=0, le=reads.PUBLIC_MAX_OFFSET),
     city: str | None = Query(None, min_length=1, max_length=CITY_MAX),
 ) -> Any:
-    key = _city(city)
-    if key is None:
-        rows = await rt.pool.fetch(queries.PUBLIC_LIST, limit, offset)
-    else:
-        rows = await rt.pool.fetch(queries.PUBLIC_LIST_CITY, limit, offset, key)
-    return [
-        {
-            "video_id": str(r["id"]),
-            "title": r["title"],
-            "username": r["username"],
-            "city": r["city"],
-            "processed_url": await rt.links.url(r["processed_key"]),
-            "votes": r["votes"],
-        }
-        for r in rows
-    ]
+    return await reads.public_videos(rt.pool, rt.links, limit, offset, _city(city))
 
 
 @router.post("/videos/{video_id}/vote")
 async def vote(user: User, video_id: VideoId, rt: Runtime) -> Any:
-    async with rt.pool.acquire() as conn, conn.transaction():
-        counted = await conn.fetchval(queries.INSERT_VOTE, video_id, user.sub)
-        if counted:
-            await conn.execute(queries.COUNT_VOTE, video_id)
-            public = True
-        else:
-            public = await conn.fetchval(queries.IS_PUBLIC, video_id)
-    if not counted:
-        if not public:
-            metrics.VOTES.labels("not_found").inc()
-            raise HTTPException(404, messages.NOT_FOUND)
-        metrics.VOTES.labels("duplicate").inc()
-        raise HTTPException(400, messages.ALREADY_VOTED)
-    metrics.VOTES.labels("counted").inc()
+    await votes.cast(rt.pool, video_id, user.sub)
     return {"message": messages.VOTED}
 
 

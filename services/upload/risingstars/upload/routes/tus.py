@@ -16,7 +16,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.requests import ClientDisconnect
 
-from risingstars.upload import metrics, tus
+from risingstars.upload import catalog, metrics, tus
 from risingstars.upload.deps import Runtime, User
 
 log = logging.getLogger("risingstars.upload.tus")
@@ -45,8 +45,8 @@ def _whole_number(request: Request, name: str) -> int:
     return int(raw)
 
 
-def _owner(user) -> tus.Owner:
-    return tus.Owner(user.sub, user.username or user.sub, user.city)
+def _owner(user) -> catalog.Uploader:
+    return catalog.Uploader.from_claims(user)
 
 
 def _upload_id(raw: str) -> uuid.UUID:

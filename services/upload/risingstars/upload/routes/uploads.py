@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from risingstars.upload import direct, messages
+from risingstars.upload import catalog, messages
 from risingstars.upload.deps import Runtime, UploadId, User
 from risingstars.upload.text import clean_title
 
@@ -24,24 +24,20 @@ async def create_upload(user: User, body: NewUpload, rt: Runtime) -> Any:
     title = clean_title(body.title)
     if title is None:
         raise HTTPException(400, messages.BAD_TITLE)
-    if body.size < 1:
-        raise HTTPException(400, "Campo inválido: size: debe ser mayor que 0")
-    if body.size > rt.settings.max_upload_bytes:
-        raise HTTPException(400, messages.too_large(rt.settings.max_upload_bytes))
-    return await direct.create(rt, user, title, body.size)
+    return await rt.direct.create(catalog.Uploader.from_claims(user), title, body.size)
 
 
 @router.get("/{upload_id}")
 async def upload_status(user: User, upload_id: UploadId, rt: Runtime) -> Any:
-    return await direct.status(rt, user, upload_id)
+    return await rt.direct.status(user.sub, upload_id)
 
 
 @router.post("/{upload_id}/complete", status_code=201)
 async def complete_upload(user: User, upload_id: UploadId, rt: Runtime) -> Any:
-    return await direct.complete(rt, user, upload_id)
+    return await rt.direct.complete(user.sub, upload_id)
 
 
 @router.delete("/{upload_id}")
 async def cancel_upload(user: User, upload_id: UploadId, rt: Runtime) -> Any:
-    await direct.cancel(rt, user, upload_id)
+    await rt.direct.cancel(user.sub, upload_id)
     return {"message": messages.UPLOAD_CANCELLED, "upload_id": str(upload_id)}

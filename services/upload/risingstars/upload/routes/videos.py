@@ -12,7 +12,8 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
-from risingstars.upload import catalog, ingest, messages, metrics, queries, storage
+from risingstars.kit import errors
+from risingstars.upload import catalog, ingest, messages, metrics, reads, storage
 from risingstars.upload.deps import Runtime, User, VideoId
 from risingstars.upload.s3upload import StorageError
 
@@ -34,9 +35,9 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
     if ingest.too_large_by_length(request.headers.get("content-length"), limits):
         _record("stream", "rejected", "too_large", started)
         raise HTTPException(400, messages.too_large(limits.max_bytes))
+    await catalog.check_quota(rt.pool, user.sub, rt.settings.upload_daily_quota)
     video_id = uuid.uuid4()
     key = storage.original_key(video_id)
-    rt.sweeper.active.add(key)
     try:
         received = await ingest.receive(
             request.stream(),
@@ -59,24 +60,22 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
     except StorageError as exc:
         _record("stream", "failed", "storage", started)
         log.error("upload could not be stored", extra={"error": str(exc)})
-        raise HTTPException(503, messages.STORAGE_DOWN, headers={"Retry-After": "5"}) from None
-    finally:
-        rt.sweeper.active.discard(key)
+        raise errors.Unavailable(messages.STORAGE_DOWN) from None
     try:
-        await catalog.register(
-            rt,
+        video = catalog.NewVideo(
             video_id,
             catalog.Uploader.from_claims(user),
             received.title,
             received.size,
             received.info,
         )
+        await catalog.register(rt.pool, rt.outbox, video)
     except DB_ERRORS as exc:
         _record("stream", "failed", "database", started)
         log.error("upload not recorded", extra={"error": repr(exc)})
         with contextlib.suppress(*storage.STORAGE_ERRORS, RuntimeError):
             await storage.delete_keys(rt.s3, rt.settings.s3_bucket, [key])
-        raise HTTPException(503, messages.DATABASE_DOWN, headers={"Retry-After": "5"}) from None
+        raise errors.Unavailable(errors.DATABASE_DOWN) from None
     _record("stream", "accepted", "ok", started)
     log.info(
         "upload accepted",
@@ -92,55 +91,16 @@ async def list_videos(
     limit: int = Query(100, ge=1, le=100),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> Any:
-    rows = await rt.pool.fetch(queries.LIST_OWN, user.sub, limit, offset)
-    return [
-        {
-            "video_id": str(r["id"]),
-            "title": r["title"],
-            "status": r["status"],
-            "uploaded_at": catalog.iso(r["uploaded_at"]),
-            "processed_at": catalog.iso(r["processed_at"]),
-            "processed_url": await _processed_url(rt, r),
-        }
-        for r in rows
-    ]
-
-
-async def _processed_url(rt: Any, row: Any) -> str | None:
-    if row["status"] != "processed":
-        return None
-    return await rt.links.url(row["processed_key"])
+    return await reads.own_videos(rt.pool, rt.links, user.sub, limit, offset)
 
 
 @router.get("/{video_id}")
 async def video_detail(user: User, video_id: VideoId, rt: Runtime) -> Any:
-    row = await rt.pool.fetchrow(queries.GET_VIDEO, video_id)
-    if row is None:
-        raise HTTPException(404, messages.NOT_FOUND)
-    if row["user_id"] != user.sub:
-        raise HTTPException(403, messages.FORBIDDEN)
-    processed = row["status"] == "processed"
-    return {
-        "video_id": str(row["id"]),
-        "title": row["title"],
-        "status": row["status"],
-        "uploaded_at": catalog.iso(row["uploaded_at"]),
-        "processed_at": catalog.iso(row["processed_at"]),
-        "original_url": await rt.links.url(row["original_key"]),
-        "processed_url": await rt.links.url(row["processed_key"]) if processed else None,
-        "votes": row["votes"],
-        # Extensions.
-        "thumbnail_url": await rt.links.url(row["thumbnail_key"]) if processed else None,
-        "failure_reason": row["failure_reason"],
-        "size_bytes": row["size_bytes"],
-        "duration_seconds": row["duration_seconds"],
-        "width": row["width"],
-        "height": row["height"],
-    }
+    return await reads.own_video(rt.pool, rt.links, video_id, user.sub)
 
 
 @router.delete("/{video_id}")
 async def delete_video(user: User, video_id: VideoId, rt: Runtime) -> Any:
-    await catalog.delete(rt, video_id, user.sub)
+    await catalog.delete(rt.pool, rt.outbox, video_id, user.sub)
     log.info("video deleted", extra={"video_id": str(video_id), "user_id": user.sub})
     return {"message": messages.DELETED, "video_id": str(video_id)}
