@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import binascii
+import contextlib
 import dataclasses
 import datetime
 import logging
