@@ -1,0 +1,582 @@
+"""One boot of the rendered chart: the node network, the external endpoints (PostgreSQL and
+moto standing in for RDS, S3 and SQS), Services, the Ingress router, then the release as helm
+and the cluster would run it: pre-install hook Jobs by weight, Deployments until their probes
+pass, the `helm test` pods; then the flow through the Ingress, and pod deletion."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+from risingstars.dev import infra
+from risingstars.dev.chartboot import netns
+from risingstars.dev.chartboot.client import Client, run_flow
+from risingstars.dev.chartboot.kubelet import Image, Pod, read_dockerfile
+from risingstars.dev.chartboot.manifests import Manifests, WiringError, container_port, matches
+from risingstars.dev.chartboot.proxy import Forwarder, Router, check_backends, routes
+
+NODE_NAME = "chartboot-node"
+IRSA_TOKEN_DIR = "/var/run/secrets/eks.amazonaws.com/serviceaccount"  # noqa: S105
+SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105
+
+
+class BootFailure(AssertionError):
+    """The chart did not boot or the flow failed: the message says where and why."""
+
+
+@dataclasses.dataclass
+class External:
+    """A name outside the cluster (RDS, the AWS endpoint) or a pre-existing Service (k8s/kind
+    deps) served by one of the local servers: "postgres" or "moto"."""
+
+    names: list[str]
+    port: int
+    server: str
+    service: str | None = None  # a Service name, when it stands in for one
+
+
+@dataclasses.dataclass
+class Overlay:
+    """One boot: values files, what exists before the release, how the client reaches it."""
+
+    name: str
+    values: list[Path]
+    externals: list[External]
+    existing: Callable[[dict[str, str]], list[dict]]  # server urls -> objects
+    database_sql: list[tuple[str, str]]  # (database, statement) run before the install
+    terminate: bool = False  # delete every pod at the end, checking in-flight requests
+
+
+class Cluster:
+    def __init__(self, overlay: Overlay, *, workdir: Path, replicas_cap: int, time_scale: float):
+        self.overlay = overlay
+        self.dir = workdir
+        self.cap = replicas_cap
+        self.scale = time_scale
+        self.namespace = "rising-stars"
+        self.release = "rising-stars"
+        self.node_name = NODE_NAME
+        self.image: Image = read_dockerfile()
+        self.net = netns.Network(overlay.name)
+        self.pods: list[Pod] = []
+        self.forwarders: list[Forwarder] = []
+        self.services: dict[str, dict] = {}
+        self.cluster_ips: dict[str, str] = {}
+        self.hosts: list[tuple[str, list[str]]] = []
+        self.router: Router | None = None
+        self.manifests: Manifests | None = None
+        self.servers: dict[str, object] = {}
+        self.report: dict = {"overlay": overlay.name, "steps": []}
+
+    def step(self, text: str) -> None:
+        self.report["steps"].append(text)
+        print(f"chart-boot [{self.overlay.name}] {text}", flush=True)
+
+    # --- what the cluster adds to pods ------------------------------------------------------
+
+    def image_bin(self, service: str) -> Path:
+        """The image's launcher script (CMD), as the Dockerfile writes it, for `service`."""
+        bindir = self.dir / "images" / service
+        script = bindir / self.image.launcher
+        if not script.exists():
+            bindir.mkdir(parents=True, exist_ok=True)
+            script.write_text(f'#!/bin/sh\nexec python -m risingstars.{service} "$@"\n')
+            script.chmod(0o755)
+            bindir.chmod(0o755)
+        return bindir
+
+    def kubelet_env(self, pod) -> dict[str, str]:
+        api = self.cluster_ips.get("kubernetes", "")
+        return {
+            "HOSTNAME": pod.name,
+            "KUBERNETES_SERVICE_HOST": api,
+            "KUBERNETES_SERVICE_PORT": "443",
+            "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+            "KUBERNETES_PORT": f"tcp://{api}:443",
+            "KUBERNETES_PORT_443_TCP": f"tcp://{api}:443",
+            "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+            "KUBERNETES_PORT_443_TCP_PORT": "443",
+            "KUBERNETES_PORT_443_TCP_ADDR": api,
+        }
+
+    def admission(self, pod, sa: dict, podir: Path, token: bytes) -> tuple[dict, list]:
+        """What admission adds: the service account token (automount) and, for a
+        ServiceAccount with an IAM role annotation, EKS's pod identity webhook (IRSA)."""
+        env, mounts = {}, []
+        automount = pod.spec.get(
+            "automountServiceAccountToken", sa.get("automountServiceAccountToken", True)
+        )
+        if automount:
+            path = podir / "sa-token"
+            path.mkdir(parents=True)
+            (path / "token").write_bytes(token)
+            (path / "namespace").write_text(self.namespace)
+            (path / "ca.crt").write_text("")
+            for f in path.iterdir():
+                f.chmod(0o644)
+            path.chmod(0o755)
+            mounts.append({"source": str(path), "target": SA_TOKEN_DIR, "readOnly": True})
+        role = sa["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn")
+        if role:
+            path = podir / "irsa-token"
+            path.mkdir(parents=True)
+            (path / "token").write_bytes(token)
+            (path / "token").chmod(0o644)
+            path.chmod(0o755)
+            mounts.append({"source": str(path), "target": IRSA_TOKEN_DIR, "readOnly": True})
+            env.update(
+                AWS_ROLE_ARN=role,
+                AWS_WEB_IDENTITY_TOKEN_FILE=f"{IRSA_TOKEN_DIR}/token",
+                AWS_STS_REGIONAL_ENDPOINTS="regional",
+            )
+        return env, mounts
+
+    # --- network ----------------------------------------------------------------------------
+
+    def endpoints(self, service: str, port: int | str) -> list[tuple[str, int]]:
+        """Ready, not terminating pods selected by the Service, on the port's targetPort."""
+        svc = self.services[service]
+        spec_port = next(
+            (p for p in svc["spec"]["ports"] if p["port"] == port or p.get("name") == port), None
+        )
+        if spec_port is None:
+            return []
+        found = []
+        for pod in self.pods:
+            if pod.kind_is_run_to_completion or not pod.ready or pod.terminating:
+                continue
+            if not matches(svc["spec"].get("selector", {}), pod.spec.labels):
+                continue
+            target = spec_port.get("targetPort", spec_port["port"])
+            for container in pod.spec.containers:
+                with contextlib.suppress(WiringError):
+                    found.append((pod.ip, container_port(container, target, pod.name)))
+                    break
+        return found
+
+    def hosts_file(self, pod_name: str, ip: str) -> str:
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost", f"{ip}\t{pod_name}"]
+        lines += [f"{addr}\t{' '.join(names)}" for addr, names in self.hosts]
+        return "\n".join(lines) + "\n"
+
+    def _service_names(self, name: str) -> list[str]:
+        ns = self.namespace
+        return [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
+
+    def _network(self, externals: dict[str, tuple[str, int]]) -> None:
+        m = self.manifests
+        for svc in m.of("Service", hooks=False):
+            self.services[svc["metadata"]["name"]] = svc
+        ext_by_service = {e.service: e for e in self.overlay.externals if e.service}
+        for svc in m.existing:
+            if svc.get("kind") == "Service":
+                self.services[svc["metadata"]["name"]] = svc
+        # The API server's Service (no API server runs here: its address refuses connections).
+        self.cluster_ips["kubernetes"] = self.net.node_address()
+        self.hosts.append(
+            (
+                self.cluster_ips["kubernetes"],
+                ["kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+            )
+        )
+        for name, svc in self.services.items():
+            addr = self.net.node_address()
+            self.cluster_ips[name] = addr
+            self.hosts.append((addr, self._service_names(name)))
+            ext = ext_by_service.get(name)
+            for p in svc["spec"]["ports"]:
+                if ext is not None:
+                    backend = externals[ext.server]
+                    backends = lambda b=backend: [b]  # noqa: E731
+                else:
+                    backends = lambda n=name, port=p["port"]: self.endpoints(n, port)  # noqa: E731
+                self.forwarders.append(
+                    Forwarder(addr, p["port"], backends, f"svc/{name}:{p['port']}")
+                )
+        for ext in self.overlay.externals:
+            if ext.service:
+                continue
+            addr = self.net.node_address()
+            self.hosts.append((addr, ext.names))
+            backend = externals[ext.server]
+            self.forwarders.append(Forwarder(addr, ext.port, lambda b=backend: [b], ext.names[0]))
+        table = routes(m.of("Ingress"))
+        check_backends(table, self.services)
+        self.router = Router(netns.NODE_IP, table, self.endpoints)
+        self.step(
+            f"network: {len(self.services)} Services, {len(table)} ingress rules, "
+            f"externals {[e.names[0] for e in self.overlay.externals]}"
+        )
+
+    def resolve(self, host: str, port: int) -> tuple[str, int]:
+        """A user's view: ingress hosts (and the node address) reach the router; a Service name
+        is a `kubectl port-forward`; an external endpoint name is that endpoint."""
+        ingress_hosts = {r.host for r in self.router.table} | {netns.NODE_IP, ""}
+        if host in ingress_hosts:
+            return netns.NODE_IP, port
+        for addr, names in self.hosts:
+            if host in names:
+                return addr, port
+        raise BootFailure(f"the link host {host!r} resolves nowhere a user can reach")
+
+    # --- pods -------------------------------------------------------------------------------
+
+    def new_pod(self, obj: dict, index: int = 0) -> Pod:
+        spec = self.manifests.pods_of(obj, index)
+        short = f"p{len(self.pods)}"
+        podir = self.dir / "pods" / spec.name
+        podir.mkdir(parents=True)
+        podir.chmod(0o755)
+        ip = self.net.address()
+        ns = self.net.pod(short, ip, self.hosts_file(spec.name, ip))
+        pod = Pod(self, spec, ns, ip, podir)
+        pod.kind_is_run_to_completion = spec.kind != "Deployment"
+        self.pods.append(pod)
+        return pod
+
+    def run_to_completion(self, obj: dict, what: str) -> Pod:
+        pod = self.new_pod(obj)
+        pod.start(pod.prepare())
+        deadline = obj["spec"].get("activeDeadlineSeconds", 300)
+        code = pod.wait_done(min(deadline, 300))
+        if code != 0:
+            raise BootFailure(
+                f"{what} {pod.spec.owner} failed (exit {code}); its log:\n{pod.log()}"
+            )
+        self.step(f"{what} {pod.spec.owner} completed")
+        return pod
+
+    def install(self) -> None:
+        m = self.manifests
+        for job in m.install_jobs():
+            self.run_to_completion(job, "hook")
+        pods = []
+        for dep in m.deployments():
+            for i in range(m.replicas(dep, self.cap)):
+                pods.append(self.new_pod(dep, i))
+        launches = [pod.prepare() for pod in pods]  # every wiring error before any start
+        for pod, launch in zip(pods, launches, strict=True):
+            pod.start(launch)
+            pod.run_probes(self.scale)
+        self.wait_ready(pods)
+        self.step(f"{len(pods)} pods of {len(m.deployments())} Deployments ready")
+        for test in m.test_pods():
+            self.run_to_completion(test, "helm test")
+
+    def wait_ready(self, pods: list[Pod]) -> None:
+        """Until every pod is Ready; a probe's failure threshold or a crash ends it at once."""
+        longest = 0.0
+        for pod in pods:
+            for c in pod.spec.containers:
+                p = c.get("startupProbe") or c.get("readinessProbe") or {}
+                window = p.get("initialDelaySeconds", 0) + p.get("periodSeconds", 10) * p.get(
+                    "failureThreshold", 3
+                )
+                r = c.get("readinessProbe") or {}
+                window += r.get("periodSeconds", 10) * r.get("failureThreshold", 3)
+                longest = max(longest, window * self.scale)
+        deadline = time.monotonic() + longest + 5
+        while True:
+            self.check_alive()
+            if all(pod.ready for pod in pods):
+                return
+            if time.monotonic() > deadline:
+                waiting = [p for p in pods if not p.ready]
+                detail = "; ".join(f"{p.name}: {self._last_probe(p)}" for p in waiting)
+                raise BootFailure(
+                    f"not Ready after {longest:.0f} s (probe windows of the manifests): {detail}"
+                    f"\nlog of {waiting[0].name}:\n{waiting[0].log()}"
+                )
+            time.sleep(0.1)
+
+    def _last_probe(self, pod: Pod) -> str:
+        details = []
+        for c in pod.spec.containers:
+            probe = c.get("readinessProbe")
+            if probe:
+                details.append(pod.probe(c, probe)[1])
+        return ", ".join(details) or "no readiness probe"
+
+    def check_alive(self) -> None:
+        for pod in self.pods:
+            if pod.fatal and not pod.terminating:
+                raise BootFailure(f"{pod.fatal}\nits log:\n{pod.log()}")
+
+    # --- the whole boot --------------------------------------------------------------------
+
+    def boot(
+        self, flow_clip: bytes | None, mutate: Callable[[list[dict]], None] | None = None
+    ) -> dict:
+        from risingstars.dev.chartboot.manifests import (
+            kustomize,  # noqa: F401 (overlay uses)
+            render,
+        )
+
+        objects = render(self.overlay.values, release=self.release, namespace=self.namespace)
+        if mutate:
+            mutate(objects)
+        self.net.up()
+        with netns.entered(self.net.node):
+            self._start_servers()
+            urls = {
+                "postgres": f"{self.servers['postgres'].port}",
+                "moto": self.servers["moto"].url,
+            }
+            self.manifests = Manifests(objects, self.namespace, self.overlay.existing(urls))
+            self._create_aws_resources()
+            externals = {
+                "postgres": ("127.0.0.1", self.servers["postgres"].port),
+                "moto": ("127.0.0.1", self.servers["moto"].port),
+            }
+            self._network(externals)
+            self.install()
+            if flow_clip is not None:
+                self.flow(flow_clip)
+            if self.overlay.terminate:
+                self.delete_all()
+        return self.report
+
+    def _start_servers(self) -> None:
+        pgdir = self.dir / "pg"
+        self.servers["postgres"] = infra.start_postgres(pgdir, log_path=self.dir / "pg.log")
+        self.servers["moto"] = infra.start_moto(log_path=self.dir / "moto.log")
+        pg = self.servers["postgres"]
+        # As the deploy guide prepares the database (roles, schemas) before the install.
+        for database, sql in self.overlay.database_sql:
+            self._psql(pg, sql, database)
+
+    def _psql(self, pg, sql: str, database: str = "postgres") -> None:
+        psql = infra.postgres_bindir() / "psql"
+        subprocess.run(
+            [
+                str(psql),
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(pg.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def _create_aws_resources(self) -> None:
+        """The bucket and queues the rendered containers are told to use, as the deploy guide
+        asks an operator to create them (the jobs queue with its dead-letter queue)."""
+        import boto3
+
+        env = {}
+        for obj in [*self.manifests.deployments(), *self.manifests.install_jobs()]:
+            for c in obj["spec"]["template"]["spec"]["containers"]:
+                env.update({e["name"]: e.get("value") for e in c.get("env", []) if "value" in e})
+        kw = {
+            "endpoint_url": self.servers["moto"].url,
+            "region_name": env.get("AWS_REGION", "us-east-1"),
+            "aws_access_key_id": "test",
+            "aws_secret_access_key": "test",
+        }
+        s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
+        if env.get("S3_BUCKET"):
+            s3.create_bucket(Bucket=env["S3_BUCKET"])
+        names = {
+            urllib.parse.urlsplit(v).path.rsplit("/", 1)[-1]
+            for k, v in env.items()
+            if k.endswith("QUEUE_URL") and v
+        }
+        for name in sorted(names, key=lambda n: not n.endswith("-dlq")):
+            attrs = {}
+            if f"{name}-dlq" in names:
+                dlq = sqs.get_queue_url(QueueName=f"{name}-dlq")["QueueUrl"]
+                arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+                attrs["RedrivePolicy"] = json.dumps(
+                    {"deadLetterTargetArn": arn["Attributes"]["QueueArn"], "maxReceiveCount": "5"}
+                )
+            sqs.create_queue(QueueName=name, Attributes=attrs)
+        self.step(f"AWS resources: bucket {env.get('S3_BUCKET')}, queues {sorted(names)}")
+
+    def client(self) -> Client:
+        table = self.router.table
+        host = next((r.host for r in table if r.host), "")
+        tls = any(ing["spec"].get("tls") for ing in self.manifests.of("Ingress"))
+        alb_https = any(
+            "HTTPS"
+            in ing["metadata"]
+            .get("annotations", {})
+            .get("alb.ingress.kubernetes.io/listen-ports", "")
+            for ing in self.manifests.of("Ingress")
+        )
+        scheme = "https" if (tls or alb_https) else "http"
+        return Client(self.resolve, f"{scheme}://{host or netns.NODE_IP}")
+
+    def flow(self, clip: bytes) -> None:
+        c = self.client()
+        self.step(f"flow through the Ingress at {c.base}")
+        result = run_flow(c, clip, log=self.step)
+        self.check_alive()
+        self.report["flow"] = {k: v for k, v in result.items() if k != "token"}
+        self._token = result["token"]
+
+    # --- deletion -----------------------------------------------------------------------------
+
+    def delete_all(self) -> None:
+        """Delete every running pod at once (as a rollout or uninstall would), each with a
+        request in flight that must complete: the last request the router sent to it, replayed
+        with its body trickled across the preStop hook and the SIGTERM."""
+        running = [p for p in self.pods if not p.kind_is_run_to_completion and not p.terminating]
+        results, threads = {}, []
+        for pod in running:
+            replay = self._replay_for(pod)
+            t = threading.Thread(target=self._delete_one, args=(pod, replay, results))
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
+        problems = []
+        for pod in running:
+            r = results[pod.name]
+            for name, c in r["term"]["containers"].items():
+                if c["killed"] or c["exit"] != 0:
+                    problems.append(
+                        f"{pod.name}/{name}: exit {c['exit']} killed={c['killed']} "
+                        f"after grace {r['term']['grace']} s"
+                    )
+            inflight = r.get("inflight")
+            if inflight and not inflight.startswith("HTTP "):
+                problems.append(f"{pod.name}: in-flight request lost: {inflight}")
+            if inflight and inflight.startswith("HTTP 5"):
+                problems.append(f"{pod.name}: in-flight request failed: {inflight}")
+        self.report["termination"] = results
+        if problems:
+            raise BootFailure("pod deletion: " + "; ".join(problems))
+        self.step(
+            "deleted "
+            + ", ".join(
+                f"{n}: {r['term']['containers']} in-flight {r.get('inflight', 'none')}"
+                for n, r in results.items()
+            )
+        )
+
+    def _replay_for(self, pod: Pod):
+        for entry in reversed(self.router.log):
+            if entry.get("backend") and entry["backend"][0] == pod.ip and entry.get("request"):
+                return entry["request"], entry["backend"]
+        return None
+
+    def _delete_one(self, pod: Pod, replay, results: dict) -> None:
+        out = {}
+        results[pod.name] = out
+        holder = {}
+        t = None
+        if replay:
+            (method, path, headers, body), target = replay
+            pre = max(
+                (
+                    c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+                    for c in pod.spec.containers
+                ),
+                default=0,
+            )
+            started = threading.Event()
+            t = threading.Thread(
+                target=_trickle,
+                args=(target, method, path, headers, body, pre + 1.5, started, holder),
+            )
+            t.start()
+            started.wait(5)
+        out["term"] = pod.terminate()
+        if t is not None:
+            t.join()
+            out["inflight"] = holder.get("result", "no result")
+
+    def teardown(self) -> None:
+        for pod in self.pods:
+            pod.kill()
+        for f in self.forwarders:
+            f.close()
+        if self.router:
+            self.router.close()
+        for server in self.servers.values():
+            infra.stop(server.proc)
+        self.net.down()
+
+
+def _trickle(target, method, path, headers, body, seconds, started, holder) -> None:
+    """A request whose body arrives slowly over `seconds`: in flight across the SIGTERM."""
+    import socket
+
+    try:
+        sock = socket.create_connection(target, timeout=60)
+        head = [f"{method} {path} HTTP/1.1"]
+        head += [
+            f"{k}: {v}"
+            for k, v in headers.items()
+            if k.lower() not in ("content-length", "connection")
+        ]
+        head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+        sock.sendall("\r\n".join(head).encode())
+        started.set()
+        chunks = max(1, int(seconds / 0.25))
+        size = max(1, -(-len(body) // chunks))
+        for i in range(0, len(body), size):
+            sock.sendall(body[i : i + size])
+            time.sleep(seconds / chunks)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        sock.close()
+        status = data.split(b"\r\n", 1)[0].decode(errors="replace")
+        holder["result"] = (
+            status.replace("HTTP/1.1 ", "HTTP ")
+            if status
+            else "connection closed without a response"
+        )
+    except OSError as exc:
+        holder["result"] = f"error: {exc}"
+    finally:
+        started.set()
+
+
+_live: list[Cluster] = []
+
+
+def _teardown_all() -> None:
+    for cluster in list(_live):
+        with contextlib.suppress(Exception):
+            cluster.teardown()
+
+
+atexit.register(_teardown_all)
+
+
+@contextlib.contextmanager
+def booted(overlay: Overlay, *, replicas_cap: int = 2, time_scale: float = 1.0, keep: bool = False):
+    netns.clean_stale()
+    # Not under /tmp: pods mount their own /tmp over it, which would hide their volumes.
+    workdir = Path(tempfile.mkdtemp(prefix=f"{netns.PREFIX}-{os.getpid()}-", dir=netns.WORK_ROOT))
+    workdir.chmod(0o755)
+    cluster = Cluster(overlay, workdir=workdir, replicas_cap=replicas_cap, time_scale=time_scale)
+    _live.append(cluster)
+    try:
+        yield cluster
+    finally:
+        cluster.teardown()
+        _live.remove(cluster)
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,93 @@
+"""The boots chart-boot runs: its own production-shaped values, and each overlay of the chart
+that can run on one machine, with what exists in the cluster before the release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from risingstars.dev.chartboot.cluster import External, Overlay
+from risingstars.dev.chartboot.manifests import CHART, ROOT, kustomize
+
+HERE = Path(__file__).parent / "values"
+RDS = "rds.chartboot.test"
+AWS = "aws.chartboot.test"
+
+# deploy.md's database preparation: one role and one schema per service.
+_PER_SERVICE_ROLES = [
+    ("postgres", "CREATE ROLE rs_auth LOGIN"),
+    ("postgres", "CREATE ROLE rs_upload LOGIN"),
+    ("postgres", "CREATE DATABASE risingstars"),
+    ("risingstars", "CREATE SCHEMA auth AUTHORIZATION rs_auth"),
+    ("risingstars", "CREATE SCHEMA upload AUTHORIZATION rs_upload"),
+    ("risingstars", "ALTER ROLE rs_auth SET search_path = auth"),
+    ("risingstars", "ALTER ROLE rs_upload SET search_path = upload"),
+]
+
+
+def _database_secret(urls: dict[str, str]) -> list[dict]:
+    """`kubectl create secret generic rising-stars-database` as docs/deploy.md shows it."""
+    base = f"{RDS}:5432/risingstars"
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "rising-stars-database"},
+            "stringData": {
+                "auth-url": f"postgresql://rs_auth@{base}",
+                "upload-url": f"postgresql://rs_upload@{base}",
+            },
+        }
+    ]
+
+
+def _externals() -> list[External]:
+    return [External([RDS], 5432, "postgres"), External([AWS], 4566, "moto")]
+
+
+def boot() -> Overlay:
+    return Overlay(
+        name="boot",
+        values=[HERE / "boot.yaml"],
+        externals=_externals(),
+        existing=_database_secret,
+        database_sql=_PER_SERVICE_ROLES,
+        terminate=True,
+    )
+
+
+def eks() -> Overlay:
+    return Overlay(
+        name="eks",
+        values=[CHART / "values-eks.yaml", HERE / "eks-endpoints.yaml"],
+        externals=_externals(),
+        existing=_database_secret,
+        database_sql=_PER_SERVICE_ROLES,
+    )
+
+
+def _kind_deps(urls: dict[str, str]) -> list[dict]:
+    """k8s/kind/deps as kustomize renders it: its Secrets and its Services (their pods are the
+    local PostgreSQL and moto)."""
+    return [
+        o for o in kustomize(ROOT / "k8s" / "kind" / "deps") if o["kind"] in ("Secret", "Service")
+    ]
+
+
+def kind() -> Overlay:
+    return Overlay(
+        name="kind",
+        values=[CHART / "values-kind.yaml"],
+        externals=[
+            External(["postgres"], 5432, "postgres", service="postgres"),
+            External(["localstack"], 4566, "moto", service="localstack"),
+        ],
+        existing=_kind_deps,
+        # k8s/kind/deps' PostgreSQL: POSTGRES_USER and POSTGRES_DB risingstars, trusted.
+        database_sql=[
+            ("postgres", "CREATE ROLE risingstars LOGIN"),
+            ("postgres", "CREATE DATABASE risingstars OWNER risingstars"),
+        ],
+    )
+
+
+ALL = {"boot": boot, "kind": kind, "eks": eks}
