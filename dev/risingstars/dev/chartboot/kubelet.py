@@ -50,6 +50,8 @@ class Image:
     entrypoint: list[str]
     cmd: list[str]
     launcher: str  # the script the builder stage writes (`service`)
+    passwd: list[str]  # the image's own users and groups (useradd/groupadd)
+    group: list[str]
 
 
 def read_dockerfile(path: Path = DOCKERFILE) -> Image:
@@ -81,7 +83,19 @@ def read_dockerfile(path: Path = DOCKERFILE) -> Image:
     launcher = re.search(r"> /opt/venv/bin/(\w+)", text)
     if not launcher:
         raise WiringError(f"{path}: no launcher script written to /opt/venv/bin")
-    return Image(env, workdir, user, entrypoint, cmd, launcher.group(1))
+    final = "\n".join(stages[-1])
+    group = [
+        f"{m.group(2)}:x:{m.group(1)}:"
+        for m in re.finditer(r"groupadd\b[^&;]*?--gid (\d+)[^&;]*? (\w+)\s*(?:&&|$)", final)
+    ]
+    passwd = []
+    for m in re.finditer(r"useradd\b([^&;]*?) (\w+)\s*(?:&&|$)", final, re.M):
+        opts = dict(re.findall(r"--([a-z-]+) ([^-\s]\S*)", m.group(1)))
+        passwd.append(
+            f"{m.group(2)}:x:{opts.get('uid')}:{opts.get('gid')}::"
+            f"{opts.get('home-dir', '/')}:{opts.get('shell', '/bin/sh')}"
+        )
+    return Image(env, workdir, user, entrypoint, cmd, launcher.group(1), passwd, group)
 
 
 def image_service(image: str) -> str:
@@ -189,7 +203,7 @@ class Pod:
             argv = [expand(str(a), env) for a in argv]
             if not argv:
                 raise WiringError(f"{who}: no command")
-            mounts = [*extra_mounts]
+            mounts = [*self.cluster.image_etc(), *extra_mounts]
             for vm in container.get("volumeMounts", []):
                 if vm["name"] not in vol_dirs:
                     raise WiringError(f"{who}: volumeMount {vm['name']} names no pod volume")

@@ -85,7 +85,7 @@ def clean_stale() -> list[str]:
         parts = name.split("-")
         if len(parts) < 3 or parts[0] != PREFIX or not parts[1].isdigit():
             continue
-        if _alive(int(parts[1])) and int(parts[1]) != os.getpid():
+        if _alive(int(parts[1])):
             continue
         _delete_namespace(name)
         removed.append(name)
