@@ -28,6 +28,8 @@ from risingstars.dev.chartboot.manifests import Manifests, WiringError, containe
 from risingstars.dev.chartboot.proxy import Forwarder, Router, check_backends, routes
 
 NODE_NAME = "chartboot-node"
+# Longest wait for a boot's pods (helm install --wait's default is 5 minutes).
+BOOT_TIMEOUT = 240
 IRSA_TOKEN_DIR = "/var/run/secrets/eks.amazonaws.com/serviceaccount"  # noqa: S105
 SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105
 
@@ -54,17 +56,17 @@ class Overlay:
     name: str
     values: list[Path]
     externals: list[External]
-    existing: Callable[[dict[str, str]], list[dict]]  # server urls -> objects
+    existing: Callable[[], list[dict]]  # objects in the namespace before the install
     database_sql: list[tuple[str, str]]  # (database, statement) run before the install
     terminate: bool = False  # delete every pod at the end, checking in-flight requests
+    replicas_cap: int = 2  # at most this many pods per Deployment (CPU is scarce here)
 
 
 class Cluster:
-    def __init__(self, overlay: Overlay, *, workdir: Path, replicas_cap: int, time_scale: float):
+    def __init__(self, overlay: Overlay, *, workdir: Path):
         self.overlay = overlay
         self.dir = workdir
-        self.cap = replicas_cap
-        self.scale = time_scale
+        self.cap = overlay.replicas_cap
         self.namespace = "rising-stars"
         self.release = "rising-stars"
         self.node_name = NODE_NAME
@@ -287,7 +289,7 @@ class Cluster:
         launches = [pod.prepare() for pod in pods]  # every wiring error before any start
         for pod, launch in zip(pods, launches, strict=True):
             pod.start(launch)
-            pod.run_probes(self.scale)
+            pod.run_probes()
         self.wait_ready(pods)
         self.step(f"{len(pods)} pods of {len(m.deployments())} Deployments ready")
 
@@ -296,28 +298,22 @@ class Cluster:
             self.run_to_completion(test, "helm test")
 
     def wait_ready(self, pods: list[Pod]) -> None:
-        """Until every pod is Ready; a probe's failure threshold or a crash ends it at once."""
-        longest = 0.0
-        for pod in pods:
-            for c in pod.spec.containers:
-                p = c.get("startupProbe") or c.get("readinessProbe") or {}
-                window = p.get("initialDelaySeconds", 0) + p.get("periodSeconds", 10) * p.get(
-                    "failureThreshold", 3
-                )
-                r = c.get("readinessProbe") or {}
-                window += r.get("periodSeconds", 10) * r.get("failureThreshold", 3)
-                longest = max(longest, window * self.scale)
-        deadline = time.monotonic() + longest + 5
+        """Until every pod is Ready. A failed startup or liveness threshold, or a crash, ends
+        it at once (the kubelet would restart the container); a pod that has started but
+        stays unready for its readiness window (failureThreshold x periodSeconds, at least
+        READY_MARGIN seconds) fails it too: `helm install --wait` would time out on it."""
+        deadline = time.monotonic() + BOOT_TIMEOUT
         while True:
             self.check_alive()
             if all(pod.ready for pod in pods):
                 return
-            if time.monotonic() > deadline:
-                waiting = [p for p in pods if not p.ready]
+            now = time.monotonic()
+            late = [p for p in pods if not p.ready and p.unready_since(now) > p.ready_window()]
+            if late or now > deadline:
+                waiting = late or [p for p in pods if not p.ready]
                 detail = "; ".join(f"{p.name}: {self._last_probe(p)}" for p in waiting)
                 raise BootFailure(
-                    f"not Ready after {longest:.0f} s (probe windows of the manifests): {detail}"
-                    f"\nlog of {waiting[0].name}:\n{waiting[0].log()}"
+                    f"not Ready: {detail}\nlog of {waiting[0].name}:\n{waiting[0].log()}"
                 )
             time.sleep(0.1)
 
@@ -347,14 +343,12 @@ class Cluster:
         objects = render(self.overlay.values, release=self.release, namespace=self.namespace)
         if mutate:
             mutate(objects)
+        preflight(Manifests(objects, self.namespace, self.overlay.existing()))
+        self.step("preflight: every pod's environment and volumes resolve")
         self.net.up()
         with netns.entered(self.net.node):
             self._start_servers()
-            urls = {
-                "postgres": f"{self.servers['postgres'].port}",
-                "moto": self.servers["moto"].url,
-            }
-            self.manifests = Manifests(objects, self.namespace, self.overlay.existing(urls))
+            self.manifests = Manifests(objects, self.namespace, self.overlay.existing())
             self._create_aws_resources()
             externals = {
                 "postgres": ("127.0.0.1", self.servers["postgres"].port),
@@ -589,8 +583,12 @@ class Cluster:
         if self.router:
             self.router.close()
         for server in self.servers.values():
+            # Fast shutdown: the servers' data is thrown away with the namespace.
+            server.proc.send_signal(signal.SIGINT)
             infra.stop(server.proc)
+        self.servers.clear()
         self.net.down()
+        self.step("torn down")
 
 
 def _trickle(target, method, path, headers, body, seconds, started, holder) -> None:
@@ -656,12 +654,12 @@ atexit.register(_teardown_all)
 
 
 @contextlib.contextmanager
-def booted(overlay: Overlay, *, replicas_cap: int = 2, time_scale: float = 1.0, keep: bool = False):
+def booted(overlay: Overlay, *, keep: bool = False):
     netns.clean_stale()
     # Not under /tmp: pods mount their own /tmp over it, which would hide their volumes.
     workdir = Path(tempfile.mkdtemp(prefix=f"{netns.PREFIX}-{os.getpid()}-", dir=netns.WORK_ROOT))
     workdir.chmod(0o755)
-    cluster = Cluster(overlay, workdir=workdir, replicas_cap=replicas_cap, time_scale=time_scale)
+    cluster = Cluster(overlay, workdir=workdir)
     _live.append(cluster)
     try:
         yield cluster
@@ -685,7 +683,6 @@ def run(
     clip: bytes | None,
     *,
     mutate: dict[str, Callable[[list[dict]], None]] | None = None,
-    time_scale: float = 1.0,
     keep: bool = False,
 ) -> dict[str, Result]:
     """Boot each overlay, all at once (each in its own node network, driven by its own
@@ -696,7 +693,7 @@ def run(
     def one(overlay: Overlay) -> None:
         report: dict = {}
         try:
-            with booted(overlay, time_scale=time_scale, keep=keep) as cluster:
+            with booted(overlay, keep=keep) as cluster:
                 report = cluster.report
                 cluster.boot(clip, (mutate or {}).get(overlay.name))
             results[overlay.name] = Result(overlay.name, True, "", report)
@@ -711,3 +708,31 @@ def run(
     for t in threads:
         t.join()
     return results
+
+
+def preflight(m: Manifests) -> None:
+    """What the kubelet would refuse (CreateContainerConfigError) for any pod of the release,
+    found before anything starts: missing Secrets, ConfigMaps or keys, unknown port names,
+    images with no local service, volumes that do not exist."""
+    from risingstars.dev.chartboot.kubelet import image_service
+    from risingstars.dev.chartboot.manifests import container_env, volumes
+
+    for obj in [*m.install_jobs(), *m.deployments(), *m.test_pods()]:
+        pod = m.pods_of(obj)
+        volumes(m, pod, token=b"", ip="0.0.0.0", node=NODE_NAME)
+        names = {v["name"] for v in pod.spec.get("volumes", [])}
+        for c in pod.containers:
+            image_service(c["image"])
+            container_env(m, pod, c, ip="0.0.0.0", node=NODE_NAME)
+            for vm in c.get("volumeMounts", []):
+                if vm["name"] not in names:
+                    raise WiringError(
+                        f"{pod.owner} container {c['name']}: "
+                        f"volumeMount {vm['name']} names no volume"
+                    )
+            for kind in ("startup", "readiness", "liveness"):
+                probe = c.get(f"{kind}Probe", {})
+                for action in ("httpGet", "tcpSocket"):
+                    if action in probe:
+                        who = f"{pod.owner} container {c['name']} {kind}Probe"
+                        container_port(c, probe[action]["port"], who)

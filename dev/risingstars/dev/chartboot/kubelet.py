@@ -37,6 +37,8 @@ DOCKERFILE = ROOT / "services" / "Dockerfile"
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 # python:3.11-slim's PATH, which the Dockerfile's ENV PATH extends.
+# The least time a started pod gets to become Ready (slow readiness checks on a busy machine).
+READY_MARGIN = 20.0
 _BASE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -135,6 +137,7 @@ class Pod:
         self.dir = workdir
         self.procs: dict[str, subprocess.Popen] = {}
         self.started: dict[str, float] = {}
+        self.started_up: dict[str, float] = {}  # when each container's startup probe passed
         self.ready = False
         self.terminating = False
         self.fatal: str | None = None
@@ -268,19 +271,35 @@ class Pod:
 
     # --- probes ----------------------------------------------------------------------------
 
-    def run_probes(self, time_scale: float) -> None:
+    def unready_since(self, now: float) -> float:
+        """Seconds since every container started up while the pod is still not Ready."""
+        if len(self.started_up) < len(self.spec.containers):
+            return 0.0
+        return now - max(self.started_up.values())
+
+    def ready_window(self) -> float:
+        window = READY_MARGIN
+        for c in self.spec.containers:
+            r = c.get("readinessProbe") or {}
+            period = r.get("periodSeconds", 10)
+            window = max(
+                window, r.get("initialDelaySeconds", 0) + period * r.get("failureThreshold", 3)
+            )
+        return window
+
+    def run_probes(self) -> None:
         """One prober thread per container, for the pod's lifetime."""
         for container in self.spec.containers:
             t = threading.Thread(
                 target=self._prober,
-                args=(container, time_scale),
+                args=(container,),
                 name=f"probe-{self.name}-{container['name']}",
                 daemon=True,
             )
             t.start()
             self._threads.append(t)
 
-    def _prober(self, container: dict, scale: float) -> None:
+    def _prober(self, container: dict) -> None:
         name = container["name"]
         who = f"{self.name}/{name}"
         probes = {
@@ -289,10 +308,10 @@ class Pod:
             if f"{kind}Probe" in container
         }
         started = self.started[name]
-        next_at = {
-            k: started + p.spec.get("initialDelaySeconds", 0) * scale for k, p in probes.items()
-        }
+        next_at = {k: started + p.spec.get("initialDelaySeconds", 0) for k, p in probes.items()}
         startup_done = "startup" not in probes
+        if startup_done:
+            self.started_up[name] = started
         if not probes:
             self.ready = True
         while not self._stop.is_set():
@@ -306,7 +325,7 @@ class Pod:
             for kind, probe in probes.items():
                 if (kind == "startup") == startup_done or now < next_at[kind] or self.terminating:
                     continue
-                next_at[kind] = now + probe.spec.get("periodSeconds", 10) * scale
+                next_at[kind] = now + probe.spec.get("periodSeconds", 10)
                 ok, detail = self.probe(container, probe.spec)
                 probe.last = detail
                 if ok:
@@ -314,6 +333,7 @@ class Pod:
                     probe.successes += 1
                     if kind == "startup":
                         startup_done = True
+                        self.started_up[name] = now
                         # Readiness and liveness start once the startup probe succeeded.
                         for other in probes:
                             if other != "startup":

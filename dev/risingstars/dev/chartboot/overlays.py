@@ -29,7 +29,7 @@ _PER_SERVICE_ROLES = [
 ]
 
 
-def _database_secret(urls: dict[str, str]) -> list[dict]:
+def _database_secret() -> list[dict]:
     """`kubectl create secret generic rising-stars-database` as docs/deploy.md shows it."""
     base = f"{RDS}:5432/risingstars"
     return [
@@ -70,7 +70,7 @@ def eks() -> Overlay:
     )
 
 
-def _kind_deps(urls: dict[str, str]) -> list[dict]:
+def _kind_deps() -> list[dict]:
     """k8s/kind/deps as kustomize renders it: its Secrets and its Services (their pods are the
     local PostgreSQL and moto)."""
     return [
