@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from risingstars.dev import infra
-from risingstars.dev.chartboot import netns
+from risingstars.dev.chartboot import netns, netpol
 from risingstars.dev.chartboot.client import Client, FlowError, run_flow
 from risingstars.dev.chartboot.kubelet import Image, Pod, read_dockerfile
 from risingstars.dev.chartboot.manifests import Manifests, WiringError, container_port, matches
@@ -47,6 +47,7 @@ class External:
     port: int
     server: str
     service: str | None = None  # a Service name, when it stands in for one
+    real_port: int | None = None  # the real endpoint's port, when the values redirect it
 
 
 @dataclasses.dataclass
@@ -60,6 +61,11 @@ class Overlay:
     database_sql: list[tuple[str, str]]  # (database, statement) run before the install
     terminate: bool = False  # delete every pod at the end, checking in-flight requests
     replicas_cap: int = 2  # at most this many pods per Deployment (CPU is scarce here)
+    # The pods' network (on EKS: the VPC's CIDR, which the NetworkPolicies name).
+    subnet: str = "10.77.0.0/16"
+    # Where the ingress controller's connections come from, for the NetworkPolicies: a
+    # namespace (Traefik's), or None for the load balancer itself (ALB ip targets: the node).
+    ingress_namespace: str | None = None
 
 
 class Cluster:
@@ -71,9 +77,10 @@ class Cluster:
         self.release = "rising-stars"
         self.node_name = NODE_NAME
         self.image: Image = read_dockerfile()
-        self.net = netns.Network(overlay.name)
+        self.net = netns.Network(overlay.name, overlay.subnet)
         self.pods: list[Pod] = []
         self.forwarders: list[Forwarder] = []
+        self._external_peers: dict[Forwarder, tuple[netpol.Peer, int]] = {}
         self.services: dict[str, dict] = {}
         self.cluster_ips: dict[str, str] = {}
         self.hosts: list[tuple[str, list[str]]] = []
@@ -222,19 +229,29 @@ class Cluster:
                     backends = lambda b=backend: [b]  # noqa: E731
                 else:
                     backends = lambda n=name, port=p["port"]: self.endpoints(n, port)  # noqa: E731
-                self.forwarders.append(
-                    Forwarder(addr, p["port"], backends, f"svc/{name}:{p['port']}")
-                )
+                fwd = Forwarder(addr, p["port"], backends, f"svc/{name}:{p['port']}")
+                self.forwarders.append(fwd)
+                if ext is not None:
+                    labels = tuple(sorted(svc["spec"].get("selector", {}).items()))
+                    self._external_peers[fwd] = (
+                        netpol.Peer(f"Service {name}", addr, self.namespace, labels),
+                        ext.real_port or p["port"],
+                    )
         for ext in self.overlay.externals:
             if ext.service:
                 continue
             addr = self.net.node_address()
             self.hosts.append((addr, ext.names))
             backend = externals[ext.server]
-            self.forwarders.append(Forwarder(addr, ext.port, lambda b=backend: [b], ext.names[0]))
+            fwd = Forwarder(addr, ext.port, lambda b=backend: [b], ext.names[0])
+            self.forwarders.append(fwd)
+            self._external_peers[fwd] = (
+                netpol.Peer(ext.names[0], addr),
+                ext.real_port or ext.port,
+            )
         table = routes(m.of("Ingress"))
         check_backends(table, self.services)
-        self.router = Router(netns.NODE_IP, table, self.endpoints)
+        self.router = Router(self.net.node_ip, table, self.endpoints)
         self.step(
             f"network: {len(self.services)} Services, {len(table)} ingress rules, "
             f"externals {[e.names[0] for e in self.overlay.externals]}"
@@ -243,9 +260,9 @@ class Cluster:
     def resolve(self, host: str, port: int) -> tuple[str, int]:
         """A user's view: ingress hosts (and the node address) reach the router; a Service name
         is a `kubectl port-forward`; an external endpoint name is that endpoint."""
-        ingress_hosts = {r.host for r in self.router.table} | {netns.NODE_IP, ""}
+        ingress_hosts = {r.host for r in self.router.table} | {self.net.node_ip, ""}
         if host in ingress_hosts:
-            return netns.NODE_IP, port
+            return self.net.node_ip, port
         for addr, names in self.hosts:
             if host in names:
                 return addr, port
@@ -361,6 +378,7 @@ class Cluster:
             # After the flow (as a user runs `helm test` after installing): its rankings
             # request would otherwise fill the rankings cache before the flow's vote.
             self.helm_test()
+            self.audit_network_policies()
             if self.overlay.terminate:
                 self.delete_all()
         return self.report
@@ -447,7 +465,7 @@ class Cluster:
             for ing in self.manifests.of("Ingress")
         )
         scheme = "https" if (tls or alb_https) else "http"
-        return Client(self.resolve, f"{scheme}://{host or netns.NODE_IP}")
+        return Client(self.resolve, f"{scheme}://{host or self.net.node_ip}")
 
     def flow(self, clip: bytes) -> None:
         c = self.client()
@@ -459,6 +477,61 @@ class Cluster:
         self.check_alive()
         self.report["flow"] = {k: v for k, v in result.items() if k != "token"}
         self._token = result["token"]
+
+    # --- NetworkPolicies ----------------------------------------------------------------------
+
+    def _pod_peer(self, ip: str) -> netpol.Peer | None:
+        for pod in self.pods:
+            if pod.ip == ip:
+                ports = tuple(
+                    (p["name"], int(p["containerPort"]))
+                    for c in pod.spec.containers
+                    for p in c.get("ports", [])
+                    if "name" in p
+                )
+                labels = tuple(sorted(pod.spec.labels.items()))
+                return netpol.Peer(pod.name, ip, self.namespace, labels, ports)
+        return None
+
+    def flows(self) -> set[tuple[netpol.Peer, netpol.Peer, int]]:
+        """Every connection the boot made: (source, destination, destination port)."""
+        found = set()
+        for fwd in self.forwarders:
+            for client, backend in fwd.connections:
+                src = self._pod_peer(client)
+                if src is None:
+                    continue
+                if fwd in self._external_peers:
+                    dst, port = self._external_peers[fwd]
+                else:
+                    ip, port = backend.rsplit(":", 1)
+                    dst, port = self._pod_peer(ip), int(port)
+                if dst is not None:
+                    found.add((src, dst, port))
+        ns = self.overlay.ingress_namespace
+        controller = netpol.Peer(
+            f"ingress controller ({ns})" if ns else "load balancer", self.net.node_ip, ns
+        )
+        for entry in self.router.log:
+            if entry.get("backend"):
+                dst = self._pod_peer(entry["backend"][0])
+                if dst is not None:
+                    found.add((controller, dst, entry["backend"][1]))
+        return found
+
+    def audit_network_policies(self) -> None:
+        policies = self.manifests.of("NetworkPolicy")
+        flows = self.flows()
+        problems = sorted(
+            f"{src.name} -> {dst.name}:{port}: {why}"
+            for src, dst, port in flows
+            if (why := netpol.denied(policies, src, dst, port))
+        )
+        if problems:
+            raise BootFailure(
+                "NetworkPolicies would drop connections the flow needs:\n  " + "\n  ".join(problems)
+            )
+        self.step(f"NetworkPolicies: {len(policies)} allow all {len(flows)} connections made")
 
     # --- deletion -----------------------------------------------------------------------------
 

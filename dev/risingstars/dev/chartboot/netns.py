@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PREFIX = "rscb"
-SUBNET = ipaddress.ip_network("10.77.0.0/16")
-NODE_IP = "10.77.0.1"
 # Work directories (pod volumes, logs); not /tmp, which pods mount their own /tmp over.
 WORK_ROOT = "/var/tmp"  # noqa: S108
 _CLONE_NEWNET = 0x40000000
@@ -95,19 +93,20 @@ def clean_stale() -> list[str]:
 class Network:
     """The node namespace with its bridge, plus pod namespaces on it."""
 
-    def __init__(self, tag: str = "") -> None:
+    def __init__(self, tag: str = "", subnet: str = "10.77.0.0/16") -> None:
+        self.subnet = ipaddress.ip_network(subnet)
         self.prefix = f"{PREFIX}-{os.getpid()}{'-' + tag if tag else ''}"
         self.node = f"{self.prefix}-node"
         self.namespaces: list[str] = []
-        self._hosts = iter(SUBNET.hosts())
-        next(self._hosts)  # the node's own address
+        self._hosts = iter(self.subnet.hosts())
+        self.node_ip = str(next(self._hosts))  # the node's own address: the router's too
         self._veths = 0
 
     def up(self) -> None:
         self._add(self.node)
         ip("link", "set", "lo", "up", ns=self.node)
         ip("link", "add", "br0", "type", "bridge", ns=self.node)
-        ip("addr", "add", f"{NODE_IP}/{SUBNET.prefixlen}", "dev", "br0", ns=self.node)
+        ip("addr", "add", f"{self.node_ip}/{self.subnet.prefixlen}", "dev", "br0", ns=self.node)
         ip("link", "set", "br0", "up", ns=self.node)
 
     def _add(self, name: str) -> None:
@@ -132,9 +131,9 @@ class Network:
         ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name, ns=self.node)
         ip("link", "set", veth, "master", "br0", "up", ns=self.node)
         ip("link", "set", "lo", "up", ns=name)
-        ip("addr", "add", f"{addr}/{SUBNET.prefixlen}", "dev", "eth0", ns=name)
+        ip("addr", "add", f"{addr}/{self.subnet.prefixlen}", "dev", "eth0", ns=name)
         ip("link", "set", "eth0", "up", ns=name)
-        ip("route", "add", "default", "via", NODE_IP, ns=name)
+        ip("route", "add", "default", "via", self.node_ip, ns=name)
         etc = Path("/etc/netns") / name
         etc.mkdir(parents=True, exist_ok=True)
         (etc / "hosts").write_text(hosts)

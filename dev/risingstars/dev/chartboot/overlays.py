@@ -45,8 +45,8 @@ def _database_secret() -> list[dict]:
     ]
 
 
-def _externals() -> list[External]:
-    return [External([RDS], 5432, "postgres"), External([AWS], 4566, "moto")]
+def _externals(aws_real_port: int | None = None) -> list[External]:
+    return [External([RDS], 5432, "postgres"), External([AWS], 4566, "moto", None, aws_real_port)]
 
 
 def boot() -> Overlay:
@@ -64,7 +64,10 @@ def eks() -> Overlay:
     return Overlay(
         name="eks",
         values=[CHART / "values-eks.yaml", HERE / "eks-endpoints.yaml"],
-        externals=_externals(),
+        # The real endpoints are HTTPS (443), which the NetworkPolicies allow.
+        externals=_externals(aws_real_port=443),
+        # The VPC's CIDR in values-eks.yaml (the ALB and RDS are in it).
+        subnet="10.0.0.0/16",
         existing=_database_secret,
         database_sql=_PER_SERVICE_ROLES,
     )
@@ -87,6 +90,7 @@ def kind() -> Overlay:
             External(["localstack"], 4566, "moto", service="localstack"),
         ],
         existing=_kind_deps,
+        ingress_namespace="traefik",  # k8s/kind installs Traefik there
         # k8s/kind/deps' PostgreSQL: POSTGRES_USER and POSTGRES_DB risingstars, trusted.
         database_sql=[
             ("postgres", "CREATE ROLE risingstars LOGIN"),
