@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
-from risingstars.dev.chartboot import cluster, netns, overlays
+from risingstars.dev.chartboot import cluster, netns, netpol, overlays
 from risingstars.dev.chartboot.clip import clip_bytes
 from risingstars.dev.chartboot.manifests import CHART, Manifests, WiringError, render
 
@@ -148,3 +151,52 @@ def test_a_missing_secret_key_fails_before_anything_starts() -> None:
                     assert str(failure.value) == want
                     return
     raise AssertionError("no secretKeyRef to break")
+
+
+def test_network_policies_are_judged_on_the_connections_made(results) -> None:
+    """The boot saw upload fetch auth's JWKS through the Service, the pods reach the database
+    and the AWS endpoint, and the load balancer reach the API pods; all of it allowed."""
+    connections = results["boot"].report["connections"]
+    assert any(
+        c.startswith("rising-stars-upload-") and " -> rising-stars-auth-" in c for c in connections
+    )
+    assert any(" -> rds.chartboot.test:5432" in c for c in connections)
+    assert any(" -> aws.chartboot.test:4566" in c for c in connections)
+    assert any(c.startswith("load balancer -> rising-stars-auth-") for c in connections)
+
+
+def test_a_policy_missing_a_needed_peer_denies_the_connection() -> None:
+    objects = render(overlays.boot().values, release="rising-stars", namespace="rising-stars")
+    pods = {
+        o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"]
+        for o in objects
+        if o["kind"] == "Deployment"
+    }
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    upload = netpol.Peer(
+        "upload", "10.77.0.5", "rising-stars", tuple(pods["rising-stars-upload"].items())
+    )
+    auth = netpol.Peer(
+        "auth", "10.77.0.6", "rising-stars", tuple(pods["rising-stars-auth"].items())
+    )
+    assert netpol.denied(policies, upload, auth, 8080) is None
+    auth_policy = next(p for p in policies if p["metadata"]["name"] == "rising-stars-auth")
+    for rule in auth_policy["spec"]["ingress"]:
+        rule["from"] = [
+            peer
+            for peer in rule["from"]
+            if peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            != "upload"
+        ]
+    assert netpol.denied(policies, upload, auth, 8080) == (
+        "the ingress of auth (NetworkPolicy rising-stars-auth) allows none"
+    )
+
+
+def test_nothing_is_left_behind(results) -> None:
+    """Namespaces, their /etc/netns directories and work directories are gone after the boots."""
+    mine = f"{netns.PREFIX}-{os.getpid()}-"
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert mine not in listed
+    assert not list(Path("/etc/netns").glob(f"{mine}*")) if Path("/etc/netns").exists() else True
+    assert not list(Path(netns.WORK_ROOT).glob(f"{mine}*"))

@@ -522,6 +522,7 @@ class Cluster:
     def audit_network_policies(self) -> None:
         policies = self.manifests.of("NetworkPolicy")
         flows = self.flows()
+        self.report["connections"] = sorted(f"{s.name} -> {d.name}:{p}" for s, d, p in flows)
         problems = sorted(
             f"{src.name} -> {dst.name}:{port}: {why}"
             for src, dst, port in flows
