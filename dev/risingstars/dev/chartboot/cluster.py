@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -396,28 +395,7 @@ class Cluster:
         pg = self.servers["postgres"]
         # As the deploy guide prepares the database (roles, schemas) before the install.
         for database, sql in self.overlay.database_sql:
-            self._psql(pg, sql, database)
-
-    def _psql(self, pg, sql: str, database: str = "postgres") -> None:
-        psql = infra.postgres_bindir() / "psql"
-        subprocess.run(
-            [
-                str(psql),
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(pg.port),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-                "-c",
-                sql,
-            ],
-            check=True,
-            capture_output=True,
-        )
+            infra.psql(pg, sql, database)
 
     def _create_aws_resources(self) -> None:
         """The bucket and queues the rendered containers are told to use, as the deploy guide

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import math
 import re
 import subprocess
@@ -23,6 +24,7 @@ class WiringError(Exception):
     """The rendered manifests cannot run as written: the message names the object and why."""
 
 
+@functools.cache
 def helm_bin() -> Path:
     """helm from charts/tools.sh, as `make chart-check` installs and uses it."""
     env_bin = subprocess.run(
@@ -346,16 +348,13 @@ def volumes(m: Manifests, pod: PodSpec, *, token: bytes, ip: str, node: str) -> 
         name = vol["name"]
         if "emptyDir" in vol:
             out.append(Volume(name, "emptyDir", []))
-        elif "secret" in vol:
-            src = vol["secret"]
-            data = m.secret_data(src["secretName"], optional=src.get("optional", False), who=who)
-            what = f"Secret {m.namespace}/{src['secretName']} (volume {name})"
-            mode = src.get("defaultMode", 0o644)
-            out.append(Volume(name, "files", _key_files(data, src.get("items"), mode, who, what)))
-        elif "configMap" in vol:
-            src = vol["configMap"]
-            data = m.configmap_data(src["name"], optional=src.get("optional", False), who=who)
-            what = f"ConfigMap {m.namespace}/{src['name']} (volume {name})"
+        elif "secret" in vol or "configMap" in vol:
+            is_secret = "secret" in vol
+            src = vol["secret" if is_secret else "configMap"]
+            ref = src["secretName" if is_secret else "name"]
+            loader = m.secret_data if is_secret else m.configmap_data
+            data = loader(ref, optional=src.get("optional", False), who=who)
+            what = f"{'Secret' if is_secret else 'ConfigMap'} {m.namespace}/{ref} (volume {name})"
             mode = src.get("defaultMode", 0o644)
             out.append(Volume(name, "files", _key_files(data, src.get("items"), mode, who, what)))
         elif "projected" in vol:
