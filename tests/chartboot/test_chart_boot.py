@@ -200,3 +200,24 @@ def test_nothing_is_left_behind(results) -> None:
     assert mine not in listed
     assert not list(Path("/etc/netns").glob(f"{mine}*")) if Path("/etc/netns").exists() else True
     assert not list(Path(netns.WORK_ROOT).glob(f"{mine}*"))
+
+
+def test_a_crashed_run_is_cleaned_up_by_the_next() -> None:
+    """Whatever a killed run left (its process is gone) goes: namespaces, their /etc/netns
+    directories, work directories."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    prefix = f"{netns.PREFIX}-{gone.pid}-stale"
+    subprocess.run(["ip", "netns", "add", f"{prefix}-node"], check=True)
+    (Path("/etc/netns") / f"{prefix}-node").mkdir(parents=True)
+    work = Path(netns.WORK_ROOT) / f"{prefix}-work"
+    work.mkdir()
+    try:
+        removed = netns.clean_stale()
+        assert f"{prefix}-node" in removed
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert prefix not in listed
+        assert not (Path("/etc/netns") / f"{prefix}-node").exists()
+        assert not work.exists()
+    finally:
+        subprocess.run(["ip", "netns", "delete", f"{prefix}-node"], capture_output=True)

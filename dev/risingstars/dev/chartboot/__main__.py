@@ -6,6 +6,7 @@ python -m risingstars.dev.chartboot [boot] [kind] [eks] [--keep]
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from risingstars.dev.chartboot import cluster, netns
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.overlays) - set(ALL)
     if unknown:
         parser.error(f"unknown overlays {sorted(unknown)}")
+    # SIGTERM (a CI timeout) ends like Ctrl-C: through the atexit teardown.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     reason = netns.available()
     if reason:
         print(f"chart-boot: cannot run: {reason}", file=sys.stderr)

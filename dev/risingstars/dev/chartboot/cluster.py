@@ -754,7 +754,11 @@ def run(
         except Exception as exc:  # a harness fault: reported, never hidden
             results[overlay.name] = Result(overlay.name, False, f"harness error: {exc!r}", report)
 
-    threads = [threading.Thread(target=one, args=(o,), name=f"boot-{o.name}") for o in overlays]
+    # Daemon threads: on an interrupt the interpreter goes straight to the atexit teardown.
+    threads = [
+        threading.Thread(target=one, args=(o,), name=f"boot-{o.name}", daemon=True)
+        for o in overlays
+    ]
     for t in threads:
         t.start()
     for t in threads:
