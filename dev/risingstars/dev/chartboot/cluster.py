@@ -21,6 +21,7 @@ from pathlib import Path
 
 from risingstars.dev import infra
 from risingstars.dev.chartboot import netns, netpol
+from risingstars.dev.chartboot.apiserver import APIServer, chart_crds
 from risingstars.dev.chartboot.client import Client, FlowError, run_flow
 from risingstars.dev.chartboot.kubelet import Image, Pod, read_dockerfile
 from risingstars.dev.chartboot.manifests import Manifests, WiringError, container_port, matches
@@ -84,6 +85,7 @@ class Cluster:
         self.cluster_ips: dict[str, str] = {}
         self.hosts: list[tuple[str, list[str]]] = []
         self.router: Router | None = None
+        self.apiserver: APIServer | None = None
         self.manifests: Manifests | None = None
         self.servers: dict[str, object] = {}
         self.report: dict = {"overlay": overlay.name, "steps": []}
@@ -149,7 +151,7 @@ class Cluster:
             path.mkdir(parents=True)
             (path / "token").write_bytes(token)
             (path / "namespace").write_text(self.namespace)
-            (path / "ca.crt").write_text("")
+            (path / "ca.crt").write_bytes(self.apiserver.cert.read_bytes())
             for f in path.iterdir():
                 f.chmod(0o644)
             path.chmod(0o755)
@@ -211,12 +213,22 @@ class Cluster:
                 self.services[svc["metadata"]["name"]] = svc
         # The API server's Service (no API server runs here: its address refuses connections).
         self.cluster_ips["kubernetes"] = self.net.node_address()
-        self.hosts.append(
-            (
-                self.cluster_ips["kubernetes"],
-                ["kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-            )
+        api_names = [
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ]
+        self.hosts.append((self.cluster_ips["kubernetes"], api_names))
+        self.apiserver = APIServer(
+            self.cluster_ips["kubernetes"], api_names, self.dir, self.namespace
         )
+        # What `helm install` creates in it that a controller among the pods may read.
+        crd_kinds = {c["spec"]["names"]["kind"] for c in chart_crds()}
+        for obj in m.of("Deployment", hooks=False) + [
+            o for o in m.objects if o["kind"] in crd_kinds
+        ]:
+            self.apiserver.create(obj)
         for name, svc in self.services.items():
             addr = self.net.node_address()
             self.cluster_ips[name] = addr
@@ -306,6 +318,15 @@ class Cluster:
         for pod, launch in zip(pods, launches, strict=True):
             pod.start(launch)
             pod.run_probes()
+            self.apiserver.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": pod.name, "labels": pod.spec.labels},
+                    "spec": pod.spec.spec,
+                    "status": {"phase": "Running", "podIP": pod.ip},
+                }
+            )
         self.wait_ready(pods)
         self.step(f"{len(pods)} pods of {len(m.deployments())} Deployments ready")
 
@@ -378,6 +399,7 @@ class Cluster:
             # request would otherwise fill the rankings cache before the flow's vote.
             self.helm_test()
             self.audit_network_policies()
+            self.check_controllers()
             if self.overlay.terminate:
                 self.delete_all()
         return self.report
@@ -455,6 +477,24 @@ class Cluster:
         self.check_alive()
         self.report["flow"] = {k: v for k, v in result.items() if k != "token"}
         self._token = result["token"]
+
+    def check_controllers(self) -> None:
+        """Every custom resource of the release got a status from its controller (the
+        operator logged in to the API server, read its queue and reconciled)."""
+        crd_kinds = {c["spec"]["names"]["kind"] for c in chart_crds()}
+        for obj in [o for o in self.manifests.objects if o["kind"] in crd_kinds]:
+            who = f"{obj['kind']}/{obj['metadata']['name']}"
+            status = (self.apiserver.get(obj) or {}).get("status")
+            if not status:
+                raise BootFailure(f"{who}: no controller wrote its status")
+            conditions = {c["type"]: c for c in status.get("conditions", [])}
+            self.report.setdefault("controllers", {})[who] = {
+                k: f"{c['status']} {c.get('reason', '')}" for k, c in conditions.items()
+            }
+            error = conditions.get("Error", {})
+            if error.get("status") == "True":
+                raise BootFailure(f"{who}: Error condition: {error.get('message')}")
+            self.step(f"{who} reconciled: {self.report['controllers'][who]}")
 
     # --- NetworkPolicies ----------------------------------------------------------------------
 
@@ -634,6 +674,8 @@ class Cluster:
             f.close()
         if self.router:
             self.router.close()
+        if self.apiserver:
+            self.apiserver.close()
         for server in self.servers.values():
             # Fast shutdown: the servers' data is thrown away with the namespace.
             server.proc.send_signal(signal.SIGINT)

@@ -18,6 +18,7 @@ _CLONE_NEWNS, _CLONE_NEWUTS = 0x00020000, 0x04000000
 _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_SLAVE = 1, 32, 4096, 16384, 1 << 19
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
 _VIRTUAL = ("/proc", "/sys", "/dev")
+_made: set[Path] = set()  # tmpfs (or new root) made for mount points
 
 
 def _check(rc: int, what: str) -> None:
@@ -68,6 +69,12 @@ def _mount_point(target: Path, stage: Path) -> None:
     while not ancestor.exists():
         ancestor = ancestor.parent
     ancestor = ancestor.resolve()
+    # Inside a tmpfs made here (the new root's tmpfs only at its top level: below it are the
+    # machine's directories): writable, and a new tmpfs would hide earlier mounts.
+    if any(ancestor == t or (t != Path("/") and t in ancestor.parents) for t in _made):
+        target.mkdir(parents=True)
+        return
+    _made.add(ancestor)
     if ancestor == Path("/"):
         _new_root(stage)
     else:
