@@ -221,3 +221,13 @@ def test_a_crashed_run_is_cleaned_up_by_the_next() -> None:
         assert not work.exists()
     finally:
         subprocess.run(["ip", "netns", "delete", f"{prefix}-node"], capture_output=True)
+
+
+def test_the_operator_logs_in_and_reconciles(results) -> None:
+    """In the production-shaped boot the operator reaches the API server with its service
+    account token and CA, reads the jobs queue with its IRSA role, and writes status."""
+    controllers = results["boot"].report["controllers"]
+    assert controllers, results["boot"].report["steps"]
+    for who, conditions in controllers.items():
+        assert conditions["Ready"].startswith("True"), (who, conditions)
+        assert conditions["Error"].startswith("False"), (who, conditions)
