@@ -19,15 +19,20 @@ import yaml
 
 from risingstars.dev.chartboot import cluster, netns, netpol, overlays
 from risingstars.dev.chartboot.clip import clip_bytes
-from risingstars.dev.chartboot.manifests import CHART, Manifests, WiringError, render
+from risingstars.dev.chartboot.manifests import CHART, Manifests, WiringError, matches, render
 
 _REASON = netns.available()
-pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"chart-boot: {_REASON}")
+pytestmark = [
+    pytest.mark.skipif(_REASON is not None, reason=f"chart-boot: {_REASON}"),
+    # The first test waits for every boot (bounded inside: BOOT_TIMEOUT, flow deadlines).
+    pytest.mark.timeout(600),
+]
 
 OVERLAYS = list(overlays.ALL)
 
 
-def _probe_path(objects: list[dict]) -> str:
+def _probe_path(objects: list[dict]) -> tuple[str, set[str]]:
+    """The first Deployment's readiness probe path made wrong; only that Deployment boots."""
     for obj in objects:
         if obj["kind"] != "Deployment":
             continue
@@ -35,20 +40,33 @@ def _probe_path(objects: list[dict]) -> str:
             get = c.get("readinessProbe", {}).get("httpGet")
             if get:
                 get["path"] += "-wrong"
-                return f"{obj['metadata']['name']} {get['path']}"
+                return f"{obj['metadata']['name']} {get['path']}", {obj["metadata"]["name"]}
     raise AssertionError("no readiness probe to break")
 
 
-def _ingress_backend(objects: list[dict]) -> str:
+def _ingress_backend(objects: list[dict]) -> tuple[str, set[str]]:
+    """The first ingress rule sent to another rule's Service; only the Deployments behind the
+    Ingress's Services boot (the flow's first request goes to the wrong one and must fail)."""
     ing = next(o for o in objects if o["kind"] == "Ingress")
     paths = [p for rule in ing["spec"]["rules"] for p in rule["http"]["paths"]]
     first = paths[0]["backend"]["service"]
     other = next(
         p["backend"]["service"] for p in paths if p["backend"]["service"]["name"] != first["name"]
     )
-    wrong = copy.deepcopy(other)
-    paths[0]["backend"]["service"] = wrong
-    return f"{paths[0]['path']} -> {wrong['name']}"
+    paths[0]["backend"]["service"] = copy.deepcopy(other)
+    services = [
+        o
+        for o in objects
+        if o["kind"] == "Service" and o["metadata"]["name"] in {first["name"], other["name"]}
+    ]
+    behind = {
+        o["metadata"]["name"]
+        for o in objects
+        for svc in services
+        if o["kind"] == "Deployment"
+        and matches(svc["spec"]["selector"], o["spec"]["template"]["metadata"]["labels"])
+    }
+    return f"{paths[0]['path']} -> {other['name']}", behind
 
 
 MUTATIONS = {"wrong-probe": _probe_path, "wrong-ingress": _ingress_backend}
@@ -65,7 +83,8 @@ def results() -> dict[str, cluster.Result]:
 
     def mutator(name):
         def mutate(objects):
-            broken[name] = MUTATIONS[name](objects)
+            broken[name], focus = MUTATIONS[name](objects)
+            return focus
 
         return mutate
 

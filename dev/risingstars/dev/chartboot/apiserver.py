@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import ssl
 import threading
 import time
 import uuid
@@ -132,6 +133,7 @@ class APIServer:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self.api: kmock.KubernetesEmulator | None = None
+        self.session: aiohttp.ClientSession | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="apiserver")
         self._thread.start()
         if not self._ready.wait(30):
@@ -142,21 +144,24 @@ class APIServer:
         self.loop.run_until_complete(self._serve())
 
     async def _serve(self) -> None:
-        import ssl
-
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(self.cert, self.key)
         self._stop = asyncio.Event()
-        # kmock's own plain-HTTP server on loopback serves the harness's calls (api.post...).
-        async with _Emulator() as api, kmock.Server(api):
+        trust = ssl.create_default_context(cafile=str(self.cert))
+        async with _Emulator() as api:
             _resources(api, chart_crds())
             self.api = api
             runner = aiohttp.web.ServerRunner(aiohttp.web.Server(api))
             await runner.setup()
             site = aiohttp.web.TCPSite(runner, self.addr, 443, ssl_context=ctx)
             await site.start()
-            self._ready.set()
-            await self._stop.wait()
+            # The harness calls it as any client would (not through kmock.Server, whose
+            # process-wide DNS interception does not stack across concurrent boots).
+            connector = aiohttp.TCPConnector(ssl=trust)
+            async with aiohttp.ClientSession(f"https://{self.addr}:443", connector=connector) as s:
+                self.session = s
+                self._ready.set()
+                await self._stop.wait()
             await site.stop()
 
     def call(self, coro) -> Any:
@@ -172,7 +177,7 @@ class APIServer:
         meta.setdefault("creationTimestamp", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
         async def post() -> None:
-            response = await self.api.post(_path(body, self.namespace), json=body)
+            response = await self.session.post(_path(body, self.namespace), json=body)
             if response.status >= 300:
                 raise RuntimeError(f"API emulator: {response.status} {await response.text()}")
 
@@ -181,7 +186,7 @@ class APIServer:
     def get(self, obj: dict) -> dict | None:
         async def fetch() -> dict | None:
             url = f"{_path(obj, self.namespace)}/{obj['metadata']['name']}"
-            response = await self.api.get(url)
+            response = await self.session.get(url)
             return await response.json() if response.status == 200 else None
 
         return self.call(fetch())

@@ -89,6 +89,7 @@ class Cluster:
         self.manifests: Manifests | None = None
         self.servers: dict[str, object] = {}
         self.report: dict = {"overlay": overlay.name, "steps": []}
+        self.focus: set[str] | None = None
         self._t0 = time.monotonic()
 
     def step(self, text: str) -> None:
@@ -312,6 +313,8 @@ class Cluster:
             self.run_to_completion(job, "hook")
         pods = []
         for dep in m.deployments():
+            if self.focus is not None and dep["metadata"]["name"] not in self.focus:
+                continue
             for i in range(m.replicas(dep, self.cap)):
                 pods.append(self.new_pod(dep, i))
         launches = [pod.prepare() for pod in pods]  # every wiring error before any start
@@ -370,7 +373,7 @@ class Cluster:
     # --- the whole boot --------------------------------------------------------------------
 
     def boot(
-        self, flow_clip: bytes | None, mutate: Callable[[list[dict]], None] | None = None
+        self, flow_clip: bytes | None, mutate: Callable[[list[dict]], set[str] | None] | None = None
     ) -> dict:
         from risingstars.dev.chartboot.manifests import (
             kustomize,  # noqa: F401 (overlay uses)
@@ -378,8 +381,8 @@ class Cluster:
         )
 
         objects = render(self.overlay.values, release=self.release, namespace=self.namespace)
-        if mutate:
-            mutate(objects)
+        # A mutation (failure tests) may name the only Deployments worth booting.
+        self.focus = mutate(objects) if mutate else None
         preflight(Manifests(objects, self.namespace, self.overlay.existing()))
         self.step("preflight: every pod's environment and volumes resolve")
         self.net.up()
@@ -776,7 +779,7 @@ def run(
     overlays: list[Overlay],
     clip: bytes | None,
     *,
-    mutate: dict[str, Callable[[list[dict]], None]] | None = None,
+    mutate: dict[str, Callable[[list[dict]], set[str] | None]] | None = None,
     keep: bool = False,
 ) -> dict[str, Result]:
     """Boot each overlay, all at once (each in its own node network, driven by its own
