@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from risingstars.dev import infra
-from risingstars.dev.chartboot import netns, netpol
+from risingstars.dev.chartboot import netns, netpol, termination
 from risingstars.dev.chartboot.apiserver import APIServer, chart_crds
 from risingstars.dev.chartboot.client import Client, FlowError, run_flow
 from risingstars.dev.chartboot.kubelet import Image, Pod, read_dockerfile
@@ -176,23 +176,15 @@ class Cluster:
 
     def endpoints(self, service: str, port: int | str) -> list[tuple[str, int]]:
         """Ready, not terminating pods selected by the Service, on the port's targetPort."""
-        svc = self.services[service]
-        spec_port = next(
-            (p for p in svc["spec"]["ports"] if p["port"] == port or p.get("name") == port), None
-        )
-        if spec_port is None:
-            return []
         found = []
         for pod in self.pods:
             if pod.kind_is_run_to_completion or not pod.ready or pod.terminating:
                 continue
-            if not matches(svc["spec"].get("selector", {}), pod.spec.labels):
+            if not matches(self.services[service]["spec"].get("selector", {}), pod.spec.labels):
                 continue
-            target = spec_port.get("targetPort", spec_port["port"])
-            for container in pod.spec.containers:
-                with contextlib.suppress(WiringError):
-                    found.append((pod.ip, container_port(container, target, pod.name)))
-                    break
+            target = self._pod_port(pod, service, port)
+            if target is not None:
+                found.append((pod.ip, target))
         return found
 
     def hosts_file(self, pod_name: str, ip: str) -> str:
@@ -561,33 +553,9 @@ class Cluster:
 
     def delete_all(self) -> None:
         """Delete every running pod at once (as a rollout or uninstall would), each with a
-        request in flight that must complete: the last request the router sent to it, replayed
-        with its body trickled across the preStop hook and the SIGTERM."""
+        request in flight that must complete (termination.py)."""
         running = [p for p in self.pods if not p.kind_is_run_to_completion and not p.terminating]
-        results, threads = {}, []
-        for pod in running:
-            replay = self._replay_for(pod)
-            t = threading.Thread(target=self._delete_one, args=(pod, replay, results))
-            t.start()
-            threads.append(t)
-        for t in threads:
-            t.join()
-        problems = []
-        for pod in running:
-            r = results[pod.name]
-            for name, c in r["term"]["containers"].items():
-                # Ending on the SIGTERM itself (uvicorn re-raises it once drained) is a clean
-                # stop too: only a SIGKILL at the grace period, or an error exit, is not.
-                if c["killed"] or c["exit"] not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
-                    problems.append(
-                        f"{pod.name}/{name}: exit {c['exit']} killed={c['killed']} "
-                        f"after grace {r['term']['grace']} s"
-                    )
-            inflight = r.get("inflight")
-            if inflight and not inflight.startswith("HTTP "):
-                problems.append(f"{pod.name}: in-flight request lost: {inflight}")
-            if inflight and inflight.startswith("HTTP 5"):
-                problems.append(f"{pod.name}: in-flight request failed: {inflight}")
+        results, problems = termination.delete_all(running, self._replay_for)
         self.report["termination"] = results
         if problems:
             raise BootFailure("pod deletion: " + "; ".join(problems))
@@ -624,12 +592,13 @@ class Cluster:
             if svc is None or not matches(svc["spec"].get("selector", {}), pod.spec.labels):
                 continue
             if best is None or len(request[3]) > len(best[0][3]):
-                port = self.endpoints_for_pod(pod, route.service, route.port)
+                port = self._pod_port(pod, route.service, route.port)
                 if port:
                     best = (request, (pod.ip, port))
         return best
 
-    def endpoints_for_pod(self, pod: Pod, service: str, port) -> int | None:
+    def _pod_port(self, pod: Pod, service: str, port: int | str) -> int | None:
+        """The pod's port behind the Service's `port` (its targetPort, named or numbered)."""
         spec_port = next(
             (
                 p
@@ -645,32 +614,6 @@ class Cluster:
             with contextlib.suppress(WiringError):
                 return container_port(container, target, pod.name)
         return None
-
-    def _delete_one(self, pod: Pod, replay, results: dict) -> None:
-        out = {}
-        results[pod.name] = out
-        holder = {}
-        t = None
-        if replay:
-            (method, path, headers, body), target = replay
-            pre = max(
-                (
-                    c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-                    for c in pod.spec.containers
-                ),
-                default=0,
-            )
-            started = threading.Event()
-            t = threading.Thread(
-                target=_trickle,
-                args=(target, method, path, headers, body, pre + 1.5, started, holder),
-            )
-            t.start()
-            started.wait(5)
-        out["term"] = pod.terminate()
-        if t is not None:
-            t.join()
-            out["inflight"] = holder.get("result", "no result")
 
     def teardown(self) -> None:
         for pod in self.pods:
@@ -688,42 +631,6 @@ class Cluster:
         self.servers.clear()
         self.net.down()
         self.step("torn down")
-
-
-def _trickle(target, method, path, headers, body, seconds, started, holder) -> None:
-    """A request whose body arrives slowly over `seconds`: in flight across the SIGTERM."""
-    import socket
-
-    try:
-        sock = socket.create_connection(target, timeout=60)
-        head = [f"{method} {path} HTTP/1.1"]
-        head += [
-            f"{k}: {v}"
-            for k, v in headers.items()
-            if k.lower() not in ("content-length", "connection")
-        ]
-        head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-        sock.sendall("\r\n".join(head).encode())
-        started.set()
-        chunks = max(1, int(seconds / 0.25))
-        size = max(1, -(-len(body) // chunks))
-        for i in range(0, len(body), size):
-            sock.sendall(body[i : i + size])
-            time.sleep(seconds / chunks)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-        sock.close()
-        status = data.split(b"\r\n", 1)[0].decode(errors="replace")
-        holder["result"] = (
-            status.replace("HTTP/1.1 ", "HTTP ")
-            if status
-            else "connection closed without a response"
-        )
-    except OSError as exc:
-        holder["result"] = f"error: {exc}"
-    finally:
-        started.set()
 
 
 @contextlib.contextmanager
