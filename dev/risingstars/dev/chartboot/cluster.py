@@ -24,7 +24,13 @@ from risingstars.dev.chartboot import netns, netpol, termination
 from risingstars.dev.chartboot.apiserver import APIServer, chart_crds
 from risingstars.dev.chartboot.client import Client, FlowError, run_flow
 from risingstars.dev.chartboot.kubelet import Image, Pod, read_dockerfile
-from risingstars.dev.chartboot.manifests import Manifests, WiringError, container_port, matches
+from risingstars.dev.chartboot.manifests import (
+    Manifests,
+    WiringError,
+    container_port,
+    matches,
+    render,
+)
 from risingstars.dev.chartboot.proxy import Forwarder, Router, check_backends, routes
 
 NODE_NAME = "chartboot-node"
@@ -283,7 +289,6 @@ class Cluster:
         ip = self.net.address()
         ns = self.net.pod(short, ip, self.hosts_file(spec.name, ip))
         pod = Pod(self, spec, ns, ip, podir)
-        pod.kind_is_run_to_completion = spec.kind != "Deployment"
         self.pods.append(pod)
         return pod
 
@@ -367,11 +372,6 @@ class Cluster:
     def boot(
         self, flow_clip: bytes | None, mutate: Callable[[list[dict]], set[str] | None] | None = None
     ) -> dict:
-        from risingstars.dev.chartboot.manifests import (
-            kustomize,  # noqa: F401 (overlay uses)
-            render,
-        )
-
         objects = render(self.overlay.values, release=self.release, namespace=self.namespace)
         # A mutation (failure tests) may name the only Deployments worth booting.
         self.focus = mutate(objects) if mutate else None

@@ -6,7 +6,6 @@ termination with preStop and terminationGracePeriodSeconds."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import http.client
 import importlib.util
@@ -34,8 +33,6 @@ from risingstars.dev.chartboot.manifests import (
 )
 
 DOCKERFILE = ROOT / "services" / "Dockerfile"
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 # python:3.11-slim's PATH, which the Dockerfile's ENV PATH extends.
 # The least time a started pod gets to become Ready (slow readiness checks on a busy machine).
 READY_MARGIN = 20.0
@@ -112,11 +109,6 @@ def image_service(image: str) -> str:
     return service
 
 
-def _preexec() -> None:
-    os.setsid()
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 @dataclasses.dataclass
 class Probe:
     kind: str  # startup | readiness | liveness
@@ -140,6 +132,7 @@ class Pod:
         self.started_up: dict[str, float] = {}  # when each container's startup probe passed
         self.ready = False
         self.terminating = False
+        self.kind_is_run_to_completion = spec.kind != "Deployment"
         self.fatal: str | None = None
         self.exit_codes: dict[str, int] = {}
         self._stop = threading.Event()
@@ -262,7 +255,8 @@ class Pod:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={"PATH": os.environ.get("PATH", _BASE_PATH)},
-                preexec_fn=_preexec,
+                # No preexec_fn (threads run here): the launcher sets its parent-death signal.
+                start_new_session=True,
             )
             log.close()
             self.procs[launch["name"]] = proc

@@ -117,6 +117,8 @@ def _read_only_root(keep: list[str]) -> None:
 
 
 def main(spec_path: str) -> None:
+    # Dies with the harness from the start (the harness forks without preexec_fn: threads).
+    _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     spec = json.loads(Path(spec_path).read_text())
     # A mount namespace of our own first: nothing below may reach the machine's mounts.
     _check(_libc.unshare(_CLONE_NEWNS | _CLONE_NEWUTS), "unshare")
