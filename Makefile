@@ -51,3 +51,7 @@ k8s: $(STAMP) ## regenerate k8s/base (the kubectl apply -k path) from the chart
 
 clean: ## remove local state (.dev/) and caches
 	rm -rf .dev .pytest_cache .ruff_cache .hypothesis
+
+.PHONY: chart-boot
+chart-boot: $(STAMP) ## boot the rendered chart (every overlay) in network namespaces and drive the flow (root)
+	$(BIN)/python -m risingstars.dev.chartboot $(OVERLAYS)

@@ -48,7 +48,7 @@ def until_ok(label, deadline, attempt):
         time.sleep(2)
 
 
-def expect(status, wanted, body):
+def expect(status, body, wanted):
     return None if status == wanted else f"HTTP {status}: {body[:300]!r}"
 
 
@@ -89,7 +89,7 @@ def main():
         )
         if status == 200:
             token["access"] = json.loads(body)["access_token"]
-        return expect(status, 200, body)
+        return expect(status, body, 200)
 
     until_ok("login", deadline, login)
     until_ok(

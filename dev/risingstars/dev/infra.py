@@ -175,11 +175,11 @@ def start_postgres(
     return Postgres(proc, port, datadir)
 
 
-def create_database(pg: Postgres, name: str) -> str:
-    psql = postgres_bindir() / "psql"
+def psql(pg: Postgres, sql: str, database: str = "postgres") -> None:
+    """Run one SQL statement as the superuser."""
     subprocess.run(
         [
-            str(psql),
+            str(postgres_bindir() / "psql"),
             "-q",
             "-h",
             "127.0.0.1",
@@ -188,13 +188,17 @@ def create_database(pg: Postgres, name: str) -> str:
             "-U",
             "postgres",
             "-d",
-            "postgres",
+            database,
             "-c",
-            f'CREATE DATABASE "{name}"',
+            sql,
         ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
+
+
+def create_database(pg: Postgres, name: str) -> str:
+    psql(pg, f'CREATE DATABASE "{name}"')
     return pg.url(name)
 
 

@@ -1,0 +1,38 @@
+"""make chart-boot: boot the rendered chart for each overlay (default: all) and drive the flow.
+
+python -m risingstars.dev.chartboot [boot] [kind] [eks] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from risingstars.dev.chartboot import cluster, netns
+from risingstars.dev.chartboot.clip import clip_bytes
+from risingstars.dev.chartboot.overlays import ALL
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chart-boot", description=__doc__)
+    parser.add_argument("overlays", nargs="*", help=f"any of {', '.join(ALL)} (default: all)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
+    args = parser.parse_args(argv)
+    unknown = set(args.overlays) - set(ALL)
+    if unknown:
+        parser.error(f"unknown overlays {sorted(unknown)}")
+    # SIGTERM (a CI timeout) ends like Ctrl-C: through the atexit teardown.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    reason = netns.available()
+    if reason:
+        print(f"chart-boot: cannot run: {reason}", file=sys.stderr)
+        return 2
+    results = cluster.run([ALL[n]() for n in args.overlays or ALL], clip_bytes(), keep=args.keep)
+    for name, result in results.items():
+        print(f"chart-boot [{name}] {'PASS' if result.passed else 'FAIL ' + result.error}")
+    return 0 if all(r.passed for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

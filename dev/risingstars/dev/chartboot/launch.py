@@ -1,0 +1,162 @@
+"""The container runtime's last step, run inside the pod's network namespace by
+`ip netns exec NS python -m risingstars.dev.chartboot.launch SPEC`: its own mount and UTS
+namespaces, the volumes bind-mounted at their mountPaths, the root filesystem read-only when the
+securityContext says so, the pod's hostname, the container's user and groups, then exec of the
+container's command with exactly its environment (nothing inherited)."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNS, _CLONE_NEWUTS = 0x00020000, 0x04000000
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_SLAVE = 1, 32, 4096, 16384, 1 << 19
+_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
+_VIRTUAL = ("/proc", "/sys", "/dev")
+_made: set[Path] = set()  # tmpfs (or new root) made for mount points
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    _check(
+        _libc.mount(
+            source.encode(),
+            target.encode(),
+            fstype.encode() if fstype else None,
+            flags,
+            data.encode() if data else None,
+        ),
+        f"mount {source} on {target}",
+    )
+
+
+def _new_root(stage: Path) -> None:
+    """A root of our own to add top-level directories to (an image's /smoke): a tmpfs holding
+    the machine's top-level entries, bind-mounted, then chroot into it."""
+    root = stage / "rootfs"
+    root.mkdir(exist_ok=True)
+    _mount("tmpfs", str(root), "tmpfs", 0, "mode=0755,size=1m")
+    for entry in Path("/").iterdir():
+        new = root / entry.name
+        if entry.is_symlink():
+            new.symlink_to(os.readlink(entry))
+        elif entry.is_dir():
+            new.mkdir()
+            _mount(str(entry), str(new), None, _MS_BIND | _MS_REC)
+        else:
+            new.touch()
+            _mount(str(entry), str(new), None, _MS_BIND)
+    os.chroot(root)
+    os.chdir("/")
+
+
+def _mount_point(target: Path, stage: Path) -> None:
+    """Make `target` exist without touching the machine's filesystem: below the deepest
+    existing ancestor, a tmpfs takes its place (as an image's empty directory would)."""
+    if target.is_dir():
+        return
+    ancestor = target
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    ancestor = ancestor.resolve()
+    # Inside a tmpfs made here (the new root's tmpfs only at its top level: below it are the
+    # machine's directories): writable, and a new tmpfs would hide earlier mounts.
+    if any(ancestor == t or (t != Path("/") and t in ancestor.parents) for t in _made):
+        target.mkdir(parents=True)
+        return
+    _made.add(ancestor)
+    if ancestor == Path("/"):
+        _new_root(stage)
+    else:
+        _mount("tmpfs", str(ancestor), "tmpfs", 0, "mode=0755,size=1m")
+    # mkdir below the new tmpfs (target may go through a symlink such as /var/run).
+    target.mkdir(parents=True, exist_ok=True)
+
+
+def _expose(paths: list[str], stage: Path) -> None:
+    """Keep `paths` (the interpreter, the checkout) reachable by the container's user when an
+    ancestor is closed to others (root's 0700 home holding pyenv): that ancestor becomes a
+    tmpfs holding only the path's next component, bind-mounted back."""
+    for n, raw in enumerate(paths):
+        path = Path(raw).resolve()
+        for ancestor in [*reversed(path.parents), path][1:]:
+            if ancestor.stat().st_mode & 0o001:
+                continue
+            child = path.relative_to(ancestor).parts[0] if ancestor != path else None
+            if child is None:
+                break
+            keep = stage / f"expose{n}"
+            keep.mkdir()
+            _mount(str(ancestor / child), str(keep), None, _MS_BIND | _MS_REC)
+            _mount("tmpfs", str(ancestor), "tmpfs", 0, "mode=0755,size=1m")
+            (ancestor / child).mkdir()
+            _mount(str(keep), str(ancestor / child), None, _MS_BIND | _MS_REC)
+            break
+
+
+def _read_only_root(keep: list[str]) -> None:
+    """Every mount read-only except the kernel's virtual filesystems and the volumes."""
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for point in mounts:
+        if point.startswith(_VIRTUAL) or any(point == k or point.startswith(k + "/") for k in keep):
+            continue
+        try:
+            _mount("none", point, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
+        except FileNotFoundError:
+            continue  # hidden under a mount made above (e.g. /run/netns under a new /run)
+
+
+def main(spec_path: str) -> None:
+    # Dies with the harness from the start (the harness forks without preexec_fn: threads).
+    _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    spec = json.loads(Path(spec_path).read_text())
+    # A mount namespace of our own first: nothing below may reach the machine's mounts.
+    _check(_libc.unshare(_CLONE_NEWNS | _CLONE_NEWUTS), "unshare")
+    _mount("none", "/", None, _MS_REC | _MS_SLAVE)
+    name = spec["hostname"].encode()
+    _check(_libc.sethostname(name, len(name)), "sethostname")
+    stage = Path(spec_path).parent
+    _expose(spec["expose"], stage)
+    targets = []
+    for mount in sorted(spec["mounts"], key=lambda m: m["target"].count("/")):
+        target = Path(mount["target"])
+        if Path(mount["source"]).is_dir():
+            _mount_point(target, stage)
+        elif not target.exists():
+            _mount_point(target.parent, stage)
+            target.touch()
+        _mount(mount["source"], str(target), None, _MS_BIND)
+        if mount["readOnly"]:
+            _mount("none", str(target), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
+        targets.append(str(target.resolve()))
+    if spec["readOnlyRootFilesystem"]:
+        _read_only_root(targets)
+    os.chdir(spec["workingDir"])
+    if spec["noNewPrivs"]:
+        _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    os.setgroups(spec["groups"])
+    os.setgid(spec["gid"])
+    os.setuid(spec["uid"])
+    # After setuid (which clears it): the pod dies with the harness, whatever happens to it.
+    _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    argv, env = spec["argv"], spec["env"]
+    try:
+        os.execvpe(argv[0], argv, env)  # noqa: S606 (the container command, as given)
+    except OSError as exc:
+        # What a container runtime reports for an exec it cannot start.
+        print(f"exec {argv[0]!r}: {exc.strerror}", file=sys.stderr)
+        os._exit(128)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,102 @@
+"""The boots chart-boot runs: its own production-shaped values, and each overlay of the chart
+that can run on one machine, with what exists in the cluster before the release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from risingstars.dev.chartboot.cluster import External, Overlay
+from risingstars.dev.chartboot.manifests import CHART, ROOT, kustomize
+
+HERE = Path(__file__).parent / "values"
+RDS = "rds.chartboot.test"
+AWS = "aws.chartboot.test"
+
+# deploy.md's database preparation: one role and one schema per service.
+_PER_SERVICE_ROLES = [
+    ("postgres", "CREATE ROLE rs_auth LOGIN"),
+    ("postgres", "CREATE ROLE rs_upload LOGIN"),
+    ("postgres", "CREATE DATABASE risingstars"),
+    ("risingstars", "CREATE SCHEMA auth AUTHORIZATION rs_auth"),
+    ("risingstars", "CREATE SCHEMA upload AUTHORIZATION rs_upload"),
+    ("risingstars", "ALTER ROLE rs_auth SET search_path = auth"),
+    ("risingstars", "ALTER ROLE rs_upload SET search_path = upload"),
+    # Not in deploy.md (found by chart-boot): auth's first migration runs `CREATE SCHEMA IF NOT
+    # EXISTS auth`, and PostgreSQL checks CREATE on the database before it sees that the schema
+    # exists, so without this grant the auth migration Job fails with "permission denied for
+    # database risingstars".
+    ("risingstars", "GRANT CREATE ON DATABASE risingstars TO rs_auth"),
+]
+
+
+def _database_secret() -> list[dict]:
+    """`kubectl create secret generic rising-stars-database` as docs/deploy.md shows it."""
+    base = f"{RDS}:5432/risingstars"
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "rising-stars-database"},
+            "stringData": {
+                "auth-url": f"postgresql://rs_auth@{base}",
+                "upload-url": f"postgresql://rs_upload@{base}",
+            },
+        }
+    ]
+
+
+def _externals(aws_real_port: int | None = None) -> list[External]:
+    return [External([RDS], 5432, "postgres"), External([AWS], 4566, "moto", None, aws_real_port)]
+
+
+def boot() -> Overlay:
+    return Overlay(
+        name="boot",
+        values=[HERE / "boot.yaml"],
+        externals=_externals(),
+        existing=_database_secret,
+        database_sql=_PER_SERVICE_ROLES,
+        terminate=True,
+    )
+
+
+def eks() -> Overlay:
+    return Overlay(
+        name="eks",
+        values=[CHART / "values-eks.yaml", HERE / "eks-endpoints.yaml"],
+        # The real endpoints are HTTPS (443), which the NetworkPolicies allow.
+        externals=_externals(aws_real_port=443),
+        # The VPC's CIDR in values-eks.yaml (the ALB and RDS are in it).
+        subnet="10.0.0.0/16",
+        existing=_database_secret,
+        database_sql=_PER_SERVICE_ROLES,
+    )
+
+
+def _kind_deps() -> list[dict]:
+    """k8s/kind/deps as kustomize renders it: its Secrets and its Services (their pods are the
+    local PostgreSQL and moto)."""
+    return [
+        o for o in kustomize(ROOT / "k8s" / "kind" / "deps") if o["kind"] in ("Secret", "Service")
+    ]
+
+
+def kind() -> Overlay:
+    return Overlay(
+        name="kind",
+        values=[CHART / "values-kind.yaml"],
+        externals=[
+            External(["postgres"], 5432, "postgres", service="postgres"),
+            External(["localstack"], 4566, "moto", service="localstack"),
+        ],
+        existing=_kind_deps,
+        ingress_namespace="traefik",  # k8s/kind installs Traefik there
+        # k8s/kind/deps' PostgreSQL: POSTGRES_USER and POSTGRES_DB risingstars, trusted.
+        database_sql=[
+            ("postgres", "CREATE ROLE risingstars LOGIN"),
+            ("postgres", "CREATE DATABASE risingstars OWNER risingstars"),
+        ],
+    )
+
+
+ALL = {"boot": boot, "kind": kind, "eks": eks}
