@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := tests/tusclients/node_modules/.installed
 ENTRY ?=
 
-.PHONY: help venv run test lint fmt bench chart-check k8s clean
+.PHONY: help venv run test lint fmt bench chart-check openapi k8s clean
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
@@ -45,6 +45,9 @@ bench: $(STAMP) ## benchmarks (ENTRY=name for one); prints BENCH lines
 
 chart-check: $(STAMP) ## lint, render, validate and policy-scan the Helm chart
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash charts/check.sh
+
+openapi: $(STAMP) ## regenerate the public API's document (services/upload/.../openapi.json)
+	$(BIN)/python -m risingstars.dev.openapi
 
 k8s: $(STAMP) ## regenerate k8s/base (the kubectl apply -k path) from the chart
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash charts/render-k8s.sh

@@ -53,6 +53,8 @@ ROUTES = [
     ("/api/auth", "auth"),
     ("/.well-known", "auth"),
     ("/api/videos", "upload"),
+    ("/api/openapi.json", "upload"),
+    ("/api/docs", "upload"),
     ("/api/public", "upload"),
 ]
 

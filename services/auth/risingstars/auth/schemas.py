@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from risingstars.kit.errors import ErrorBody
 
-class Error(BaseModel):
-    detail: str = Field(description="Why, in Spanish, for the player")
+# One error shape for every service (kit.errors produces it).
+Error = ErrorBody
 
 
 class Account(BaseModel):

@@ -11,8 +11,17 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of every service (the OpenAPI documents name it)."""
+
+    detail: str = Field(description="Why, in Spanish, for the player")
+    code: str | None = Field(None, description="A machine-readable reason, when there is one")
+
 
 log = logging.getLogger("risingstars.errors")
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import httpx
 import jwt
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 log = logging.getLogger("risingstars.tokens")
 
@@ -217,7 +218,14 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def current_claims(request: Request) -> Claims:
+# Declared so every API document marks the routes that need a token; the header is read below,
+# where a missing or malformed one gets the contract's 401 rather than FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, scheme_name="bearerAuth", bearerFormat="JWT")
+
+
+async def current_claims(
+    request: Request, _: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Claims:
     """FastAPI dependency: the verified claims of the request's bearer token, or 401."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from risingstars.kit import db, errors
 from risingstars.kit.app import create_app as kit_create_app
 from risingstars.kit.tokens import TokenVerifier
-from risingstars.upload import messages, metrics, resources, storage
+from risingstars.upload import apidocs, messages, metrics, resources, storage
 from risingstars.upload.direct import DirectUploads
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.routes import public, uploads, videos
@@ -126,4 +126,5 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
     app.include_router(videos.router)
     app.include_router(uploads.router)
     app.include_router(tus_routes.router)
+    apidocs.install(app)
     return app

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from risingstars.upload import messages, reads, votes
+from risingstars.upload import messages, reads, schemas, votes
 from risingstars.upload.deps import Runtime, User, VideoId
 from risingstars.upload.text import CITY_MAX, city_key
 
@@ -24,7 +24,7 @@ def _city(city: str | None) -> str | None:
     return key
 
 
-@router.get("/videos")
+@router.get("/videos", response_model=list[schemas.PublicVideo], responses=schemas.errors(400))
 async def public_videos(
     rt: Runtime,
     limit: int = Query(20, ge=1, le=100),
@@ -34,13 +34,17 @@ async def public_videos(
     return await reads.public_videos(rt.pool, rt.links, limit, offset, _city(city))
 
 
-@router.post("/videos/{video_id}/vote")
+@router.post(
+    "/videos/{video_id}/vote",
+    response_model=schemas.Voted,
+    responses=schemas.errors(400, 401, 404),
+)
 async def vote(user: User, video_id: VideoId, rt: Runtime) -> Any:
     await votes.cast(rt.pool, video_id, user.sub)
     return {"message": messages.VOTED}
 
 
-@router.get("/rankings")
+@router.get("/rankings", response_model=list[schemas.Ranking], responses=schemas.errors(400, 503))
 async def rankings(
     rt: Runtime,
     city: str | None = Query(None, min_length=1, max_length=CITY_MAX),

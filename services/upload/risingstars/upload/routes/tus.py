@@ -16,7 +16,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.requests import ClientDisconnect
 
-from risingstars.upload import catalog, metrics, tus
+from risingstars.upload import catalog, metrics, schemas, tus
 from risingstars.upload.deps import Runtime, User
 
 log = logging.getLogger("risingstars.upload.tus")
@@ -83,9 +83,9 @@ async def _append(rt, request: Request, upload: tus.Upload, offset: int) -> tus.
     return upload
 
 
-@router.options("")
-@router.options("/")
-@router.options("/{upload_id}")
+@router.options("", status_code=204)
+@router.options("/", status_code=204)
+@router.options("/{upload_id}", status_code=204)
 async def capabilities(rt: Runtime) -> Response:
     return Response(
         status_code=204,
@@ -98,8 +98,8 @@ async def capabilities(rt: Runtime) -> Response:
     )
 
 
-@router.post("", status_code=201)
-@router.post("/", status_code=201)
+@router.post("", status_code=201, responses=schemas.errors(400, 401, 412, 413, 429))
+@router.post("/", status_code=201, responses=schemas.errors(400, 401, 412, 413, 429))
 async def create(request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
     if "upload-defer-length" in request.headers:
@@ -120,7 +120,7 @@ async def create(request: Request, user: User, rt: Runtime) -> Response:
     return Response(status_code=201, headers=headers)
 
 
-@router.head("/{upload_id}")
+@router.head("/{upload_id}", responses=schemas.errors(401, 404, 410))
 async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
     try:
         upload = await rt.tus.get(_upload_id(upload_id), user.sub)
@@ -132,7 +132,11 @@ async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
     return Response(status_code=200, headers=headers)
 
 
-@router.patch("/{upload_id}")
+@router.patch(
+    "/{upload_id}",
+    status_code=204,
+    responses=schemas.errors(400, 401, 404, 409, 410, 412, 415),
+)
 async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
     if not request.headers.get("content-type", "").startswith(OFFSET_CONTENT_TYPE):
@@ -150,7 +154,7 @@ async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> R
     return Response(status_code=204, headers=_headers(upload))
 
 
-@router.delete("/{upload_id}")
+@router.delete("/{upload_id}", status_code=204, responses=schemas.errors(401, 404, 409, 410, 412))
 async def terminate(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
     try:

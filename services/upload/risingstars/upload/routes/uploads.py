@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from risingstars.upload import catalog, messages
+from risingstars.upload import catalog, messages, schemas
 from risingstars.upload.deps import Runtime, UploadId, User
 from risingstars.upload.text import clean_title
 
@@ -19,7 +19,12 @@ class NewUpload(BaseModel):
     size: int
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=schemas.DirectUpload,
+    responses=schemas.errors(400, 401, 429, 503),
+)
 async def create_upload(user: User, body: NewUpload, rt: Runtime) -> Any:
     title = clean_title(body.title)
     if title is None:
@@ -27,17 +32,30 @@ async def create_upload(user: User, body: NewUpload, rt: Runtime) -> Any:
     return await rt.direct.create(catalog.Uploader.from_claims(user), title, body.size)
 
 
-@router.get("/{upload_id}")
+@router.get(
+    "/{upload_id}",
+    response_model=schemas.DirectUpload,
+    responses=schemas.errors(401, 403, 404, 503),
+)
 async def upload_status(user: User, upload_id: UploadId, rt: Runtime) -> Any:
     return await rt.direct.status(user.sub, upload_id)
 
 
-@router.post("/{upload_id}/complete", status_code=201)
+@router.post(
+    "/{upload_id}/complete",
+    status_code=201,
+    response_model=schemas.Uploaded,
+    responses=schemas.errors(400, 401, 403, 404, 503),
+)
 async def complete_upload(user: User, upload_id: UploadId, rt: Runtime) -> Any:
     return await rt.direct.complete(user.sub, upload_id)
 
 
-@router.delete("/{upload_id}")
+@router.delete(
+    "/{upload_id}",
+    response_model=schemas.Cancelled,
+    responses=schemas.errors(401, 403, 404, 503),
+)
 async def cancel_upload(user: User, upload_id: UploadId, rt: Runtime) -> Any:
     await rt.direct.cancel(user.sub, upload_id)
     return {"message": messages.UPLOAD_CANCELLED, "upload_id": str(upload_id)}
