@@ -242,7 +242,21 @@ def test_finding_10_19_eks_trusts_forwarded_addresses_only_from_the_alb_subnets(
         assert not [s for s in EKS_POD_SUBNETS for a in admitted if a.overlaps(s)], service
 
 
-def test_finding_10_19_the_base_values_trust_no_forwarding_range():
-    """Production-safe default: no private range (which would hold pods) is trusted."""
-    trusted = _trusted(upload_api(render()))
-    assert all(n.num_addresses == 1 and n.network_address.is_loopback for n in trusted)
+@pytest.mark.parametrize("name", SETS)
+def test_finding_10_19_forwarded_addresses_are_trusted_only_from_admitted_ingress_addresses(
+    renders, name
+):
+    """Where the ingress is admitted by address (ipBlock), nothing wider may be trusted: the rest
+    of such a range (pods, on EKS) could connect and forge X-Forwarded-For."""
+    objects = renders[name]
+    trusted = _trusted(upload_api(objects))
+    (policy,) = [p for p in of_kind(objects, "NetworkPolicy") if component(p) == "upload"]
+    by_address = [
+        ipaddress.ip_network(peer["ipBlock"]["cidr"])
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+        if "ipBlock" in peer
+    ]
+    if by_address:
+        for network in trusted:
+            assert any(network.subnet_of(peer) for peer in by_address), f"{name}: {network}"

@@ -59,8 +59,13 @@ def test_the_upload_worker_is_reached_only_for_metrics_and_talks_to_db_and_aws(r
     (rule,) = worker["spec"]["ingress"]
     scrapers = policy(objects, "upload")["spec"]["ingress"][0]["from"]
     assert rule["from"] and all(peer in scrapers for peer in rule["from"])
-    # Nothing of the release (a bare podSelector) nor the ingress (ipBlock) reaches it.
-    assert not [p for p in rule["from"] if "ipBlock" in p or "namespaceSelector" not in p]
+    # Neither the ingress (ipBlock) nor any pod of the release but the helm test pod.
+    assert not [p for p in rule["from"] if "ipBlock" in p]
+    release_pods = [p for p in rule["from"] if "namespaceSelector" not in p]
+    assert all(
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
+        for p in release_pods
+    )
     upload_egress = policy(objects, "upload")["spec"]["egress"]
     # DNS, the database and AWS: upload's egress less the auth Service.
     assert worker["spec"]["egress"] == upload_egress[:3]
