@@ -9,6 +9,7 @@ before the object disappears.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import kopf
@@ -19,6 +20,10 @@ from risingstars.operator.spec import GROUP, PLURAL, VERSION
 
 # How long a stopping daemon (object deleted, operator exiting) may take to finish its run.
 CANCELLATION_TIMEOUT = 10.0
+# Daemons of objects seen together (an operator start) would send their first SQS and API
+# requests in one burst: each starts at a random phase within this many seconds (the second
+# run then comes after a random half to whole interval, see reconcile.py).
+START_SPREAD_SECONDS = 1.0
 
 
 @kopf.on.login()
@@ -31,7 +36,18 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo:
     return info
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=CANCELLATION_TIMEOUT)
+def _start_phase(**_: Any) -> float:
+    return random.uniform(0, START_SPREAD_SECONDS)
+
+
+@kopf.daemon(
+    GROUP,
+    VERSION,
+    PLURAL,
+    id="reconcile",
+    initial_delay=_start_phase,
+    cancellation_timeout=CANCELLATION_TIMEOUT,
+)
 async def reconcile_daemon(
     name: str,
     namespace: str,
