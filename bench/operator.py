@@ -1,5 +1,5 @@
 """The operator's reconcile cost: kopf running for real against kmock's Kubernetes emulator (in
-its own process, bench/_kube_api.py) and moto's SQS, as in tests/operator.
+its own process, risingstars.dev.kube_api) and moto's SQS, as in tests/operator.
 
 - operator.reconcile_ms: mean time of one reconcile (the queue's attributes, the Deployment, the
   decision) with one QueueScaler, in steady state;
@@ -28,7 +28,7 @@ from prometheus_client import REGISTRY
 
 from risingstars.dev import infra
 from risingstars.operator import app
-from risingstars.operator.settings import OperatorSettings
+from risingstars.operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MANY = 100
@@ -102,7 +102,7 @@ async def _measure(
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     await _objects(api_url, ns, queue_urls, poll)
     stop, ready = threading.Event(), threading.Event()
-    cfg = OperatorSettings(aws_endpoint_url=moto_url, watch_namespaces=(ns,))
+    cfg = Settings(aws_endpoint_url=moto_url, watch_namespaces=(ns,))
     thread = threading.Thread(
         target=lambda: asyncio.run(app.operator(cfg, stop_flag=stop, ready_flag=ready)),
         name="operator",
@@ -123,7 +123,7 @@ async def _measure(
 
 def _kube_api(port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._kube_api", str(port)],
+        [sys.executable, "-m", "risingstars.dev.kube_api", str(port), "--keep", "32"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

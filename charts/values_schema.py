@@ -34,6 +34,29 @@ PORTS = {
     "minItems": 1,
 }
 PEERS = {"type": "array", "items": ANY_OBJ}
+PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+SIZE = {"type": "string", "pattern": "^[0-9]+(Ki|Mi|Gi)$"}
+SERVICE_ACCOUNT = obj({"create": BOOL, "name": STR, "annotations": STR_MAP}, ["create"])
+PROBE_TIMING = obj(
+    {
+        "initialDelaySeconds": NONNEG_INT,
+        "periodSeconds": POS_INT,
+        "timeoutSeconds": POS_INT,
+        "successThreshold": POS_INT,
+        "failureThreshold": POS_INT,
+    }
+)
+PROBES = obj({"startup": PROBE_TIMING, "liveness": PROBE_TIMING, "readiness": PROBE_TIMING})
+STRATEGY = obj(
+    {"type": {"enum": ["RollingUpdate", "Recreate"]}, "rollingUpdate": ANY_OBJ}, ["type"]
+)
+# What a workload's Deployment takes from workloadDefaults unless the component overrides it.
+WORKLOAD_SHAPE = {
+    "containerPort": PORT,
+    "revisionHistoryLimit": NONNEG_INT,
+    "strategy": STRATEGY,
+    "probes": PROBES,
+}
 
 RESOURCES = obj(
     {
@@ -123,24 +146,22 @@ PROCESSOR_SCALING = obj(
 
 
 def component(settings, scaling, **extra):
+    """A service's Deployment; settings None: it runs another component's image and settings."""
+    properties = {"image": IMAGE, "settings": settings} if settings else {}
     return obj(
         {
-            "image": IMAGE,
             "replicaCount": POS_INT,
             "autoscaling": scaling,
             "podDisruptionBudget": obj({"maxUnavailable": {"type": ["integer", "string"]}}),
             "resources": RESOURCES,
-            "tmpSizeLimit": {"type": "string", "pattern": "^[0-9]+(Ki|Mi|Gi)$"},
-            "preStopSleepSeconds": NONNEG_INT,
-            "terminationGracePeriodSeconds": POS_INT,
-            "shutdownTimeoutSeconds": POS_INT,
-            "serviceAccount": obj({"annotations": STR_MAP}),
-            "service": obj(
-                {
-                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                    "annotations": STR_MAP,
-                }
-            ),
+            "tmpSizeLimit": SIZE,
+            # The one drain knob (SHUTDOWN_TIMEOUT_SECONDS); the grace period is derived.
+            "shutdownSeconds": POS_INT,
+            "serviceAccount": SERVICE_ACCOUNT,
+            "service": obj({"port": PORT, "annotations": STR_MAP}),
+            **WORKLOAD_SHAPE,
+            "podSecurityContext": ANY_OBJ,
+            "securityContext": ANY_OBJ,
             "podAnnotations": STR_MAP,
             "nodeSelector": STR_MAP,
             "tolerations": ANY_LIST,
@@ -150,18 +171,18 @@ def component(settings, scaling, **extra):
                 "type": "array",
                 "items": obj({"name": STR, "value": STR, "valueFrom": ANY_OBJ}, ["name"]),
             },
-            "settings": settings,
+            **properties,
             **extra,
         },
         required=[
-            "image",
             "replicaCount",
             "autoscaling",
             "resources",
             "tmpSizeLimit",
-            "terminationGracePeriodSeconds",
-            "shutdownTimeoutSeconds",
-            "settings",
+            "shutdownSeconds",
+            "serviceAccount",
+            *properties,
+            *extra,
         ],
     )
 
@@ -195,8 +216,11 @@ UPLOAD_SETTINGS = obj(
         "maxDurationSeconds": POS_INT,
         "minShortSidePx": POS_INT,
         "presignTtlSeconds": POS_INT,
-        "publicBaseUrl": OPT_URL,
         "rankingsCacheSeconds": NONNEG_INT,
+        "spillBytes": POS_INT,
+        "idleSeconds": POS_INT,
+        "deadlineSeconds": POS_INT,
+        "maxPerUser": POS_INT,
     },
     required=[
         "dbPoolSize",
@@ -206,6 +230,10 @@ UPLOAD_SETTINGS = obj(
         "minShortSidePx",
         "presignTtlSeconds",
         "rankingsCacheSeconds",
+        "spillBytes",
+        "idleSeconds",
+        "deadlineSeconds",
+        "maxPerUser",
     ],
 )
 
@@ -221,7 +249,7 @@ SCHEMA = obj(
         "commonLabels": STR_MAP,
         "image": obj(
             {
-                "registry": {"type": "string", "pattern": "^(.*/)?$"},
+                "registry": STR,
                 "tag": STR,
                 "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
             },
@@ -232,6 +260,7 @@ SCHEMA = obj(
             {
                 "logLevel": {"enum": ["debug", "info", "warning", "error", "critical"]},
                 "drainSeconds": NONNEG_INT,
+                "exitHeadroomSeconds": NONNEG_INT,
                 "keepaliveSeconds": POS_INT,
                 "forwardedAllowIps": {"type": "string", "minLength": 1},
                 "jwt": obj(
@@ -242,7 +271,14 @@ SCHEMA = obj(
                     ["issuer", "audience"],
                 ),
             },
-            required=["logLevel", "drainSeconds", "keepaliveSeconds", "forwardedAllowIps", "jwt"],
+            required=[
+                "logLevel",
+                "drainSeconds",
+                "exitHeadroomSeconds",
+                "keepaliveSeconds",
+                "forwardedAllowIps",
+                "jwt",
+            ],
         ),
         "aws": obj(
             {
@@ -285,6 +321,7 @@ SCHEMA = obj(
         "networkPolicy": obj(
             {
                 "enabled": BOOL,
+                "defaultDeny": BOOL,
                 "ingressControllerPeers": PEERS,
                 "metricsScraperPeers": PEERS,
                 "dns": obj({"peers": PEERS}, ["peers"]),
@@ -311,24 +348,27 @@ SCHEMA = obj(
                 required=["mountPath"],
             ),
         ),
-        "upload": component(UPLOAD_SETTINGS, HPA, jwksUrl=OPT_URL),
+        "workloadDefaults": obj(WORKLOAD_SHAPE, list(WORKLOAD_SHAPE)),
+        "upload": component(
+            UPLOAD_SETTINGS, HPA, jwksUrl=OPT_URL, mediaBaseUrl=OPT_URL, spillSizeLimit=SIZE
+        ),
+        # Same image as upload: no image of its own.
+        "uploadWorker": component(None, HPA),
         "processor": component(PROCESSOR_SETTINGS, PROCESSOR_SCALING),
         # The operator's Deployment; owned by the operator issue.
         "operator": obj(
             {
                 "image": IMAGE,
-                "metricsPort": {"type": "integer", "minimum": 1, "maximum": 65535},
-                "healthPort": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "metricsPort": PORT,
+                "healthPort": PORT,
                 "resources": RESOURCES,
-                "tmpSizeLimit": {"type": "string", "pattern": "^[0-9]+(Ki|Mi|Gi)$"},
+                "tmpSizeLimit": SIZE,
                 "terminationGracePeriodSeconds": POS_INT,
-                "serviceAccount": obj({"annotations": STR_MAP}),
-                "service": obj(
-                    {
-                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                        "annotations": STR_MAP,
-                    }
-                ),
+                "serviceAccount": SERVICE_ACCOUNT,
+                "admissionPolicy": obj({"enabled": BOOL}, ["enabled"]),
+                "service": obj({"port": PORT, "annotations": STR_MAP}),
+                "podSecurityContext": ANY_OBJ,
+                "securityContext": ANY_OBJ,
                 "apiServer": obj({"peers": PEERS, "ports": PORTS}, ["peers", "ports"]),
                 "podAnnotations": STR_MAP,
                 "nodeSelector": STR_MAP,
@@ -362,7 +402,17 @@ SCHEMA = obj(
         # Helm passes the parent chart's globals down; accept them.
         "global": ANY_OBJ,
     },
-    required=["image", "config", "aws", "database", "auth", "upload", "processor"],
+    required=[
+        "image",
+        "config",
+        "aws",
+        "database",
+        "workloadDefaults",
+        "auth",
+        "upload",
+        "uploadWorker",
+        "processor",
+    ],
     **{
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "rising-stars chart values",

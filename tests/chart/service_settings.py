@@ -40,10 +40,11 @@ def conventions() -> dict[str, Contract]:
     tokens = _section(env, "Tokens")
     contracts = {}
     for service in SERVICES:
-        row = re.search(rf"^\| {service} \|(.*)\|\s*$", env, re.M)
-        assert row, f"docs/conventions.md has no row for {service}"
-        names = set(_NAME.findall(row.group(1)))
-        optional = set(_OPTIONAL.findall(row.group(1)))
+        # A service may have several rows (one per concern); together they are its contract.
+        rows = " ".join(re.findall(rf"^\| {service} \|(.*)\|\s*$", env, re.M))
+        assert rows, f"docs/conventions.md has no row for {service}"
+        names = set(_NAME.findall(rows))
+        optional = set(_OPTIONAL.findall(rows))
         fields = settings_fields(service)
         if service in HTTP_SERVICES:
             names |= set(_NAME.findall(common))
@@ -78,16 +79,18 @@ def settings_fields(service: str) -> set[str]:
     return {f.name.upper() for cls in _dataclasses(service) for f in dataclasses.fields(cls)}
 
 
-def required_fields(service: str, migrate: bool = False) -> set[str]:
-    """Variables without a default, for the service (or its `migrate` command when it has its
-    own settings class)."""
-    classes = _dataclasses(service)
-    migrate_classes = [c for c in classes if c.__name__.startswith("Migrate")]
-    chosen = (
-        migrate_classes
-        if migrate and migrate_classes
-        else [c for c in classes if c not in migrate_classes]
-    )
+def required_fields(service: str) -> set[str]:
+    """Variables without a default, for the service."""
+    return _required([c for c in _dataclasses(service) if not c.__name__.startswith("Migrate")])
+
+
+def migrate_required_fields(service: str) -> set[str]:
+    """Variables without a default for the service's `migrate` command (its Migrate* settings
+    class; none yet: nothing known beyond the database)."""
+    return _required([c for c in _dataclasses(service) if c.__name__.startswith("Migrate")])
+
+
+def _required(chosen: list[type]) -> set[str]:
     required = set()
     for cls in chosen:
         hints = typing.get_type_hints(cls)

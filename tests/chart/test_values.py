@@ -81,7 +81,8 @@ def test_a_signing_key_is_generated_unless_an_existing_secret_is_named():
 
 
 def test_the_database_url_secret_exists_before_the_migrations_run():
-    objects = render()
+    # Development only: values-kind.yaml gives the URL as a value.
+    objects = render((CHART / "values-kind.yaml",))
     (secret,) = [s for s in of_kind(objects, "Secret") if component(s) == "database"]
     job_weights = [
         int(j["metadata"]["annotations"]["helm.sh/hook-weight"]) for j in of_kind(objects, "Job")
@@ -89,8 +90,10 @@ def test_the_database_url_secret_exists_before_the_migrations_run():
     annotations = secret["metadata"]["annotations"]
     assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert int(annotations["helm.sh/hook-weight"]) < min(job_weights)
-    # Production names an existing Secret: the chart then creates none.
+    # Production (the base values, EKS) names an existing Secret: the chart then creates none.
     objects = render((CHART / "values-eks.yaml",))
+    assert not [s for s in of_kind(objects, "Secret") if component(s) == "database"]
+    objects = render()
     assert not [s for s in of_kind(objects, "Secret") if component(s) == "database"]
 
 
@@ -104,7 +107,9 @@ def test_the_database_url_secret_exists_before_the_migrations_run():
         ({"securityContext.runAsUser": 0}, "runAsUser"),
         ({"auth.replicaCount": 0}, "replicaCount"),
         ({"upload.settings.unknownSetting": 1}, "unknownSetting"),
+        # The grace period is derived from shutdownSeconds, not set.
         ({"upload.terminationGracePeriodSeconds": 30}, "terminationGracePeriodSeconds"),
+        ({"upload.shutdownSeconds": 0}, "shutdownSeconds"),
         ({"processor.autoscaling.minReplicas": 0}, "minReplicas"),
         ({"database.url": "", "database.existingSecret": ""}, "database"),
     ],

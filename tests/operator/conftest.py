@@ -27,18 +27,17 @@ from aiobotocore.session import get_session
 from polling import eventually
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 
+from risingstars.dev import kube_api
+from risingstars.dev.kube_api import DEPLOYMENTS, EVENTS, PODS, QUEUESCALERS, Emulator
 from risingstars.operator import app
-from risingstars.operator.settings import OperatorSettings
+from risingstars.operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "rising-stars"
 RELEASE = "rs"
 TARGET = f"{RELEASE}-rising-stars-processor"  # the processor Deployment the chart's Role names
 POD_LABELS = {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/component": "processor"}
-QS = "risingstars.io/v1alpha1/queuescalers"
-DEPLOYMENTS = "apps/v1/deployments"
-PODS = "v1/pods"
-EVENTS = "v1/events"
+QS = QUEUESCALERS
 # The operator's two clients (kopf's and its own); the tests' requests come from kmock's client.
 OPERATOR_AGENTS = ("kopf/", "risingstars-operator")
 
@@ -49,56 +48,7 @@ async def wait_for(
     return await eventually(predicate, timeout=timeout, what=what, interval=interval)
 
 
-# --- the Kubernetes API --------------------------------------------------------------------
-
-
-class Emulator(kmock.KubernetesEmulator):
-    """kmock's Kubernetes emulator, plus names from `metadata.generateName` (kopf's Events
-    have no name of their own: the API server makes one up)."""
-
-    async def _handle(self, request: kmock.Request) -> Any:
-        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
-            meta = request.data.setdefault("metadata", {})
-            if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:10]}"
-        return await super()._handle(request)
-
-
-def _declare_resources(api: kmock.KubernetesEmulator) -> None:
-    info = kmock.ResourceInfo
-    api.resources[QS] = info(
-        kind="QueueScaler",
-        singular="queuescaler",
-        namespaced=True,
-        verbs={"list", "watch", "get", "create", "patch", "delete"},
-        subresources={"status"},
-    )
-    api.resources[DEPLOYMENTS] = info(
-        kind="Deployment",
-        singular="deployment",
-        namespaced=True,
-        verbs={"list", "watch", "get", "create", "patch"},
-        subresources={"scale", "status"},
-    )
-    api.resources[PODS] = info(
-        kind="Pod",
-        singular="pod",
-        namespaced=True,
-        verbs={"list", "get", "create", "patch", "delete"},
-    )
-    api.resources[EVENTS] = info(
-        kind="Event", singular="event", namespaced=True, verbs={"list", "create"}
-    )
-    # Discovered by kopf's backbone, never read: scanning is off (see the RBAC check).
-    api.resources["v1/namespaces"] = info(
-        kind="Namespace", singular="namespace", namespaced=False, verbs={"list", "watch", "get"}
-    )
-    api.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = info(
-        kind="CustomResourceDefinition",
-        singular="customresourcedefinition",
-        namespaced=False,
-        verbs={"list", "watch", "get"},
-    )
+# --- the Kubernetes API (risingstars.dev.kube_api) -----------------------------------------
 
 
 class Cluster:
@@ -341,7 +291,7 @@ class RunningOperator:
     """The operator in a thread with its own event loop, as in a pod: kopf treats every task
     of its loop as its own and cancels them when it stops."""
 
-    def __init__(self, cfg: OperatorSettings) -> None:
+    def __init__(self, cfg: Settings) -> None:
         self.namespaces = cfg.watch_namespaces
         self.stop = threading.Event()
         self.ready = threading.Event()
@@ -349,7 +299,7 @@ class RunningOperator:
         self.thread = threading.Thread(target=self._run, args=(cfg,), name="operator")
         self.thread.start()
 
-    def _run(self, cfg: OperatorSettings) -> None:
+    def _run(self, cfg: Settings) -> None:
         try:
             asyncio.run(app.operator(cfg, stop_flag=self.stop, ready_flag=self.ready))
         except BaseException as exc:
@@ -492,7 +442,7 @@ def queue_spec(queue_url: str, **overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 async def k8s() -> AsyncIterator[Emulator]:
     async with Emulator() as api, kmock.Server(api):
-        _declare_resources(api)
+        kube_api.declare(api)
         yield api
 
 
@@ -529,7 +479,7 @@ async def start_operator(
     running: list[RunningOperator] = []
 
     async def start(*namespaces: str) -> RunningOperator:
-        cfg = OperatorSettings(aws_endpoint_url=moto_url, watch_namespaces=namespaces)
+        cfg = Settings(aws_endpoint_url=moto_url, watch_namespaces=namespaces)
         op = RunningOperator(cfg)
         running.append(op)
         await wait_for(

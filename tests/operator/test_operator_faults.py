@@ -68,7 +68,7 @@ async def test_deleted_queuescaler_is_no_longer_acted_on(
         )
 
     await cluster.delete_queuescaler(deleted, "processor")
-    # kopf stops the timer, then lets the object go (its finalizer is the only one).
+    # kopf stops the daemon, then lets the object go (its finalizer is the only one).
     await wait_for(lambda: cluster.get(QS, deleted, "processor") is None, "the object to go")
     touched_before = _deployment_requests(cluster, deleted)
 

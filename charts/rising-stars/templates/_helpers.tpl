@@ -53,71 +53,88 @@ labels:
   {{- include "rising-stars.labels" . | nindent 2 }}
 {{- end }}
 
-{{/* Image reference of a component. Args: root, component. */}}
+{{/*
+Values key of a component: its name in camelCase (upload-worker -> uploadWorker). Args: component.
+*/}}
+{{- define "rising-stars.valuesKey" -}}
+{{- .component | replace "-" "_" | camelcase | untitle }}
+{{- end }}
+
+{{/*
+Image reference of a component: <registry>/<repository>:<tag>[@<digest>]. A component without
+an image of its own (the upload worker) names the component whose image it runs in `image`.
+Args: root, component, image (optional).
+*/}}
 {{- define "rising-stars.image" -}}
-{{- $img := (index .root.Values .component).image }}
+{{- $img := (index .root.Values (.image | default (include "rising-stars.valuesKey" .))).image }}
 {{- $tag := $img.tag | default .root.Values.image.tag | default .root.Chart.AppVersion }}
-{{- $ref := printf "%s%s:%s" .root.Values.image.registry $img.repository $tag }}
+{{- $repo := $img.repository }}
+{{- with .root.Values.image.registry | trimSuffix "/" }}{{ $repo = printf "%s/%s" . $repo }}{{ end }}
+{{- $ref := printf "%s:%s" $repo $tag }}
 {{- if $img.digest }}{{ $ref = printf "%s@%s" $ref $img.digest }}{{ end }}
 {{- $ref }}
 {{- end }}
 
 {{/*
-checkov skips that only apply to some configurations, each justified. Rendered as
-annotations on the object they concern. Args: root, component, secretEnv (bool).
+checkov skips that only apply to some configurations, each justified. Rendered as annotations
+on the object they concern, keyed by the check they skip (checkov reads any checkov.io/skip*
+key), so a template can add its own without knowing which others are present.
+Args: root, component, image (optional), secretEnv (bool).
 */}}
 {{- define "rising-stars.checkovSkips" -}}
-{{- $img := (index .root.Values .component).image }}
-{{- $n := 0 }}
+{{- $img := (index .root.Values (.image | default (include "rising-stars.valuesKey" .))).image }}
 {{- if not $img.digest }}
-{{- $n = add1 $n }}
-checkov.io/skip{{ $n }}: CKV_K8S_43=Images are built per commit and pinned by an immutable content tag; set {{ .component }}.image.digest to pin by digest.
+{{ include "rising-stars.checkovSkip" (list "CKV_K8S_43" (printf "Images are built per commit and pinned by an immutable content tag; set %s.image.digest to pin by digest." (.image | default (include "rising-stars.valuesKey" .)))) }}
 {{- end }}
 {{- if ne .root.Values.image.pullPolicy "Always" }}
-{{- $n = add1 $n }}
-checkov.io/skip{{ $n }}: CKV_K8S_15=Tags are immutable per build and kind side-loads images that no registry serves; values-eks.yaml uses Always.
+{{ include "rising-stars.checkovSkip" (list "CKV_K8S_15" "Tags are immutable per build and kind side-loads images that no registry serves; values-eks.yaml uses Always.") }}
 {{- end }}
 {{- if .secretEnv }}
-{{- $n = add1 $n }}
-checkov.io/skip{{ $n }}: CKV_K8S_35=The services read DATABASE_URL and emulator credentials from the environment (docs/conventions.md); the Secret reaches only this container.
+{{ include "rising-stars.checkovSkip" (list "CKV_K8S_35" "The services read DATABASE_URL and emulator credentials from the environment (docs/conventions.md); the Secret reaches only this container.") }}
 {{- end }}
 {{- end }}
 
-{{/* Pod-level securityContext shared by every pod. */}}
+{{/* One checkov skip annotation. Args: (list check reason). */}}
+{{- define "rising-stars.checkovSkip" -}}
+checkov.io/skip-{{ index . 0 | lower | replace "_" "-" }}: {{ printf "%s=%s" (index . 0) (index . 1) | quote }}
+{{- end }}
+
+{{/* Pod-level securityContext: the hardened defaults, then the component's overrides. Args: root, values (optional). */}}
 {{- define "rising-stars.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
-fsGroup: {{ .Values.securityContext.runAsGroup }}
-seccompProfile:
-  type: RuntimeDefault
+{{- $base := dict
+  "runAsNonRoot" true
+  "runAsUser" .root.Values.securityContext.runAsUser
+  "runAsGroup" .root.Values.securityContext.runAsGroup
+  "fsGroup" .root.Values.securityContext.runAsGroup
+  "seccompProfile" (dict "type" "RuntimeDefault") }}
+{{- toYaml (mergeOverwrite $base (deepCopy ((.values | default dict).podSecurityContext | default dict))) }}
 {{- end }}
 
-{{/* Container securityContext shared by every container. */}}
+{{/* Container securityContext: the hardened defaults, then the component's overrides. Args: root, values (optional). */}}
 {{- define "rising-stars.containerSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
-allowPrivilegeEscalation: false
-privileged: false
-readOnlyRootFilesystem: true
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
+{{- $base := dict
+  "runAsNonRoot" true
+  "runAsUser" .root.Values.securityContext.runAsUser
+  "runAsGroup" .root.Values.securityContext.runAsGroup
+  "allowPrivilegeEscalation" false
+  "privileged" false
+  "readOnlyRootFilesystem" true
+  "capabilities" (dict "drop" (list "ALL"))
+  "seccompProfile" (dict "type" "RuntimeDefault") }}
+{{- toYaml (mergeOverwrite $base (deepCopy ((.values | default dict).securityContext | default dict))) }}
 {{- end }}
 
 {{/* Environment every service reads. Args: root, component. */}}
 {{- define "rising-stars.commonEnv" -}}
-{{- $c := index .root.Values .component }}
+{{- $c := index .root.Values (include "rising-stars.valuesKey" .) }}
 - name: LOG_LEVEL
   value: {{ .root.Values.config.logLevel | quote }}
 - name: PORT
-  value: "8080"
+  value: {{ include "rising-stars.containerPort" . | quote }}
 - name: DRAIN_SECONDS
   value: {{ .root.Values.config.drainSeconds | int64 | quote }}
 - name: SHUTDOWN_TIMEOUT_SECONDS
-  value: {{ $c.shutdownTimeoutSeconds | int64 | quote }}
+  value: {{ $c.shutdownSeconds | int64 | quote }}
 - name: KEEPALIVE_SECONDS
   value: {{ .root.Values.config.keepaliveSeconds | int64 | quote }}
 - name: FORWARDED_ALLOW_IPS
@@ -167,26 +184,43 @@ envFrom:
 {{- .Values.auth.signingKeys.existingSecret | default (printf "%s-auth-signing-keys" (include "rising-stars.fullname" .)) }}
 {{- end }}
 
-{{/* True ("true") when the processor's replica count is owned by a scaler. */}}
-{{- define "rising-stars.processor.scaled" -}}
-{{- if ne .Values.processor.autoscaling.mode "none" }}true{{ end }}
+{{/*
+True ("true") when a scaler owns the component's replica count: autoscaling.enabled, or for an
+autoscaling block with a mode (the processor's hpa/keda/operator), any mode but none.
+Args: root, component.
+*/}}
+{{- define "rising-stars.scaled" -}}
+{{- $a := (index .root.Values (include "rising-stars.valuesKey" .)).autoscaling }}
+{{- if hasKey $a "mode" }}{{ if ne $a.mode "none" }}true{{ end }}{{ else if $a.enabled }}true{{ end }}
 {{- end }}
 
 {{/* Lowest replica count a component runs with. Args: root, component. */}}
 {{- define "rising-stars.minReplicas" -}}
-{{- $c := index .root.Values .component }}
-{{- if eq .component "processor" }}
-{{- if eq $c.autoscaling.mode "none" }}{{ $c.replicaCount }}{{ else }}{{ $c.autoscaling.minReplicas }}{{ end }}
-{{- else }}
-{{- if $c.autoscaling.enabled }}{{ $c.autoscaling.minReplicas }}{{ else }}{{ $c.replicaCount }}{{ end }}
-{{- end }}
+{{- $c := index .root.Values (include "rising-stars.valuesKey" .) }}
+{{- if include "rising-stars.scaled" . }}{{ $c.autoscaling.minReplicas }}{{ else }}{{ $c.replicaCount }}{{ end }}
 {{- end }}
 
-{{/* Fails the render when shutdown cannot fit the grace period. Args: root, component. */}}
-{{- define "rising-stars.checkGracePeriod" -}}
-{{- $c := index .root.Values .component }}
-{{- $need := add $c.preStopSleepSeconds .root.Values.config.drainSeconds $c.shutdownTimeoutSeconds }}
-{{- if lt (int $c.terminationGracePeriodSeconds) (int $need) }}
-{{- fail (printf "%s.terminationGracePeriodSeconds (%v) must be at least preStopSleepSeconds + config.drainSeconds + shutdownTimeoutSeconds (%v)" .component $c.terminationGracePeriodSeconds $need) }}
+{{/* The container port: the component's containerPort, else workloadDefaults'. Args: root, component. */}}
+{{- define "rising-stars.containerPort" -}}
+{{- (index .root.Values (include "rising-stars.valuesKey" .)).containerPort | default .root.Values.workloadDefaults.containerPort }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds, derived from the one drain knob (<component>.shutdownSeconds):
+the preStop sleep and the readiness drain (config.drainSeconds each), the time in-flight work
+gets (SHUTDOWN_TIMEOUT_SECONDS), and headroom for the process to exit. Args: root, component.
+*/}}
+{{- define "rising-stars.gracePeriod" -}}
+{{- $c := index .root.Values (include "rising-stars.valuesKey" .) }}
+{{- add (mul 2 .root.Values.config.drainSeconds) $c.shutdownSeconds .root.Values.config.exitHeadroomSeconds }}
+{{- end }}
+
+{{/* The component's ServiceAccount name. Args: root, component. */}}
+{{- define "rising-stars.serviceAccountName" -}}
+{{- $sa := (index .root.Values (include "rising-stars.valuesKey" .)).serviceAccount }}
+{{- if $sa.create }}
+{{- $sa.name | default (include "rising-stars.componentName" .) }}
+{{- else }}
+{{- required (printf "%s.serviceAccount.name: name the existing ServiceAccount when create is false" (include "rising-stars.valuesKey" .)) $sa.name }}
 {{- end }}
 {{- end }}

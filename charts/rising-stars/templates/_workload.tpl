@@ -4,14 +4,16 @@ with its own name, so a kind lives in one place and each file says what is speci
 */}}
 
 {{/*
-Deployment. Args: root, component, replicas (bool: render spec.replicas), env (YAML list),
-envFrom (YAML), volumes / volumeMounts (extra YAML lists), secretEnv (bool),
-podLabels (extra YAML map).
+Deployment. Args: root, component, image (optional: the component whose image it runs),
+command / args (optional YAML flow lists), env (YAML list), envFrom (YAML), volumes / volumeMounts (extra YAML
+lists), secretEnv (bool). Replicas are left out when a scaler owns them.
 */}}
 {{- define "rising-stars.deployment" -}}
 {{- $root := .root }}
-{{- $c := index $root.Values .component }}
-{{- include "rising-stars.checkGracePeriod" . }}
+{{- $c := index $root.Values (include "rising-stars.valuesKey" .) }}
+{{- /* Probe timings merge key by key; a strategy is replaced whole (Recreate has no rollingUpdate). */}}
+{{- $w := mergeOverwrite (deepCopy $root.Values.workloadDefaults) (pick $c "probes" "revisionHistoryLimit") }}
+{{- $_ := set $w "strategy" ($c.strategy | default $w.strategy) }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -22,25 +24,19 @@ metadata:
     {{- . | nindent 4 }}
   {{- end }}
 spec:
-  {{- if .replicas }}
+  {{- if not (include "rising-stars.scaled" .) }}
   replicas: {{ $c.replicaCount }}
   {{- end }}
-  revisionHistoryLimit: 5
+  revisionHistoryLimit: {{ $w.revisionHistoryLimit }}
   selector:
     matchLabels:
       {{- include "rising-stars.selectorLabels" . | nindent 6 }}
   strategy:
-    type: RollingUpdate
-    rollingUpdate:
-      maxUnavailable: 0
-      maxSurge: 25%
+    {{- toYaml $w.strategy | nindent 4 }}
   template:
     metadata:
       labels:
         {{- include "rising-stars.labels" . | nindent 8 }}
-        {{- with .podLabels }}
-        {{- . | nindent 8 }}
-        {{- end }}
       {{- if or $c.podAnnotations $skips }}
       annotations:
         {{- with $c.podAnnotations }}
@@ -51,12 +47,12 @@ spec:
         {{- end }}
       {{- end }}
     spec:
-      serviceAccountName: {{ include "rising-stars.componentName" . }}
+      serviceAccountName: {{ include "rising-stars.serviceAccountName" . }}
       automountServiceAccountToken: false
       enableServiceLinks: false
-      terminationGracePeriodSeconds: {{ $c.terminationGracePeriodSeconds }}
+      terminationGracePeriodSeconds: {{ include "rising-stars.gracePeriod" . }}
       securityContext:
-        {{- include "rising-stars.podSecurityContext" $root | nindent 8 }}
+        {{- include "rising-stars.podSecurityContext" (dict "root" $root "values" $c) | nindent 8 }}
       {{- with $root.Values.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
@@ -65,9 +61,15 @@ spec:
         - name: {{ .component }}
           image: {{ include "rising-stars.image" . }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          {{- with .command }}
+          command: {{ . }}
+          {{- end }}
+          {{- with .args }}
+          args: {{ . }}
+          {{- end }}
           ports:
             - name: http
-              containerPort: 8080
+              containerPort: {{ include "rising-stars.containerPort" . }}
               protocol: TCP
           env:
             {{- .env | trim | nindent 12 }}
@@ -79,29 +81,24 @@ spec:
           {{- end }}
           startupProbe:
             httpGet: {path: /healthz, port: http}
-            periodSeconds: 2
-            failureThreshold: 30
+            {{- toYaml $w.probes.startup | nindent 12 }}
           livenessProbe:
             httpGet: {path: /healthz, port: http}
-            periodSeconds: 10
-            timeoutSeconds: 3
-            failureThreshold: 3
+            {{- toYaml $w.probes.liveness | nindent 12 }}
           readinessProbe:
             httpGet: {path: /readyz, port: http}
-            periodSeconds: 5
-            timeoutSeconds: 3
-            failureThreshold: 2
-          {{- if gt (int $c.preStopSleepSeconds) 0 }}
+            {{- toYaml $w.probes.readiness | nindent 12 }}
+          {{- if gt (int $root.Values.config.drainSeconds) 0 }}
           lifecycle:
             preStop:
               # Endpoint removal races SIGTERM: keep serving until load balancers have caught up.
               sleep:
-                seconds: {{ $c.preStopSleepSeconds }}
+                seconds: {{ $root.Values.config.drainSeconds }}
           {{- end }}
           resources:
             {{- toYaml $c.resources | nindent 12 }}
           securityContext:
-            {{- include "rising-stars.containerSecurityContext" $root | nindent 12 }}
+            {{- include "rising-stars.containerSecurityContext" (dict "root" $root "values" $c) | nindent 12 }}
           volumeMounts:
             - name: tmp
               mountPath: /tmp
@@ -135,7 +132,7 @@ spec:
 
 {{/* Service. Args: root, component. */}}
 {{- define "rising-stars.service" -}}
-{{- $c := index .root.Values .component }}
+{{- $c := index .root.Values (include "rising-stars.valuesKey" .) }}
 apiVersion: v1
 kind: Service
 metadata:
@@ -155,24 +152,29 @@ spec:
       protocol: TCP
 {{- end }}
 
-{{/* ServiceAccount (IRSA role via annotations). Args: root, component. */}}
+{{/* ServiceAccount (IRSA role via annotations), unless serviceAccount.create is false. Args: root, component. */}}
 {{- define "rising-stars.serviceAccount" -}}
-{{- $c := index .root.Values .component }}
+{{- $c := index .root.Values (include "rising-stars.valuesKey" .) }}
+{{- if $c.serviceAccount.create }}
 apiVersion: v1
 kind: ServiceAccount
 metadata:
-  {{- include "rising-stars.metadata" . | nindent 2 }}
+  name: {{ include "rising-stars.serviceAccountName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "rising-stars.labels" . | nindent 4 }}
   {{- with $c.serviceAccount.annotations }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-# The pods never call the Kubernetes API.
+# A pod that calls the Kubernetes API (the operator) mounts the token itself.
 automountServiceAccountToken: false
+{{- end }}
 {{- end }}
 
 {{/* CPU (and optionally requests/s) HPA. Args: root, component. */}}
 {{- define "rising-stars.hpa" -}}
-{{- $a := (index .root.Values .component).autoscaling }}
+{{- $a := (index .root.Values (include "rising-stars.valuesKey" .)).autoscaling }}
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
@@ -210,7 +212,7 @@ spec:
 
 {{/* PodDisruptionBudget, only when the component never runs fewer than 2 pods. Args: root, component. */}}
 {{- define "rising-stars.pdb" -}}
-{{- $c := index .root.Values .component }}
+{{- $c := index .root.Values (include "rising-stars.valuesKey" .) }}
 {{- if gt (int (include "rising-stars.minReplicas" .)) 1 }}
 apiVersion: policy/v1
 kind: PodDisruptionBudget
@@ -231,10 +233,13 @@ spec:
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata:
-  {{- include "rising-stars.metadata" . | nindent 2 }}
-  {{- with $m.labels }}
+  name: {{ include "rising-stars.componentName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "rising-stars.labels" . | nindent 4 }}
+    {{- with $m.labels }}
     {{- toYaml . | nindent 4 }}
-  {{- end }}
+    {{- end }}
 spec:
   selector:
     matchLabels:

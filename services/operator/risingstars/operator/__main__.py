@@ -1,5 +1,6 @@
-"""`python -m risingstars.operator` runs the operator; `... dry-run --queue-url URL` prints
-what it would decide for a queue right now, without a cluster."""
+"""`python -m risingstars.operator [serve | dry-run --queue-url URL ...]`: `serve` (the default)
+runs the operator; `dry-run` prints what it would decide for a queue right now, without a
+cluster."""
 
 from __future__ import annotations
 
@@ -11,37 +12,27 @@ import time
 from collections.abc import Sequence
 
 from risingstars.kit.settings import SettingsError
+from risingstars.operator import settings as operator_settings
+from risingstars.operator.settings import Settings
 
 
-def _run() -> int:
+def _serve(settings: Settings) -> None:
     from prometheus_client import start_http_server
 
     from risingstars.operator import app
-    from risingstars.operator.settings import from_environment
 
-    try:
-        cfg = from_environment()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    app.setup_logging(cfg.log_level)
-    start_http_server(cfg.metrics_port)
+    app.setup_logging(settings.log_level)
+    start_http_server(settings.metrics_port)
     # kopf stops on SIGTERM/SIGINT (it handles the signals in the main thread).
-    asyncio.run(app.operator(cfg, liveness_endpoint=f"http://0.0.0.0:{cfg.health_port}/healthz"))
-    return 0
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz"
+    asyncio.run(app.operator(settings, liveness_endpoint=liveness))
 
 
-def _dry_run(args: argparse.Namespace) -> int:
+def _dry_run(settings: Settings, args: argparse.Namespace) -> int:
     from risingstars.operator import spec
     from risingstars.operator.decision import decide
     from risingstars.operator.queue import QueueError, QueueReader
-    from risingstars.operator.settings import from_environment
 
-    try:
-        cfg = from_environment()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        return 2
     raw = {
         "scaleTargetRef": {"name": "dry-run"},
         "queue": {
@@ -67,7 +58,7 @@ def _dry_run(args: argparse.Namespace) -> int:
 
     async def read() -> object:
         reader = QueueReader(
-            default_region=cfg.aws_region, default_endpoint_url=cfg.aws_endpoint_url
+            default_region=settings.aws_region, default_endpoint_url=settings.aws_endpoint_url
         )
         try:
             return await reader.backlog(scaler.queue)
@@ -127,7 +118,7 @@ def _dry_run(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m risingstars.operator")
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the operator (the default)")
+    sub.add_parser("serve", help="run the operator (the default)")
     dry = sub.add_parser(
         "dry-run",
         help="print the scaling decision for a queue's current backlog",
@@ -154,12 +145,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "dry-run" and args.current < 0:
+        print("--current cannot be negative", file=sys.stderr)
+        return 2
+    try:
+        settings = operator_settings.load()
+    except SettingsError as exc:
+        print(f"operator: {exc}", file=sys.stderr)
+        return 2
     if args.command == "dry-run":
-        if args.current < 0:
-            print("--current cannot be negative", file=sys.stderr)
-            return 2
-        return _dry_run(args)
-    return _run()
+        return _dry_run(settings, args)
+    _serve(settings)
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 import threading
 
@@ -17,56 +16,51 @@ from risingstars.operator.busypods import PodMetricsReader
 from risingstars.operator.kube import KubeAPI
 from risingstars.operator.queue import QueueReader
 from risingstars.operator.reconcile import Deps
-from risingstars.operator.settings import OperatorSettings
+from risingstars.operator.settings import Settings
 
+# Named when a timer did the reconciling; kept, because QueueScalers in clusters carry it.
 FINALIZER = "risingstars.io/queuescaler-timer"
 # Watch requests end server-side before the client gives up, and are re-opened at once.
 WATCH_SERVER_TIMEOUT = 300
 WATCH_CLIENT_TIMEOUT = 330
 
 
-def kopf_settings(cfg: OperatorSettings) -> kopf.OperatorSettings:
-    settings = kopf.OperatorSettings()
+def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
+    options = kopf.OperatorSettings()
     # One replica (the chart's Deployment uses strategy Recreate) instead of peering, which
     # would need cluster-wide peering CRDs and RBAC for them.
-    settings.peering.standalone = True
-    settings.peering.mandatory = False
+    options.peering.standalone = True
+    options.peering.mandatory = False
     # No watching of CRDs and namespaces cluster-wide: the served namespaces are named, so a
     # namespaced Role is all the operator needs.
-    settings.scanning.disabled = True
-    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
-    settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
-    settings.watching.connect_timeout = 10
-    settings.networking.request_timeout = 30
-    settings.networking.connect_timeout = 10
-    settings.posting.reporting_component = "risingstars-operator"
-    settings.posting.reporting_instance = cfg.pod_name or socket.gethostname()
-    settings.persistence.finalizer = FINALIZER
-    return settings
+    options.scanning.disabled = True
+    options.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    options.watching.client_timeout = WATCH_CLIENT_TIMEOUT
+    options.watching.connect_timeout = 10
+    options.networking.request_timeout = 30
+    options.networking.connect_timeout = 10
+    options.posting.reporting_component = "risingstars-operator"
+    options.posting.reporting_instance = settings.pod_name or socket.gethostname()
+    options.persistence.finalizer = FINALIZER
+    return options
 
 
-def build_memo(cfg: OperatorSettings) -> kopf.Memo:
+def build_memo(settings: Settings) -> kopf.Memo:
     deps = Deps(
         kube=KubeAPI(),
         queues=QueueReader(
-            default_region=cfg.aws_region, default_endpoint_url=cfg.aws_endpoint_url
+            default_region=settings.aws_region, default_endpoint_url=settings.aws_endpoint_url
         ),
         pod_metrics=PodMetricsReader(),
     )
     return kopf.Memo(deps=deps)
 
 
-# Per tick and per watch event: they would drown everything else.
-_ROUTINE_SUCCESS = re.compile(r"^(Timer 'reconcile'|Handler 'forget_deleted') succeeded\.$")
-
-
 class _KopfRecordFilter(logging.Filter):
     """kopf's records carry its settings object and an object reference as extras: keep the
-    reference as `object`, drop the rest, and drop the routine "... succeeded" lines."""
+    reference as `object`, drop the rest."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("kopf") and _ROUTINE_SUCCESS.match(record.getMessage()):
-            return False
         ref = record.__dict__.pop("k8s_ref", None)
         if ref:
             record.__dict__["object"] = f"{ref.get('namespace') or ''}/{ref.get('name') or ''}"
@@ -83,16 +77,16 @@ def setup_logging(level: str) -> None:
 
 
 async def operator(
-    cfg: OperatorSettings,
+    settings: Settings,
     *,
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
     liveness_endpoint: str | None = None,
 ) -> None:
-    namespaces = list(cfg.watch_namespaces)
+    namespaces = list(settings.watch_namespaces)
     await kopf.operator(
-        settings=kopf_settings(cfg),
-        memo=build_memo(cfg),
+        settings=kopf_settings(settings),
+        memo=build_memo(settings),
         standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces,

@@ -81,14 +81,6 @@ class Decision:
     limited: str | None  # "AtMaximum" / "AtMinimum" when the clamp changed the answer
     memory: Memory
 
-    @property
-    def direction(self) -> str | None:
-        if self.desired > self.current:
-            return "up"
-        if self.desired < self.current:
-            return "down"
-        return None
-
 
 def within_tolerance(backlog: int, target: int, current: int, tolerance: float) -> bool:
     # Same float arithmetic and comparisons as the HPA's replica calculator.

@@ -1,9 +1,10 @@
-"""The kopf handlers: login, the reconcile timer, and forgetting deleted QueueScalers.
+"""The kopf handlers: login, and one reconcile daemon per QueueScaler.
 
-The timer ticks every second and each QueueScaler reconciles when its polling interval is due,
-so every object keeps its own interval. kopf puts a finalizer on objects with timers; it is the
-only one, and it is what guarantees a deleted QueueScaler's timer has stopped (and so no longer
-touches its Deployment) before the object disappears.
+Each QueueScaler gets a daemon for as long as it exists: it reconciles, sleeps the object's own
+polling interval (or a retry delay after a fault), and again, holding the decision's memory in
+its own state. kopf puts a finalizer on objects with daemons; it is the only one, and it is what
+guarantees a deleted QueueScaler's daemon has stopped (and so no longer touches its Deployment)
+before the object disappears.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from risingstars.operator import metrics
 from risingstars.operator.reconcile import Deps, ScalerState, reconcile
 from risingstars.operator.spec import GROUP, PLURAL, VERSION
 
-TICK_SECONDS = 1.0
+# How long a stopping daemon (object deleted, operator exiting) may take to finish its run.
+CANCELLATION_TIMEOUT = 10.0
+# Daemons of objects seen together (an operator start) would send their first SQS and API
+# requests in one burst: each starts at a random phase within this many seconds (the second
+# run then comes after a random half to whole interval, see reconcile.py).
+START_SPREAD_SECONDS = 1.0
 
 
 @kopf.on.login()
@@ -30,27 +36,34 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo:
     return info
 
 
-def _tick_phase(**_: Any) -> float:
-    # Timers of objects seen together (an operator start) would tick in lockstep and send their
-    # SQS and API requests in bursts; a random phase within the tick spreads them out.
-    return random.uniform(0, TICK_SECONDS)
+def _start_phase(**_: Any) -> float:
+    return random.uniform(0, START_SPREAD_SECONDS)
 
 
-@kopf.timer(
-    GROUP, VERSION, PLURAL, id="reconcile", interval=TICK_SECONDS, initial_delay=_tick_phase
+@kopf.daemon(
+    GROUP,
+    VERSION,
+    PLURAL,
+    id="reconcile",
+    initial_delay=_start_phase,
+    cancellation_timeout=CANCELLATION_TIMEOUT,
 )
-async def reconcile_timer(
-    name: str, namespace: str, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+async def reconcile_daemon(
+    name: str,
+    namespace: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    **_: Any,
 ) -> None:
-    state = memo.get("scaler")
-    if state is None:
-        state = memo["scaler"] = ScalerState()
-    await reconcile(memo.deps, state, namespace=namespace, name=name, body=body, patch=patch)
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-def forget_deleted(type: str, name: str, namespace: str, **_: Any) -> None:
-    if type == "DELETED":
+    # `body` is kopf's live view of the object: each run reads the spec as it is now.
+    state = ScalerState()
+    try:
+        while not stopped:
+            delay = await reconcile(memo.deps, state, namespace=namespace, name=name, body=body)
+            await stopped.wait(delay)
+    finally:
+        # Deleted (or the operator stops): its series go with it.
         metrics.forget(namespace, name)
 
 

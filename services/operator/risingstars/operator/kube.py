@@ -160,6 +160,10 @@ class KubeAPI:
             body={"metadata": {"annotations": dict(annotations)}},
         )
 
+    async def patch_status(self, path: str, status: Mapping[str, Any]) -> None:
+        """Merge `status` into the status subresource of the object at `path`."""
+        await self.request("PATCH", f"{path}/status", body={"status": dict(status)})
+
     async def close(self) -> None:
         for session in [*self._retired, self._session]:
             if session is not None and not session.closed:

@@ -2,8 +2,9 @@
 pods, patch the scale subresource, and report through status, Events, metrics and logs.
 
 Level-based and idempotent: every run starts from what the queue and the API say now. Any fault
-(SQS, the API) ends the run before anything is scaled, marks the Error condition and asks kopf
-to retry with backoff; the decision's memory only advances on a complete run.
+(SQS, the API) ends the run before anything is scaled, marks the Error condition and asks for
+the next run sooner, with backoff; the decision's memory only advances on a complete run.
+Each run returns how long to wait before the next one (the QueueScaler's daemon sleeps it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from risingstars.operator import busypods, metrics, spec
 from risingstars.operator.decision import Decision, Memory, decide
 from risingstars.operator.kube import KubeAPI, KubeError, selector_string
 from risingstars.operator.queue import Backlog, QueueError, QueueReader
+from risingstars.operator.spec import GROUP, PLURAL, VERSION
 from risingstars.operator.status import diff, is_true, now_iso, set_condition
 
 log = logging.getLogger("risingstars.operator")
@@ -40,16 +42,11 @@ class Deps:
 
 @dataclasses.dataclass
 class ScalerState:
-    """Per-QueueScaler memory between runs (kopf's per-object memo holds it)."""
+    """Per-QueueScaler memory between runs (its daemon holds it)."""
 
     memory: Memory | None = None
-    next_due: float = 0.0
     failures: int = 0
     status: dict[str, Any] | None = None  # what we last wrote, never a lagging watch copy
-
-
-class Failed(kopf.TemporaryError):
-    pass
 
 
 def _backlog_status(backlog: Backlog, total: int) -> dict[str, int]:
@@ -72,14 +69,12 @@ class Run:
         namespace: str,
         name: str,
         body: Mapping[str, Any],
-        patch: kopf.Patch,
     ) -> None:
         self.deps = deps
         self.state = state
         self.namespace = namespace
         self.name = name
         self.body = body
-        self.patch = patch
         meta = body.get("metadata") or {}
         self.generation = meta.get("generation")
         # What the API server has (kopf's live view, possibly a moment behind our last write)
@@ -103,30 +98,39 @@ class Run:
     def event(self, kind: str, reason: str, message: str) -> None:
         kopf.event(dict(self.body), type=kind, reason=reason, message=message)
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
+        """Write the status changes (the status subresource, merge patch). A write lost to an
+        API fault is repeated by the next run: `old` stays what the server last accepted."""
         if self.generation is not None:
             self.new["observedGeneration"] = self.generation
-        # Also rewrite what the server does not show: a status write lost to an API fault.
+        # Also rewrite what the server does not show: a status write lost earlier.
         changes = {**diff(self.observed, self.new), **diff(self.old, self.new)}
-        for key, value in changes.items():
-            self.patch.status[key] = value
+        if changes:
+            path = f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}/{self.name}"
+            try:
+                await self.deps.kube.patch_status(path, changes)
+            except KubeError as exc:
+                log.warning(
+                    "status not written",
+                    extra={"queuescaler": f"{self.namespace}/{self.name}", "detail": str(exc)},
+                )
+                return
         self.state.status = self.new
 
-    def mark_failed(self, reason: str, message: str) -> None:
+    async def mark_failed(self, reason: str, message: str) -> None:
         """Record a fault: Error and Ready conditions, an Event when it is new, the metric."""
         was_failing = is_true(self.conditions, "Error", reason)
         self.set("Error", True, reason, message)
         self.set("Ready", False, reason, message)
-        self.commit()
+        await self.commit()
         if not was_failing:
             self.event("Warning", reason, message)
         metrics.record_error(self.namespace, self.name, reason)
 
-    def fail(self, reason: str, message: str, *, base_delay: float) -> Failed:
-        """Record the fault and build the retry, with exponential backoff."""
-        self.mark_failed(reason, message)
+    async def fail(self, reason: str, message: str, *, base_delay: float) -> float:
+        """Record the fault; the delay before the next run, with exponential backoff."""
+        await self.mark_failed(reason, message)
         self.state.failures += 1
-        self.state.next_due = 0.0  # kopf's retry delay is the schedule now
         delay = min(base_delay * 2 ** (self.state.failures - 1), MAX_RETRY_DELAY)
         log.warning(
             "reconcile failed",
@@ -137,7 +141,7 @@ class Run:
                 "retry_in_seconds": delay,
             },
         )
-        return Failed(f"{reason}: {message}", delay=delay)
+        return delay
 
 
 async def reconcile(
@@ -147,88 +151,84 @@ async def reconcile(
     namespace: str,
     name: str,
     body: Mapping[str, Any],
-    patch: kopf.Patch,
-) -> Decision | None:
-    """Run one reconcile if it is due; returns the decision it acted on (None if not due)."""
-    now = deps.clock()
-    if now < state.next_due:
-        return None
+) -> float:
+    """Run one reconcile; returns the seconds to wait before the next one."""
     started = time.perf_counter()
-    run = Run(deps, state, namespace=namespace, name=name, body=body, patch=patch)
+    run = Run(deps, state, namespace=namespace, name=name, body=body)
     try:
-        return await _reconcile(run, now)
+        return await _reconcile(run, deps.clock())
     finally:
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
 
 
-async def _reconcile(run: Run, now: float) -> Decision | None:
+async def _reconcile(run: Run, now: float) -> float:
     deps, state, namespace = run.deps, run.state, run.namespace
     try:
-        cfg = spec.parse(run.body.get("spec") or {})
+        scaler = spec.parse(run.body.get("spec") or {})
     except spec.SpecError as exc:
         # Nothing to retry until someone edits the spec; look again now and then (level-based).
-        run.mark_failed("InvalidSpec", str(exc))
-        state.next_due = now + INVALID_SPEC_RECHECK
-        return None
+        await run.mark_failed("InvalidSpec", str(exc))
+        return INVALID_SPEC_RECHECK
 
-    base_delay = min(cfg.polling_interval_seconds, 5.0)
+    base_delay = min(scaler.polling_interval_seconds, 5.0)
     try:
-        backlog = await deps.queues.backlog(cfg.queue)
+        backlog = await deps.queues.backlog(scaler.queue)
     except QueueError as exc:
-        raise run.fail(exc.reason, str(exc), base_delay=base_delay) from exc
+        return await run.fail(exc.reason, str(exc), base_delay=base_delay)
     try:
-        deployment = await deps.kube.get_deployment(namespace, cfg.target)
+        deployment = await deps.kube.get_deployment(namespace, scaler.target)
     except KubeError as exc:
         reason = "TargetNotFound" if exc.not_found else "KubernetesUnavailable"
-        raise run.fail(reason, str(exc), base_delay=base_delay) from exc
+        return await run.fail(reason, str(exc), base_delay=base_delay)
 
     dep_spec = deployment.get("spec") or {}
     current = int(dep_spec.get("replicas", 1))
-    total = backlog.total(count_in_flight=cfg.count_in_flight, count_delayed=cfg.count_delayed)
-    decision = decide(cfg.policy, total, current, now, state.memory)
+    total = backlog.total(
+        count_in_flight=scaler.count_in_flight, count_delayed=scaler.count_delayed
+    )
+    decision = decide(scaler.policy, total, current, now, state.memory)
 
     replicas = decision.desired
     held_by_busy: busypods.ScaleInPlan | None = None
-    if replicas < current and cfg.busy_pods.enabled:
+    if replicas < current and scaler.busy_pods.enabled:
         try:
-            plan = await _protect_busy_pods(run, cfg, deployment, current, replicas)
+            plan = await _protect_busy_pods(run, scaler, deployment, current, replicas)
         except KubeError as exc:
-            raise run.fail("KubernetesUnavailable", str(exc), base_delay=base_delay) from exc
+            return await run.fail("KubernetesUnavailable", str(exc), base_delay=base_delay)
         replicas = plan.replicas
         held_by_busy = plan if plan.limited else None
 
     if replicas != current:
         try:
-            await deps.kube.scale_deployment(namespace, cfg.target, replicas)
+            await deps.kube.scale_deployment(namespace, scaler.target, replicas)
         except KubeError as exc:
             reason = "TargetNotFound" if exc.not_found else "KubernetesUnavailable"
-            raise run.fail(reason, str(exc), base_delay=base_delay) from exc
+            return await run.fail(reason, str(exc), base_delay=base_delay)
 
     # Everything succeeded: the decision's memory advances, and status tells what happened.
-    interval = cfg.polling_interval_seconds
+    interval = scaler.polling_interval_seconds
     if state.memory is None:
         # Objects first seen together (an operator start) would stay in lockstep and hit SQS
         # and the API in bursts: spread their phases over one interval.
         interval *= random.uniform(0.5, 1.0)
     state.memory = decision.memory
     state.failures = 0
-    state.next_due = now + interval
-    _report(run, cfg, backlog, total, decision, current, replicas, held_by_busy)
-    return decision
+    await _report(run, scaler, backlog, total, decision, current, replicas, held_by_busy)
+    return interval
 
 
 async def _protect_busy_pods(
-    run: Run, cfg: spec.ScalerSpec, deployment: Mapping[str, Any], current: int, desired: int
+    run: Run, scaler: spec.ScalerSpec, deployment: Mapping[str, Any], current: int, desired: int
 ) -> busypods.ScaleInPlan:
     dep_spec = deployment.get("spec") or {}
     selector = selector_string(dep_spec.get("selector") or {})
     pods = busypods.live_pods(await run.deps.kube.list_pods(run.namespace, selector))
     loads = await run.deps.pod_metrics.read(
-        pods, cfg.busy_pods.metrics_port, cfg.busy_pods.metrics_path
+        pods, scaler.busy_pods.metrics_port, scaler.busy_pods.metrics_path
     )
     pod_spec = ((dep_spec.get("template") or {}).get("spec")) or {}
     grace = pod_spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
-    max_job = cfg.busy_pods.max_job_seconds
+    max_job = scaler.busy_pods.max_job_seconds
     busy_may_go = max_job is not None and grace >= max_job
     plan = busypods.plan_scale_in(loads, current=current, desired=desired, busy_may_go=busy_may_go)
     # Costs go on before the scale patch: the ReplicaSet reads them when it picks its victims.
@@ -243,9 +243,9 @@ async def _protect_busy_pods(
     return plan
 
 
-def _report(
+async def _report(
     run: Run,
-    cfg: spec.ScalerSpec,
+    scaler: spec.ScalerSpec,
     backlog: Backlog,
     total: int,
     decision: Decision,
@@ -266,14 +266,14 @@ def _report(
             "Active",
             True,
             "BacklogAboveActivation",
-            f"backlog {total} > activation {cfg.policy.activation_backlog}",
+            f"backlog {total} > activation {scaler.policy.activation_backlog}",
         )
     else:
         run.set(
             "Active",
             False,
             "BacklogAtOrBelowActivation",
-            f"backlog {total} <= activation {cfg.policy.activation_backlog}",
+            f"backlog {total} <= activation {scaler.policy.activation_backlog}",
         )
     was_held = is_true(run.conditions, "ScalingLimited", "BusyPods")
     held_message = ""
@@ -300,7 +300,7 @@ def _report(
             "scaled",
             extra={
                 "queuescaler": f"{namespace}/{name}",
-                "target": cfg.target,
+                "target": scaler.target,
                 "from": current,
                 "to": replicas,
                 "reason": reason,
@@ -311,7 +311,7 @@ def _report(
         run.event("Normal", "BusyPods", held_message)
     if recovered:
         run.event("Normal", "Recovered", "the queue and the target are reachable again")
-    run.commit()
+    await run.commit()
 
     metrics.BACKLOG.labels(namespace, name, "visible").set(backlog.visible)
     metrics.BACKLOG.labels(namespace, name, "in_flight").set(backlog.in_flight)

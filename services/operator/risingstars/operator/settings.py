@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from risingstars.kit.settings import AWSSettings, load
+from risingstars.kit import settings as kit_settings
+from risingstars.kit.settings import AWSSettings
 
 
 @dataclasses.dataclass(frozen=True)
-class OperatorSettings(AWSSettings):
+class Settings(AWSSettings):
     log_level: str = "info"
     # Prometheus metrics (the operator's own: backlog, replicas, scale events, errors, latency).
     metrics_port: int = 8080
@@ -28,5 +29,5 @@ class OperatorSettings(AWSSettings):
             raise ValueError("METRICS_PORT and HEALTH_PORT must differ")
 
 
-def from_environment() -> OperatorSettings:
-    return load(OperatorSettings)
+def load() -> Settings:
+    return kit_settings.load(Settings)
