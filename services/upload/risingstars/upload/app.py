@@ -17,14 +17,15 @@ from risingstars.kit import aws, db, errors
 from risingstars.kit.app import create_app as kit_create_app
 from risingstars.kit.tokens import TokenVerifier
 from risingstars.upload import messages, metrics, storage
+from risingstars.upload.capacity import UserSlots
 from risingstars.upload.cleanup import Sweeper
 from risingstars.upload.events import EventsConsumer
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.routes import public, uploads, videos
 from risingstars.upload.runtime import Runtime
-from risingstars.upload.s3upload import BufferPool
 from risingstars.upload.settings import Settings
+from risingstars.upload.spill import PartStore
 
 log = logging.getLogger("risingstars.upload")
 
@@ -95,7 +96,13 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
             sqs = await stack.enter_async_context(
                 aws.client("sqs", settings.sqs_settings(), _sqs_config())
             )
-            buffers = BufferPool(settings.upload_part_bytes, settings.buffer_count)
+            buffers = PartStore(
+                settings.upload_part_bytes,
+                settings.buffer_count,
+                settings.upload_spill_dir,
+                settings.upload_spill_bytes,
+            )
+            stack.callback(buffers.close)
             runtime = Runtime(
                 settings=settings,
                 pool=pool,
@@ -133,9 +140,12 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     queue_url=settings.events_queue_url,
                     wait_seconds=settings.events_wait_seconds,
                 ),
+                upload_slots=UserSlots(settings.upload_max_per_user),
             )
             app.state.runtime = runtime
             metrics.BUFFERS_IN_USE.set_function(lambda: buffers.in_use)
+            metrics.SPILL_BYTES_IN_USE.set_function(lambda: buffers.spill_in_use)
+            metrics.UPLOADS_WAITING.set_function(lambda: buffers.waiting)
 
             lifecycle = app.state.lifecycle
             lifecycle.add_check("database", lambda: db.ping(pool))

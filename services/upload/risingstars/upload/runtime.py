@@ -8,13 +8,14 @@ from typing import Any
 import asyncpg
 
 from risingstars.upload import storage
+from risingstars.upload.capacity import UserSlots
 from risingstars.upload.cleanup import Sweeper
 from risingstars.upload.events import EventsConsumer
-from risingstars.upload.ingest import Limits
+from risingstars.upload.ingest import Limits, Pace
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.rankings import Rankings
-from risingstars.upload.s3upload import BufferPool
 from risingstars.upload.settings import Settings
+from risingstars.upload.spill import PartStore
 
 
 @dataclasses.dataclass
@@ -23,12 +24,13 @@ class Runtime:
     pool: asyncpg.Pool
     s3: Any
     sqs: Any
-    buffers: BufferPool
+    buffers: PartStore
     links: storage.Links
     outbox: Outbox
     rankings: Rankings
     sweeper: Sweeper
     events: EventsConsumer
+    upload_slots: UserSlots
 
     @property
     def limits(self) -> Limits:
@@ -40,3 +42,7 @@ class Runtime:
             min_short_side=s.min_short_side_px,
             max_moov_bytes=s.max_moov_bytes,
         )
+
+    @property
+    def pace(self) -> Pace:
+        return Pace(self.settings.upload_idle_seconds, self.settings.upload_deadline_seconds)

@@ -12,7 +12,7 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
-from risingstars.upload import catalog, ingest, messages, metrics, queries, storage
+from risingstars.upload import capacity, catalog, ingest, messages, metrics, queries, storage
 from risingstars.upload.deps import Runtime, User, VideoId
 from risingstars.upload.s3upload import StorageError
 
@@ -38,16 +38,22 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
     key = storage.original_key(video_id)
     rt.sweeper.active.add(key)
     try:
-        received = await ingest.receive(
-            request.stream(),
-            request.headers.get("content-type"),
-            s3=rt.s3,
-            bucket=rt.settings.s3_bucket,
-            key=key,
-            buffers=rt.buffers,
-            limits=limits,
-            parts_in_flight=rt.settings.upload_parts_in_flight,
-        )
+        with rt.upload_slots.hold(user.sub):
+            received = await ingest.receive(
+                request.stream(),
+                request.headers.get("content-type"),
+                s3=rt.s3,
+                bucket=rt.settings.s3_bucket,
+                key=key,
+                buffers=rt.buffers,
+                limits=limits,
+                pace=rt.pace,
+                parts_in_flight=rt.settings.upload_parts_in_flight,
+            )
+    except capacity.Refused as exc:
+        _record("stream", exc.outcome, exc.reason, started)
+        log.info("upload refused", extra={"reason": exc.reason, "user_id": user.sub})
+        raise HTTPException(exc.status, exc.detail, headers=exc.headers) from None
     except ingest.Rejected as exc:
         _record("stream", "rejected", exc.reason, started)
         log.info("upload rejected", extra={"reason": exc.reason, "detail": exc.detail})
