@@ -93,6 +93,7 @@ class Part:
         """Move what the part holds to a file; return its buffer (the caller now owns it)."""
         buffer, self._buffer = self._buffer, None
         assert buffer is not None
+        self._store.filling.discard(self)
         self._write_file(memoryview(buffer)[: self.size])
         return buffer
 
