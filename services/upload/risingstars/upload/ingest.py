@@ -14,6 +14,9 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
+
 from risingstars.upload import messages, metrics, mp4
 from risingstars.upload.capacity import TimedOut
 from risingstars.upload.formstream import (
@@ -221,11 +224,27 @@ async def receive(
     return Received(title=form.title, size=form.size, info=form.info)
 
 
+async def body_of(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body chunk by chunk, like Starlette's request.stream() but holding no chunk
+    while the next one arrives: with hundreds of uploads, one idle chunk each is tens of MB."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body, more = message.get("body", b""), message.get("more_body", False)
+        del message
+        if body:
+            yield body
+            del body
+        if not more:
+            return
+
+
 async def _read(
     chunks: AsyncIterator[bytes], form_stream: FormStream, form: _Form, idle_seconds: float
 ) -> None:
     received = aiter(chunks)
-    while True:
+    while not form_stream.finished:
         try:
             # Only the client's silence counts: waiting for room for a part is ours.
             async with asyncio.timeout(idle_seconds):
@@ -235,19 +254,20 @@ async def _read(
         except TimeoutError:
             metrics.IDLE_ABORTED.inc()
             raise TimedOut("idle", messages.upload_idle(idle_seconds)) from None
-        if not chunk:
-            continue
-        try:
-            events = form_stream.feed(chunk)
-        except FormError:
-            raise Rejected("bad_form", messages.BAD_MULTIPART) from None
-        for event in events:
-            await form.handle(event)
-        if form_stream.finished:
-            break
+        await _feed(form_stream, form, chunk)
+        del chunk  # see body_of
     if not form_stream.finished:
         raise Rejected("bad_form", messages.BAD_MULTIPART)
     if not form.file_done or form.info is None:
         raise Rejected("bad_form", messages.MISSING_FILE)
     if form.title is None:
         raise Rejected("bad_form", messages.MISSING_TITLE)
+
+
+async def _feed(form_stream: FormStream, form: _Form, chunk: bytes) -> None:
+    try:
+        events = form_stream.feed(chunk)
+    except FormError:
+        raise Rejected("bad_form", messages.BAD_MULTIPART) from None
+    for event in events:
+        await form.handle(event)

@@ -40,7 +40,7 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
     try:
         with rt.upload_slots.hold(user.sub):
             received = await ingest.receive(
-                request.stream(),
+                ingest.body_of(request.receive),
                 request.headers.get("content-type"),
                 s3=rt.s3,
                 bucket=rt.settings.s3_bucket,
