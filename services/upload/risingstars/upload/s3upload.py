@@ -36,7 +36,9 @@ class PartBody:
     a slice. Not an io.IOBase on purpose: aiohttp would read those in a thread, 64 KiB at a time.
     """
 
-    SLICE = 256 * 1024
+    # Whatever the socket does not take at once waits in its transport: one slice per
+    # connection, and the service keeps up to 50 of them busy.
+    SLICE = 64 * 1024
 
     def __init__(self, view: memoryview) -> None:
         self._view = view
