@@ -31,6 +31,8 @@ class Runtime:
     sweeper: Sweeper
     events: EventsConsumer
     upload_slots: UserSlots
+    # Set once the rest exists (it records videos through catalog, which takes the runtime).
+    tus: Any = None
 
     @property
     def limits(self) -> Limits:
