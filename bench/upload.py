@@ -220,6 +220,31 @@ class Service:
         raise KeyError(field)
 
 
+def service_env(
+    moto_url: str, dsn: str, jwks_url: str, resources: infra.AWSResources, **extra: str
+) -> dict[str, str]:
+    """The service's environment against the throwaway servers, its database migrated."""
+    env = {
+        **os.environ,
+        **infra.AWS_DUMMY_ENV,
+        "AWS_ENDPOINT_URL": moto_url,
+        "DATABASE_URL": dsn,
+        "JWKS_URL": jwks_url,
+        "S3_BUCKET": resources.bucket,
+        "JOBS_QUEUE_URL": resources.jobs_queue_url,
+        "EVENTS_QUEUE_URL": resources.events_queue_url,
+        "UPLOAD_PART_BYTES": str(PART_BYTES),
+        # One user uploads every file of the run.
+        "UPLOAD_DAILY_QUOTA": "1000000",
+        "DRAIN_SECONDS": "0",
+        "LOG_LEVEL": "warning",
+        **extra,
+    }
+    subprocess.run([sys.executable, "-m", "risingstars.upload", "migrate"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return env
+
+
 # --- measurements ----------------------------------------------------------------------------
 
 
@@ -334,23 +359,7 @@ async def main() -> None:
         ):
             resources = infra.create_aws_resources(moto.url, "bench")
             dsn = infra.create_database(pg, "upload_bench")
-            env = {
-                **os.environ,
-                **infra.AWS_DUMMY_ENV,
-                "AWS_ENDPOINT_URL": moto.url,
-                "DATABASE_URL": dsn,
-                "JWKS_URL": jwks_url,
-                "S3_BUCKET": resources.bucket,
-                "JOBS_QUEUE_URL": resources.jobs_queue_url,
-                "EVENTS_QUEUE_URL": resources.events_queue_url,
-                "UPLOAD_PART_BYTES": str(PART_BYTES),
-                # One user uploads every file of the run.
-                "UPLOAD_DAILY_QUOTA": "1000000",
-                "DRAIN_SECONDS": "0",
-                "LOG_LEVEL": "warning",
-            }
-            subprocess.run([sys.executable, "-m", "risingstars.upload", "migrate"],
-                           env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+            env = service_env(moto.url, dsn, jwks_url, resources)
             sub = str(uuid.uuid4())
             token = keys.token(sub, username=f"bench-{sub[:6]}", ttl=7200)
             log = tmp / "upload.log"

@@ -1,5 +1,5 @@
-"""The part buffers: a bounded pool, and a part body botocore can rewind and aiohttp can
-stream without copying the part."""
+"""A part body botocore can rewind and aiohttp can stream without copying the part, and
+uploads sharing a tiny memory pool (the PartStore itself: test_upload_capacity_store.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from risingstars.upload.s3upload import BufferPool, PartBody
+from risingstars.upload.s3upload import PartBody
 
 
 async def test_part_body_reads_seeks_and_streams_the_whole_part_every_time() -> None:
@@ -27,26 +27,14 @@ async def test_part_body_reads_seeks_and_streams_the_whole_part_every_time() -> 
         assert streamed == data
 
 
-async def test_the_pool_never_lends_more_buffers_than_it_has() -> None:
-    pool = BufferPool(1024, 2)
-    first, second = await pool.acquire(), await pool.acquire()
-    assert pool.in_use == 2
-    third = asyncio.ensure_future(pool.acquire())
-    await asyncio.sleep(0)
-    assert not third.done()  # waits for a buffer to come back
-    pool.release(first)
-    assert await asyncio.wait_for(third, 1) is first  # reused, not reallocated
-    pool.release(second)
-    pool.release(first)
-    assert pool.in_use == 0
-
-
 @pytest.mark.parametrize("pool_parts", [1, 2])
 async def test_concurrent_uploads_share_a_tiny_pool_without_deadlock(
     service, clips, s3, tools, pool_parts
 ) -> None:
     path = clips["big"]  # three parts each
-    async with service(upload_buffer_bytes=pool_parts * 5 * 1024 * 1024) as svc:
+    async with service(
+        upload_buffer_bytes=pool_parts * 5 * 1024 * 1024, upload_max_per_user=4
+    ) as svc:
         responses = await asyncio.gather(*(svc.upload(path) for _ in range(4)))
         assert [r.status_code for r in responses] == [201] * 4
         assert svc.runtime.buffers.in_use == 0

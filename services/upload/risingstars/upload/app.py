@@ -16,13 +16,14 @@ from risingstars.kit import db, errors
 from risingstars.kit.app import create_app as kit_create_app
 from risingstars.kit.tokens import TokenVerifier
 from risingstars.upload import apidocs, messages, metrics, resources, storage
+from risingstars.upload.capacity import UserSlots
 from risingstars.upload.direct import DirectUploads
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.routes import public, uploads, videos
 from risingstars.upload.routes import tus as tus_routes
 from risingstars.upload.runtime import Runtime, limits
-from risingstars.upload.s3upload import BufferPool
 from risingstars.upload.settings import Settings
+from risingstars.upload.spill import PartStore
 from risingstars.upload.tus import TusUploads
 
 log = logging.getLogger("risingstars.upload")
@@ -64,7 +65,13 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
         async with contextlib.AsyncExitStack() as stack:
             clients = await resources.open_clients(stack, settings)
             pool, s3 = clients.pool, clients.s3
-            buffers = BufferPool(settings.upload_part_bytes, settings.buffer_count)
+            buffers = PartStore(
+                settings.upload_part_bytes,
+                settings.buffer_count,
+                settings.upload_spill_dir,
+                settings.upload_spill_bytes,
+            )
+            stack.callback(buffers.close)
             box = resources.outbox(settings, clients)
             runtime = Runtime(
                 settings=settings,
@@ -103,9 +110,12 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     max_open_per_user=settings.direct_uploads_per_user,
                     daily_quota=settings.upload_daily_quota,
                 ),
+                upload_slots=UserSlots(settings.upload_max_per_user),
             )
             app.state.runtime = runtime
             metrics.BUFFERS_IN_USE.set_function(lambda: buffers.in_use)
+            metrics.SPILL_BYTES_IN_USE.set_function(lambda: buffers.spill_in_use)
+            metrics.UPLOADS_WAITING.set_function(lambda: buffers.waiting)
             lifecycle = app.state.lifecycle
             resources.add_checks(lifecycle, settings, clients)
             lifecycle.add_check("jwks", token_verifier.ensure_keys)

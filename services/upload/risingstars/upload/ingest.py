@@ -1,9 +1,10 @@
 """The streaming upload: a multipart/form-data body goes straight into an S3 multipart upload
-while the MP4 is checked on the way through. Nothing is kept but the part buffers (from the
-bounded pool) and the moov box.
+while the MP4 is checked on the way through. Nothing is kept but the parts being filled or
+sent (from the process's PartStore: memory, then spill files) and the moov box.
 
-Any rejection, client disconnect, cancellation or storage fault aborts the S3 upload before the
-caller answers, so no part outlives a refused upload.
+Any rejection, client disconnect, silence past the idle limit, deadline, cancellation or storage
+fault aborts the S3 upload (and frees its parts) before the caller answers, so no part outlives
+a refused upload.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
+
 from risingstars.upload import messages, metrics, mp4
+from risingstars.upload.capacity import TimedOut
 from risingstars.upload.formstream import (
     FormError,
     FormStream,
@@ -22,7 +27,8 @@ from risingstars.upload.formstream import (
     PartStart,
     boundary_of,
 )
-from risingstars.upload.s3upload import BufferPool, MultipartWriter
+from risingstars.upload.s3upload import MultipartWriter
+from risingstars.upload.spill import PartStore
 from risingstars.upload.text import clean_title
 
 FILE_FIELD = "video_file"
@@ -171,6 +177,14 @@ class _Form:
         self.field = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Pace:
+    """How long a client may go without sending anything, and how long an upload may take."""
+
+    idle_seconds: float
+    deadline_seconds: float
+
+
 async def receive(
     chunks: AsyncIterator[bytes],
     content_type: str | None,
@@ -178,39 +192,82 @@ async def receive(
     s3: Any,
     bucket: str,
     key: str,
-    buffers: BufferPool,
+    buffers: PartStore,
     limits: Limits,
+    pace: Pace,
     parts_in_flight: int,
 ) -> Received:
-    """Read the form from `chunks` into `key`; raise Rejected (or the client's disconnect, or a
-    StorageError) with the S3 upload already aborted."""
+    """Read the form from `chunks` into `key`; raise Rejected, TimedOut (or the client's
+    disconnect, or a StorageError) with the S3 upload already aborted, or capacity.Busy
+    before reading anything."""
     try:
         form_stream = FormStream(boundary_of(content_type))
     except FormError:
         raise Rejected("bad_form", messages.NOT_MULTIPART) from None
     writer = MultipartWriter(s3, bucket, key, buffers, parts_in_flight=parts_in_flight)
+    await writer.reserve()
     form = _Form(writer, limits)
     try:
-        async for chunk in chunks:
-            if not chunk:
-                continue
-            try:
-                events = form_stream.feed(chunk)
-            except FormError:
-                raise Rejected("bad_form", messages.BAD_MULTIPART) from None
-            for event in events:
-                await form.handle(event)
-            if form_stream.finished:
-                break
-        if not form_stream.finished:
-            raise Rejected("bad_form", messages.BAD_MULTIPART)
-        if not form.file_done or form.info is None:
-            raise Rejected("bad_form", messages.MISSING_FILE)
-        if form.title is None:
-            raise Rejected("bad_form", messages.MISSING_TITLE)
-        await writer.finish()
+        try:
+            async with asyncio.timeout(pace.deadline_seconds) as deadline:
+                await _read(chunks, form_stream, form, pace.idle_seconds)
+                await writer.finish()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise TimedOut("deadline", messages.upload_deadline(pace.deadline_seconds)) from None
     except BaseException:
         # Shielded: a cancelled request (server shutdown) must still clean up.
         await asyncio.shield(writer.abort())
         raise
+    assert form.title is not None and form.info is not None
     return Received(title=form.title, size=form.size, info=form.info)
+
+
+async def body_of(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body chunk by chunk, like Starlette's request.stream() but holding no chunk
+    while the next one arrives: with hundreds of uploads, one idle chunk each is tens of MB."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body, more = message.get("body", b""), message.get("more_body", False)
+        del message
+        if body:
+            yield body
+            del body
+        if not more:
+            return
+
+
+async def _read(
+    chunks: AsyncIterator[bytes], form_stream: FormStream, form: _Form, idle_seconds: float
+) -> None:
+    received = aiter(chunks)
+    while not form_stream.finished:
+        try:
+            # Only the client's silence counts: waiting for room for a part is ours.
+            async with asyncio.timeout(idle_seconds):
+                chunk = await anext(received)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            metrics.IDLE_ABORTED.inc()
+            raise TimedOut("idle", messages.upload_idle(idle_seconds)) from None
+        await _feed(form_stream, form, chunk)
+        del chunk  # see body_of
+    if not form_stream.finished:
+        raise Rejected("bad_form", messages.BAD_MULTIPART)
+    if not form.file_done or form.info is None:
+        raise Rejected("bad_form", messages.MISSING_FILE)
+    if form.title is None:
+        raise Rejected("bad_form", messages.MISSING_TITLE)
+
+
+async def _feed(form_stream: FormStream, form: _Form, chunk: bytes) -> None:
+    try:
+        events = form_stream.feed(chunk)
+    except FormError:
+        raise Rejected("bad_form", messages.BAD_MULTIPART) from None
+    for event in events:
+        await form.handle(event)

@@ -27,6 +27,7 @@ MOOV_TOO_LARGE = "El archivo MP4 tiene una cabecera demasiado grande"
 OWN_VOTE = "No puedes votar por tu propio video"
 BAD_SIZE = "Campo inválido: size: debe ser mayor que 0"
 COMPLETE_TOO_SLOW = "La carga no pudo completarse a tiempo. Intente de nuevo más tarde."
+UPLOADS_BUSY = "El servicio está recibiendo demasiadas cargas. Intente de nuevo en unos segundos."
 STORAGE_DOWN = "El almacenamiento no está disponible. Intente de nuevo más tarde."
 
 
@@ -53,6 +54,18 @@ def open_uploads(limit: int) -> str:
 
 def too_large(limit: int) -> str:
     return f"El archivo supera el tamaño máximo permitido de {limit / 1_048_576:g} MB"
+
+
+def too_many_uploads(limit: int) -> str:
+    return f"Ya tiene {limit} cargas en curso; espere a que terminen antes de iniciar otra"
+
+
+def upload_idle(seconds: float) -> str:
+    return f"No se recibieron datos durante {seconds:g} s: la carga se canceló. Intente de nuevo."
+
+
+def upload_deadline(seconds: float) -> str:
+    return f"La carga superó el tiempo máximo de {seconds:g} s y se canceló. Intente de nuevo."
 
 
 def bad_duration(seconds: float, low: float, high: float) -> str:

@@ -21,6 +21,18 @@ UPLOAD_DURATION = Histogram(
 BUFFERS_IN_USE = Gauge(
     "upload_part_buffers_in_use", "Part buffers held by streaming uploads (the pool is bounded)"
 )
+SPILLED_BYTES = Counter(
+    "upload_spilled_bytes_total", "Upload bytes written to the spill directory (memory was full)"
+)
+SPILL_BYTES_IN_USE = Gauge(
+    "upload_spill_bytes_in_use", "Bytes of parts held in the spill directory right now"
+)
+UPLOADS_WAITING = Gauge(
+    "upload_uploads_waiting", "Streaming uploads waiting for room for their next part"
+)
+IDLE_ABORTED = Counter(
+    "upload_idle_aborted_total", "Streaming uploads aborted because the client sent nothing"
+)
 OUTBOX_BACKLOG = Gauge("upload_outbox_backlog", "Outbox messages not yet delivered")
 OUTBOX_PUBLISHED = Counter(
     "upload_outbox_published_total", "Outbox messages delivered, by who sent them", ["sender"]

@@ -9,12 +9,13 @@ from typing import Any
 import asyncpg
 
 from risingstars.upload import storage
+from risingstars.upload.capacity import UserSlots
 from risingstars.upload.direct import DirectUploads
-from risingstars.upload.ingest import Limits
+from risingstars.upload.ingest import Limits, Pace
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.rankings import Rankings
-from risingstars.upload.s3upload import BufferPool
 from risingstars.upload.settings import Settings
+from risingstars.upload.spill import PartStore
 from risingstars.upload.tus import TusUploads
 
 
@@ -23,16 +24,21 @@ class Runtime:
     settings: Settings
     pool: asyncpg.Pool
     s3: Any
-    buffers: BufferPool
+    buffers: PartStore
     links: storage.Links
     outbox: Outbox
     rankings: Rankings
     direct: DirectUploads
     tus: TusUploads
+    upload_slots: UserSlots
 
     @property
     def limits(self) -> Limits:
         return limits(self.settings)
+
+    @property
+    def pace(self) -> Pace:
+        return Pace(self.settings.upload_idle_seconds, self.settings.upload_deadline_seconds)
 
 
 def limits(s: Settings) -> Limits:

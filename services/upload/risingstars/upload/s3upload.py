@@ -1,10 +1,9 @@
 """Write a stream into S3 as a multipart upload, part by part, in bounded memory.
 
-Parts are filled in buffers borrowed from a process-wide pool, so memory stays bounded by the
-pool whatever the number of concurrent uploads (a full pool makes readers wait, which pushes
-back on clients through TCP). Each upload keeps a few parts in flight to match the throughput of
-a client uploading parts to S3 itself. A file that fits in one part is stored with a single
-PutObject after it has been validated.
+Parts come from the process's PartStore (a few memory buffers, then spill files), so memory
+stays bounded whatever the number of concurrent uploads. Each upload keeps a few parts in
+flight to match the throughput of a client uploading parts to S3 itself. A file that fits in
+one part is stored with a single PutObject after it has been validated.
 """
 
 from __future__ import annotations
@@ -13,10 +12,14 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from risingstars.upload.spill import Part, PartStore
 
 log = logging.getLogger("risingstars.upload.s3")
 
@@ -33,20 +36,26 @@ class PartBody:
     a slice. Not an io.IOBase on purpose: aiohttp would read those in a thread, 64 KiB at a time.
     """
 
-    SLICE = 256 * 1024
+    # Whatever the socket does not take at once waits in its transport: one slice per
+    # connection, and the service keeps up to 50 of them busy.
+    SLICE = 64 * 1024
 
     def __init__(self, view: memoryview) -> None:
         self._view = view
+        self._size = len(view)
         self._pos = 0
 
+    def _read_at(self, offset: int, size: int) -> bytes | memoryview:
+        return self._view[offset : offset + size]
+
     def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size is None or size < 0 else self._pos + size
-        chunk = bytes(self._view[self._pos : end])
+        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
+        chunk = bytes(self._read_at(self._pos, max(0, end - self._pos)))
         self._pos += len(chunk)
         return chunk
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
         self._pos = max(0, base + offset)
         return self._pos
 
@@ -54,34 +63,24 @@ class PartBody:
         return self._pos
 
     def __len__(self) -> int:
-        return len(self._view)
+        return self._size
 
-    async def __aiter__(self) -> AsyncIterator[memoryview]:
+    async def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
         # Always the whole part: a retried request iterates afresh.
-        for start in range(0, len(self._view), self.SLICE):
-            yield self._view[start : start + self.SLICE]
+        for start in range(0, self._size, self.SLICE):
+            yield self._read_at(start, min(self.SLICE, self._size - start))
 
 
-class BufferPool:
-    """`count` reusable buffers of `size` bytes, created on first use and then kept, so the
-    allocator never fragments under a stream of uploads."""
+class FileBody(PartBody):
+    """A part spilled to a file, read slice by slice (local scratch disk, mostly page cache)."""
 
-    def __init__(self, size: int, count: int) -> None:
-        self.size = size
-        self.count = count
-        self._free: list[bytearray] = []
-        self._available = asyncio.Semaphore(count)
-        self.in_use = 0
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._size = size
+        self._pos = 0
 
-    async def acquire(self) -> bytearray:
-        await self._available.acquire()
-        self.in_use += 1
-        return self._free.pop() if self._free else bytearray(self.size)
-
-    def release(self, buffer: bytearray) -> None:
-        self.in_use -= 1
-        self._free.append(buffer)
-        self._available.release()
+    def _read_at(self, offset: int, size: int) -> bytes:
+        return os.pread(self._fd, size, offset)
 
 
 class MultipartWriter:
@@ -90,7 +89,7 @@ class MultipartWriter:
         s3: Any,
         bucket: str,
         key: str,
-        pool: BufferPool,
+        store: PartStore,
         *,
         parts_in_flight: int = 3,
         content_type: str = "video/mp4",
@@ -98,53 +97,60 @@ class MultipartWriter:
         self.s3 = s3
         self.bucket = bucket
         self.key = key
-        self.pool = pool
+        self.store = store
         self.content_type = content_type
         self.upload_id: str | None = None
         self.bytes_written = 0
-        # The buffer being filled counts against the window too.
+        # The part being filled counts against the window too.
         self._window = asyncio.Semaphore(parts_in_flight)
-        self._buffer: bytearray | None = None
-        self._fill = 0
+        self._part: Part | None = None
         self._next_part = 1
         self._etags: dict[int, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._error: BaseException | None = None
         self._closed = False
 
+    async def reserve(self) -> None:
+        """Take the first part now, or raise capacity.Busy: an upload is only started when
+        there is room to hold it."""
+        await self._window.acquire()  # free: nothing is in flight yet
+        try:
+            self._part = self.store.take_now()
+        except BaseException:
+            self._window.release()
+            raise
+
     async def write(self, data: bytes | memoryview) -> None:
         self._raise_if_failed()
         view = memoryview(data)
         while view:
-            if self._buffer is None:
-                await self._take_buffer()
-            buffer = self._buffer
-            assert buffer is not None
-            n = min(len(view), self.pool.size - self._fill)
-            buffer[self._fill : self._fill + n] = view[:n]
-            self._fill += n
+            if self._part is None:
+                await self._take_part()
+            assert self._part is not None
+            n = self._part.write(view)
             self.bytes_written += n
             view = view[n:]
-            if self._fill == self.pool.size:
+            if self._part.full:
                 await self._send_part()
 
-    async def _take_buffer(self) -> None:
+    async def _take_part(self) -> None:
         await self._window.acquire()
         try:
-            self._buffer = await self.pool.acquire()
+            self._part = await self.store.take()
         except BaseException:
             self._window.release()
             raise
-        self._fill = 0
 
-    def _drop_buffer(self) -> None:
-        if self._buffer is not None:
-            self.pool.release(self._buffer)
+    def _drop_part(self) -> None:
+        if self._part is not None:
+            self._part.close()
             self._window.release()
-            self._buffer = None
-            self._fill = 0
+            self._part = None
 
     async def _send_part(self) -> None:
+        part = self._part
+        assert part is not None
+        body = part.seal()
         if self.upload_id is None:
             try:
                 created = await self.s3.create_multipart_upload(
@@ -155,30 +161,27 @@ class MultipartWriter:
             self.upload_id = created["UploadId"]
         number = self._next_part
         self._next_part += 1
-        buffer, size = self._buffer, self._fill
-        assert buffer is not None
-        self._buffer = None
-        self._fill = 0
-        task = asyncio.create_task(self._upload_part(number, buffer, size))
+        self._part = None
+        task = asyncio.create_task(self._upload_part(number, part, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _upload_part(self, number: int, buffer: bytearray, size: int) -> None:
+    async def _upload_part(self, number: int, part: Part, body: PartBody) -> None:
         try:
             response = await self.s3.upload_part(
                 Bucket=self.bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
                 PartNumber=number,
-                Body=PartBody(memoryview(buffer)[:size]),
-                ContentLength=size,
+                Body=body,
+                ContentLength=len(body),
             )
             self._etags[number] = response["ETag"]
         except Exception as exc:
             if self._error is None:
                 self._error = exc
         finally:
-            self.pool.release(buffer)
+            part.close()
             self._window.release()
 
     def _raise_if_failed(self) -> None:
@@ -190,20 +193,20 @@ class MultipartWriter:
         self._raise_if_failed()
         try:
             if self.upload_id is None:
-                view = memoryview(self._buffer or b"")[: self._fill]
+                body = self._part.seal() if self._part is not None else PartBody(memoryview(b""))
                 await self.s3.put_object(
                     Bucket=self.bucket,
                     Key=self.key,
-                    Body=PartBody(view),
-                    ContentLength=len(view),
+                    Body=body,
+                    ContentLength=len(body),
                     ContentType=self.content_type,
                 )
-                self._drop_buffer()
+                self._drop_part()
             else:
-                if self._fill:
+                if self._part is not None and self._part.size:
                     await self._send_part()
                 else:
-                    self._drop_buffer()
+                    self._drop_part()
                 if self._tasks:
                     await asyncio.gather(*self._tasks)
                 self._raise_if_failed()
@@ -224,7 +227,7 @@ class MultipartWriter:
         if self._closed:
             return
         self._closed = True
-        self._drop_buffer()
+        self._drop_part()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=wait_seconds)
             for task in pending:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 
 from risingstars.kit import settings as kit_settings
 from risingstars.kit.settings import AWSSettings, HTTPSettings, TokenSettings
@@ -27,14 +29,25 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     # A CDN/media base for processed outputs only (video, thumbnail); unset: presigned links.
     media_base_url: str | None = None
     rankings_cache_seconds: float = 60
+    # Streamed uploads past the memory buffers spill their parts here (an emptyDir in the
+    # chart); at most upload_spill_bytes of it, one whole part reserved per part being filled.
+    upload_spill_dir: str = os.path.join(tempfile.gettempdir(), "risingstars-upload-spill")
+    upload_spill_bytes: int = 1024 * MiB
+    # A streamed upload that sends nothing for this long is aborted (408); none lasts longer
+    # than the deadline.
+    upload_idle_seconds: float = 30
+    upload_deadline_seconds: float = 1800
+    # Concurrent streamed uploads per user, counted per process (429 past it).
+    upload_max_per_user: int = 3
 
     # Extensions (not in the conventions table; defaults fit production).
     # The AWS SDKs' own name for an SQS-only endpoint override.
     aws_endpoint_url_sqs: str | None = None
     # Streaming uploads buffer whole S3 parts; the process holds at most
-    # upload_buffer_bytes of them, whatever the number of concurrent uploads (a full pool makes
-    # uploads wait). The service idles at about 115 MB RSS (libraries, AWS models); 4 parts of
-    # the smallest size S3 takes keep the peak near 150 MB and still outrun the storage.
+    # upload_buffer_bytes of them in memory, whatever the number of concurrent uploads (past
+    # them, parts spill to UPLOAD_SPILL_DIR). The service idles at about 115 MB RSS
+    # (libraries, AWS models); 4 parts of the smallest size S3 takes keep the peak near
+    # 150 MB and still outrun the storage.
     upload_part_bytes: int = S3_MIN_PART_BYTES
     upload_buffer_bytes: int = 4 * S3_MIN_PART_BYTES
     upload_parts_in_flight: int = 3
@@ -65,6 +78,12 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
             problems.append("UPLOAD_BUFFER_BYTES must hold at least one part")
         if self.upload_parts_in_flight < 1:
             problems.append("UPLOAD_PARTS_IN_FLIGHT must be at least 1")
+        if self.upload_spill_bytes < 0:
+            problems.append("UPLOAD_SPILL_BYTES must not be negative")
+        if not 0 < self.upload_idle_seconds <= self.upload_deadline_seconds:
+            problems.append("UPLOAD_IDLE_SECONDS must be positive and not above the deadline")
+        if self.upload_max_per_user < 1:
+            problems.append("UPLOAD_MAX_PER_USER must be at least 1")
         if self.max_upload_bytes < 1:
             problems.append("MAX_UPLOAD_BYTES must be positive")
         if not 0 < self.min_duration_seconds <= self.max_duration_seconds:

@@ -32,7 +32,8 @@ from botocore.exceptions import ClientError
 from risingstars.kit import errors
 from risingstars.upload import catalog, ingest, messages, mp4, storage, tus_queries
 from risingstars.upload.outbox import Outbox
-from risingstars.upload.s3upload import BufferPool, abort_upload
+from risingstars.upload.s3upload import abort_upload
+from risingstars.upload.spill import PartStore
 from risingstars.upload.text import clean_title
 
 log = logging.getLogger("risingstars.upload.tus")
@@ -116,7 +117,7 @@ class TusUploads:
     s3: Any
     box: Outbox
     bucket: str
-    buffers: BufferPool
+    buffers: PartStore
     limits: ingest.Limits
     ttl_seconds: int
     max_open_per_user: int

@@ -13,12 +13,33 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
 from risingstars.kit import errors
-from risingstars.upload import catalog, ingest, messages, metrics, reads, storage
+from risingstars.upload import capacity, catalog, ingest, messages, metrics, reads, schemas, storage
 from risingstars.upload.deps import Runtime, User, VideoId
 from risingstars.upload.s3upload import StorageError
 
 log = logging.getLogger("risingstars.upload.videos")
 router = APIRouter(prefix="/api/videos", tags=["videos"])
+
+UPLOAD_FORM = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["video_file", "title"],
+                "properties": {
+                    "video_file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "MP4, at most MAX_UPLOAD_BYTES (100 MB), 20–60 s, "
+                        "shorter side at least 1080 px",
+                    },
+                    "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                },
+            }
+        }
+    },
+}
 
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -28,7 +49,14 @@ def _record(path: str, outcome: str, reason: str, started: float) -> None:
     metrics.UPLOAD_DURATION.labels(outcome).observe(time.perf_counter() - started)
 
 
-@router.post("/upload", status_code=201)
+@router.post(
+    "/upload",
+    status_code=201,
+    response_model=schemas.Uploaded,
+    responses=schemas.errors(400, 401, 408, 429, 503),
+    # The body is read as a stream by the handler, so it is described here.
+    openapi_extra={"requestBody": UPLOAD_FORM},
+)
 async def upload(request: Request, user: User, rt: Runtime) -> Any:
     started = time.perf_counter()
     limits = rt.limits
@@ -39,16 +67,22 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
     video_id = uuid.uuid4()
     key = storage.original_key(video_id)
     try:
-        received = await ingest.receive(
-            request.stream(),
-            request.headers.get("content-type"),
-            s3=rt.s3,
-            bucket=rt.settings.s3_bucket,
-            key=key,
-            buffers=rt.buffers,
-            limits=limits,
-            parts_in_flight=rt.settings.upload_parts_in_flight,
-        )
+        with rt.upload_slots.hold(user.sub):
+            received = await ingest.receive(
+                ingest.body_of(request.receive),
+                request.headers.get("content-type"),
+                s3=rt.s3,
+                bucket=rt.settings.s3_bucket,
+                key=key,
+                buffers=rt.buffers,
+                limits=limits,
+                pace=rt.pace,
+                parts_in_flight=rt.settings.upload_parts_in_flight,
+            )
+    except capacity.Refused as exc:
+        _record("stream", exc.outcome, exc.reason, started)
+        log.info("upload refused", extra={"reason": exc.reason, "user_id": user.sub})
+        raise HTTPException(exc.status, exc.detail, headers=exc.headers) from None
     except ingest.Rejected as exc:
         _record("stream", "rejected", exc.reason, started)
         log.info("upload rejected", extra={"reason": exc.reason, "detail": exc.detail})
@@ -84,7 +118,7 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
     return {"message": messages.UPLOADED, "task_id": str(video_id), "video_id": str(video_id)}
 
 
-@router.get("")
+@router.get("", response_model=list[schemas.VideoSummary], responses=schemas.errors(400, 401))
 async def list_videos(
     user: User,
     rt: Runtime,
@@ -94,12 +128,16 @@ async def list_videos(
     return await reads.own_videos(rt.pool, rt.links, user.sub, limit, offset)
 
 
-@router.get("/{video_id}")
+@router.get(
+    "/{video_id}", response_model=schemas.VideoDetail, responses=schemas.errors(401, 403, 404)
+)
 async def video_detail(user: User, video_id: VideoId, rt: Runtime) -> Any:
     return await reads.own_video(rt.pool, rt.links, video_id, user.sub)
 
 
-@router.delete("/{video_id}")
+@router.delete(
+    "/{video_id}", response_model=schemas.Deleted, responses=schemas.errors(400, 401, 403, 404)
+)
 async def delete_video(user: User, video_id: VideoId, rt: Runtime) -> Any:
     await catalog.delete(rt.pool, rt.outbox, video_id, user.sub)
     log.info("video deleted", extra={"video_id": str(video_id), "user_id": user.sub})

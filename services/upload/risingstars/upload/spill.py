@@ -1,0 +1,279 @@
+"""Where a streamed upload's parts wait for S3: a few buffers in memory, then a bounded scratch
+directory.
+
+S3 takes parts of at least 5 MiB, so every upload fills a whole part before it can send it. A
+client on a slow link takes minutes to fill one, and a stalled client never does: parts held in
+memory for them would starve everyone else. So memory is a handful of part buffers, and a part
+that finds them all taken goes to a file in the spill directory instead; when memory runs out
+and a memory part has had no data for a while, that part moves to disk and its buffer goes to
+the newcomer, so memory serves the uploads that are moving.
+
+Each file part reserves a whole part of the disk budget when it starts, so a part being filled
+can always be finished: when memory and disk are both spoken for, running uploads wait for a
+part to come back (one always does: parts in flight to S3 finish), and new uploads are refused
+at once (`capacity.Busy`, 503) rather than queued.
+
+Each process spills into its own subdirectory, held by a lock; directories whose lock is free
+belong to processes that died (an emptyDir outlives a container restart) and are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from risingstars.upload import metrics
+from risingstars.upload.capacity import Busy
+from risingstars.upload.s3upload import FileBody, PartBody
+
+# A memory part this long without data is slow or stalled: its buffer goes to a faster upload.
+RECLAIM_AFTER_SECONDS = 1.0
+DIR_PREFIX = "proc-"
+LOCK_NAME = ".lock"
+
+
+class Part:
+    """One S3 part: filled by the upload, then sent, then closed (which frees its room)."""
+
+    def __init__(self, store: PartStore, buffer: bytearray | None) -> None:
+        self._store = store
+        self._buffer = buffer
+        self._fd: int | None = None
+        self.path: Path | None = None
+        self.size = 0
+        self.last_write = time.monotonic()
+        self.closed = False
+
+    @property
+    def in_memory(self) -> bool:
+        return self._buffer is not None
+
+    @property
+    def full(self) -> bool:
+        return self.size >= self._store.part_bytes
+
+    def write(self, data: memoryview) -> int:
+        """Take as much of `data` as the part has room for; return how much."""
+        n = min(len(data), self._store.part_bytes - self.size)
+        if self._buffer is not None:
+            self._buffer[self.size : self.size + n] = data[:n]
+        else:
+            self._write_file(data[:n])
+        self.size += n
+        self.last_write = time.monotonic()
+        return n
+
+    def _write_file(self, data: memoryview) -> None:
+        if not data:
+            return
+        if self._fd is None:
+            fd, name = tempfile.mkstemp(suffix=".part", dir=self._store.dir)
+            self._fd, self.path = fd, Path(name)
+        while data:
+            written = os.write(self._fd, data)
+            data = data[written:]
+            self._store.spilled(written)
+
+    def seal(self) -> PartBody:
+        """The part is complete: it stays where it is until sent, and may not move any more."""
+        self._store.filling.discard(self)
+        if self._buffer is not None:
+            return PartBody(memoryview(self._buffer)[: self.size])
+        if self._fd is None:
+            return PartBody(memoryview(b""))
+        return FileBody(self._fd, self.size)
+
+    def to_disk(self) -> bytearray:
+        """Move what the part holds to a file; return its buffer (the caller now owns it)."""
+        buffer, self._buffer = self._buffer, None
+        assert buffer is not None
+        self._store.filling.discard(self)
+        self._write_file(memoryview(buffer)[: self.size])
+        return buffer
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        self._store.give_back(self)
+
+
+class PartStore:
+    """Room for parts: `memory_parts` pooled buffers of `part_bytes`, then files in
+    `spill_root` up to `spill_bytes`, one whole part reserved per file part."""
+
+    def __init__(
+        self,
+        part_bytes: int,
+        memory_parts: int,
+        spill_root: str | Path,
+        spill_bytes: int,
+        *,
+        reclaim_after: float = RECLAIM_AFTER_SECONDS,
+    ) -> None:
+        self.part_bytes = part_bytes
+        self.memory_parts = memory_parts
+        self.spill_bytes = spill_bytes
+        self.reclaim_after = reclaim_after
+        self.in_use = 0  # memory buffers lent
+        self.spill_reserved = 0
+        self.spill_in_use = 0
+        self.waiting = 0
+        self.parts = 0
+        # Memory parts still being filled: the ones that may move to disk.
+        self.filling: set[Part] = set()
+        self._free: list[bytearray] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._memory_waiters: list[asyncio.Future[None]] = []
+        self.dir = _own_directory(Path(spill_root))
+        self._lock = _hold_lock(self.dir)
+
+    def close(self) -> None:
+        """Remove this process's spill directory (parts still open are lost with it)."""
+        os.close(self._lock)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def take_now(self) -> Part:
+        """A part for a new upload, or Busy: new uploads never wait, and never overtake
+        running uploads that already wait."""
+        part = None if self.waiting else self._try_take()
+        if part is None:
+            raise Busy()
+        return part
+
+    async def take(self) -> Part:
+        """A part for a running upload, waiting for one to come back if there is no room."""
+        while (part := self._try_take()) is None:
+            turn = asyncio.get_running_loop().create_future()
+            self._waiters.append(turn)
+            self.waiting += 1
+            try:
+                await turn
+            except BaseException:
+                if turn.done() and not turn.cancelled():
+                    self._wake()  # woken but leaving: pass the turn on
+                else:
+                    self._waiters.remove(turn)
+                raise
+            finally:
+                self.waiting -= 1
+        return part
+
+    # Whole memory buffers, for code that fills one itself (tus appends a request's bytes into
+    # one): it waits for memory only, and is woken before part waiters, which can use disk.
+    @property
+    def size(self) -> int:
+        return self.part_bytes
+
+    async def acquire(self) -> bytearray:
+        while (buffer := self._lend_buffer()) is None:
+            turn = asyncio.get_running_loop().create_future()
+            self._memory_waiters.append(turn)
+            try:
+                await turn
+            except BaseException:
+                if turn.done() and not turn.cancelled():
+                    self._wake()
+                else:
+                    self._memory_waiters.remove(turn)
+                raise
+        return buffer
+
+    def release(self, buffer: bytearray) -> None:
+        self.in_use -= 1
+        self._free.append(buffer)
+        self._wake()
+
+    def spilled(self, n: int) -> None:
+        self.spill_in_use += n
+        metrics.SPILLED_BYTES.inc(n)
+
+    def give_back(self, part: Part) -> None:
+        self.parts -= 1
+        self.filling.discard(part)
+        if part.in_memory:
+            assert part._buffer is not None
+            self._free.append(part._buffer)
+            part._buffer = None
+            self.in_use -= 1
+        else:
+            self.spill_reserved -= self.part_bytes
+            self.spill_in_use -= part.size
+        self._wake()
+
+    def _try_take(self) -> Part | None:
+        buffer = self._lend_buffer()
+        if buffer is None and self._disk_room():
+            idle = self._idlest()
+            if idle is not None:
+                self.spill_reserved += self.part_bytes
+                buffer = idle.to_disk()
+        if buffer is not None:
+            part = Part(self, buffer)
+            self.filling.add(part)
+        elif self._disk_room():
+            self.spill_reserved += self.part_bytes
+            part = Part(self, None)
+        else:
+            return None
+        self.parts += 1
+        return part
+
+    def _lend_buffer(self) -> bytearray | None:
+        if self.in_use >= self.memory_parts:
+            return None
+        self.in_use += 1
+        # Created on first use and then kept, so the allocator never fragments.
+        return self._free.pop() if self._free else bytearray(self.part_bytes)
+
+    def _disk_room(self) -> bool:
+        return self.spill_reserved + self.part_bytes <= self.spill_bytes
+
+    def _idlest(self) -> Part | None:
+        quiet_since = time.monotonic() - self.reclaim_after
+        candidates = [p for p in self.filling if p.last_write <= quiet_since]
+        return min(candidates, key=lambda p: p.last_write, default=None)
+
+    def _wake(self) -> None:
+        memory_free = self.in_use < self.memory_parts
+        for waiters in (self._memory_waiters, self._waiters) if memory_free else (self._waiters,):
+            while waiters:
+                turn = waiters.pop(0)
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+
+
+def _own_directory(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for other in root.glob(DIR_PREFIX + "*"):
+        try:
+            fd = os.open(other / LOCK_NAME, os.O_RDWR)
+        except FileNotFoundError:
+            continue  # being created right now
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live process
+        finally:
+            os.close(fd)
+        shutil.rmtree(other, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=root))
+
+
+def _hold_lock(directory: Path) -> int:
+    fd = os.open(directory / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd

@@ -1,0 +1,284 @@
+"""Streamed uploads under slow, stalled and greedy clients: parts spill to disk when memory is
+taken, quiet uploads are aborted, and what cannot be held is refused at once, never queued."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from risingstars.upload.settings import MiB
+
+CHUNK = 64 * 1024
+# Bounds on waiting for answers that, broken, would never come (not timings under test).
+ANSWER_TIMEOUT = 60
+
+
+class Client:
+    """One upload driven through the ASGI app by hand, as a socket would: the body goes out in
+    64 KiB chunks, stops after `pause_at` bytes until `resume` is set, then sends the rest, or
+    disconnects (`then="disconnect"`)."""
+
+    def __init__(
+        self,
+        svc,
+        data: bytes,
+        *,
+        user: str | None = None,
+        pause_at: int | None = None,
+        then: str = "send",
+        title: bytes = b"Jugada en camara lenta",
+    ) -> None:
+        boundary = uuid.uuid4().hex
+        self.body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\n'.encode()
+            + title
+            + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="video_file"; '
+            f'filename="v.mp4"\r\nContent-Type: video/mp4\r\n\r\n'.encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        self.svc = svc
+        self.headers = [
+            (b"host", b"upload.test"),
+            (b"authorization", svc.headers(user or str(uuid.uuid4()))["Authorization"].encode()),
+            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+        ]
+        self.pause_at = pause_at
+        self.then = then
+        self.sent = 0
+        self.paused = asyncio.Event()  # the server asked for more past pause_at
+        self.resume = asyncio.Event()
+        self.status: int | None = None
+        self.answer = b""
+        self.response_headers: dict[bytes, bytes] = {}
+
+    async def _receive(self) -> dict:
+        if self.pause_at is not None and self.sent >= self.pause_at and not self.resume.is_set():
+            self.paused.set()
+            await self.resume.wait()
+        if self.then == "disconnect" and self.resume.is_set():
+            return {"type": "http.disconnect"}
+        chunk = self.body[self.sent : self.sent + CHUNK]
+        if self.pause_at is not None and self.sent < self.pause_at:
+            chunk = chunk[: self.pause_at - self.sent]
+        self.sent += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": self.sent < len(self.body)}
+
+    async def _send(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.response_headers = dict(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            self.answer += message.get("body", b"")
+
+    async def run(self) -> int:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/videos/upload",
+            "raw_path": b"/api/videos/upload",
+            "query_string": b"",
+            "root_path": "",
+            "headers": self.headers,
+            "client": ("127.0.0.1", 5000),
+            "server": ("upload.test", 80),
+            "state": {},
+        }
+        await self.svc.app(scope, self._receive, self._send)
+        assert self.status is not None
+        return self.status
+
+    def start(self) -> asyncio.Task[int]:
+        return asyncio.create_task(self.run())
+
+
+async def metric(svc, name: str) -> float:
+    text = (await svc.client.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return sample.value
+    raise AssertionError(f"{name} not exported")
+
+
+def part_files(svc) -> list[Path]:
+    return sorted(svc.runtime.buffers.dir.glob("*.part"))
+
+
+async def nothing_left(svc, s3, tools) -> None:
+    store = svc.runtime.buffers
+    assert (store.parts, store.in_use, store.spill_reserved, store.waiting) == (0, 0, 0, 0)
+    assert part_files(svc) == []
+    assert await metric(svc, "upload_spill_bytes_in_use") == 0
+    assert await metric(svc, "upload_part_buffers_in_use") == 0
+    assert tools.open_uploads(s3, svc.settings.s3_bucket) == []
+
+
+def stored(s3, svc, response) -> bytes:
+    key = f"originals/{response.json()['video_id']}.mp4"
+    return s3.get_object(Bucket=svc.settings.s3_bucket, Key=key)["Body"].read()
+
+
+async def test_fifty_stalled_clients_do_not_block_a_normal_upload(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    data = clips["big"].read_bytes()
+    async with service(upload_spill_dir=str(tmp_path)) as svc:
+        assert svc.runtime.buffers.memory_parts == 4
+        spilled_before = await metric(svc, "upload_spilled_bytes_total")
+        # Each sends a valid MP4 head and goes quiet, from its own user (the per-user cap is
+        # another test), as mobile clients do.
+        stalled = [Client(svc, data, pause_at=CHUNK, then="disconnect") for _ in range(50)]
+        tasks = [c.start() for c in stalled]
+        for client in stalled:
+            await asyncio.wait_for(client.paused.wait(), ANSWER_TIMEOUT)
+        store = svc.runtime.buffers
+        assert store.parts == 50
+        assert await metric(svc, "upload_part_buffers_in_use") == 4
+        assert await metric(svc, "upload_spill_bytes_in_use") > 0
+
+        response = await asyncio.wait_for(svc.upload(clips["big"]), ANSWER_TIMEOUT)
+        assert response.status_code == 201, response.text
+        assert stored(s3, svc, response) == data
+        assert await metric(svc, "upload_spilled_bytes_total") > spilled_before
+
+        for client in stalled:
+            client.resume.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
+        assert await svc.sql("SELECT count(*) FROM videos") == 1
+        await nothing_left(svc, s3, tools)
+
+
+async def test_an_idle_upload_is_aborted_with_nothing_left_behind(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    data = clips["big"].read_bytes()
+    async with service(upload_idle_seconds=0.5, upload_spill_dir=str(tmp_path)) as svc:
+        aborted_before = await metric(svc, "upload_idle_aborted_total")
+        # Past the first part, so S3 already holds a multipart upload for it.
+        client = Client(svc, data, pause_at=6 * MiB)
+        task = client.start()
+        await asyncio.wait_for(client.paused.wait(), ANSWER_TIMEOUT)
+        assert len(tools.open_uploads(s3, svc.settings.s3_bucket)) == 1
+
+        status = await asyncio.wait_for(task, ANSWER_TIMEOUT)
+        assert status == 408
+        assert b"No se recibieron datos durante 0.5 s" in client.answer
+        assert await metric(svc, "upload_idle_aborted_total") == aborted_before + 1
+        assert tools.keys(s3, svc.settings.s3_bucket) == []
+        assert await svc.sql("SELECT count(*) FROM videos") == 0
+        await nothing_left(svc, s3, tools)
+
+
+async def test_an_upload_past_its_deadline_is_aborted(service, clips, s3, tools, tmp_path) -> None:
+    data = clips["big"].read_bytes()
+    async with service(
+        upload_idle_seconds=60, upload_deadline_seconds=1, upload_spill_dir=str(tmp_path)
+    ) as svc:
+        aborted_before = await metric(svc, "upload_idle_aborted_total")
+        client = Client(svc, data, pause_at=6 * MiB)
+        status = await asyncio.wait_for(client.run(), ANSWER_TIMEOUT)
+        assert status == 408
+        assert b"tiempo m\xc3\xa1ximo de 1 s" in client.answer
+        assert await metric(svc, "upload_idle_aborted_total") == aborted_before
+        assert await svc.sql("SELECT count(*) FROM videos") == 0
+        await nothing_left(svc, s3, tools)
+
+
+async def test_spilled_parts_are_removed_on_success_failure_and_disconnect(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    big = clips["big"].read_bytes()
+    async with service(upload_buffer_bytes=5 * MiB, upload_spill_dir=str(tmp_path)) as svc:
+        store = svc.runtime.buffers
+        store.reclaim_after = math.inf  # the holder's buffer stays put: everything else spills
+        holder = Client(svc, big, pause_at=CHUNK, then="disconnect")
+        holder_task = holder.start()
+        await asyncio.wait_for(holder.paused.wait(), ANSWER_TIMEOUT)
+        assert store.in_use == 1
+
+        outcomes = {
+            "success": (Client(svc, big), 201),
+            "failure": (Client(svc, clips["hd_720p"].read_bytes()), 400),
+            "disconnect": (Client(svc, big, then="disconnect"), 400),
+        }
+        for name, (client, expected) in outcomes.items():
+            client.pause_at = min(6 * MiB, len(client.body) // 2)
+            spilled_before = await metric(svc, "upload_spilled_bytes_total")
+            task = client.start()
+            await asyncio.wait_for(client.paused.wait(), ANSWER_TIMEOUT)
+            assert part_files(svc), name  # the part being filled is on disk
+            assert await metric(svc, "upload_spill_bytes_in_use") > 0
+            client.resume.set()
+            assert await asyncio.wait_for(task, ANSWER_TIMEOUT) == expected, client.answer
+            assert await metric(svc, "upload_spilled_bytes_total") > spilled_before
+            assert part_files(svc) == [], name
+            assert await metric(svc, "upload_spill_bytes_in_use") == 0, name
+            assert store.parts == 1  # the holder's
+
+        holder.resume.set()
+        await asyncio.wait_for(holder_task, ANSWER_TIMEOUT)
+        assert await svc.sql("SELECT count(*) FROM videos") == 1
+        await nothing_left(svc, s3, tools)
+
+
+async def test_a_users_uploads_past_the_cap_are_429(service, clips, s3, tools, tmp_path) -> None:
+    data = clips["ok"].read_bytes()
+    user = str(uuid.uuid4())
+    async with service(upload_max_per_user=2, upload_spill_dir=str(tmp_path)) as svc:
+        running = [Client(svc, data, user=user, pause_at=CHUNK) for _ in range(2)]
+        tasks = [c.start() for c in running]
+        for client in running:
+            await asyncio.wait_for(client.paused.wait(), ANSWER_TIMEOUT)
+
+        extra = Client(svc, data, user=user)
+        assert await asyncio.wait_for(extra.run(), ANSWER_TIMEOUT) == 429
+        assert extra.sent == 0  # refused before its body was read
+        assert extra.response_headers[b"retry-after"]
+        assert b"Ya tiene 2 cargas en curso" in extra.answer
+        # Someone else is not affected.
+        other = await asyncio.wait_for(svc.upload(clips["ok"]), ANSWER_TIMEOUT)
+        assert other.status_code == 201
+
+        for client in running:
+            client.resume.set()
+        assert await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT) == [201, 201]
+        again = await asyncio.wait_for(
+            svc.upload(clips["ok"], headers=svc.headers(user)), ANSWER_TIMEOUT
+        )
+        assert again.status_code == 201
+        await nothing_left(svc, s3, tools)
+
+
+async def test_with_memory_and_disk_full_a_new_upload_is_503_at_once(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    data = clips["big"].read_bytes()
+    async with service(
+        upload_buffer_bytes=5 * MiB, upload_spill_bytes=5 * MiB, upload_spill_dir=str(tmp_path)
+    ) as svc:
+        holders = [Client(svc, data, pause_at=CHUNK, then="disconnect") for _ in range(2)]
+        tasks = [c.start() for c in holders]
+        for client in holders:
+            await asyncio.wait_for(client.paused.wait(), ANSWER_TIMEOUT)
+
+        refused = Client(svc, data)
+        assert await asyncio.wait_for(refused.run(), ANSWER_TIMEOUT) == 503
+        assert refused.sent == 0
+        assert refused.response_headers[b"retry-after"]
+        assert b"demasiadas cargas" in refused.answer
+
+        for client in holders:
+            client.resume.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
+        # Room again: the next one is taken.
+        response = await asyncio.wait_for(svc.upload(clips["big"]), ANSWER_TIMEOUT)
+        assert response.status_code == 201, response.text
+        await nothing_left(svc, s3, tools)

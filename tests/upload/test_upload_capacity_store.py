@@ -1,0 +1,122 @@
+"""The PartStore: memory parts, then spill files within the disk budget, waiting only for
+running uploads, and idle memory parts moved to disk for uploads that are moving."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+
+import pytest
+from polling import eventually
+
+from risingstars.upload.capacity import Busy
+from risingstars.upload.spill import PartStore
+
+PART = 1024
+
+
+def store_in(tmp_path, memory_parts: int = 1, disk_parts: int = 1, **kw) -> PartStore:
+    return PartStore(PART, memory_parts, tmp_path / "spill", disk_parts * PART, **kw)
+
+
+async def test_memory_first_then_disk_then_busy(tmp_path) -> None:
+    store = store_in(tmp_path, reclaim_after=float("inf"))
+    first, second = store.take_now(), store.take_now()
+    assert (first.in_memory, second.in_memory) == (True, False)
+    with pytest.raises(Busy) as refused:
+        store.take_now()
+    assert (refused.value.status, refused.value.headers) == (503, {"Retry-After": "5"})
+    assert "demasiadas cargas" in refused.value.detail
+
+    second.write(memoryview(b"x" * 100))
+    assert second.path is not None and second.path.read_bytes() == b"x" * 100
+    assert (store.spill_in_use, store.spill_reserved) == (100, PART)
+    second.close()
+    assert not second.path.exists()
+    assert (store.spill_in_use, store.spill_reserved, store.parts) == (0, 0, 1)
+    first.close()
+    assert (store.in_use, store.parts) == (0, 0)
+    store.close()
+    assert not store.dir.exists()
+
+
+async def test_a_running_upload_waits_for_a_part_and_new_ones_do_not_overtake(tmp_path) -> None:
+    store = store_in(tmp_path, disk_parts=0)
+    held = store.take_now()
+    waiter = asyncio.ensure_future(store.take())
+    await eventually(lambda: store.waiting == 1, 5, "the upload to wait")
+    assert not waiter.done()
+    held.close()
+    with pytest.raises(Busy):
+        store.take_now()  # the woken waiter goes first
+    part = await asyncio.wait_for(waiter, 5)
+    assert part.in_memory and store.waiting == 0
+    part.close()
+
+
+async def test_a_cancelled_waiter_passes_its_turn_on(tmp_path) -> None:
+    store = store_in(tmp_path, disk_parts=0)
+    held = store.take_now()
+    first = asyncio.ensure_future(store.take())
+    second = asyncio.ensure_future(store.take())
+    await eventually(lambda: store.waiting == 2, 5, "both uploads to wait")
+    held.close()  # wakes `first`...
+    first.cancel()  # ...which leaves before using its turn
+    part = await asyncio.wait_for(second, 5)
+    assert first.cancelled() and store.waiting == 0
+    part.close()
+
+
+async def test_an_idle_memory_part_moves_to_disk_for_a_newcomer(tmp_path) -> None:
+    store = store_in(tmp_path, reclaim_after=0)
+    slow = store.take_now()
+    slow.write(memoryview(b"a" * 300))
+    fast = store.take_now()
+    assert fast.in_memory and not slow.in_memory
+    assert slow.path is not None and slow.path.read_bytes() == b"a" * 300
+    slow.write(memoryview(b"b" * (PART - 300 + 50)))
+    assert slow.full and slow.size == PART
+    body = slow.seal()
+    assert body.read() == b"a" * 300 + b"b" * (PART - 300)
+    body.seek(-4, io.SEEK_END)
+    assert body.read() == b"bbbb"
+    assert b"".join([bytes(c) async for c in body]) == b"a" * 300 + b"b" * (PART - 300)
+    # Sealed parts stay where they are: there is no room left for a third.
+    fast.seal()
+    with pytest.raises(Busy):
+        store.take_now()
+    slow.close()
+    fast.close()
+    assert (store.in_use, store.spill_in_use, store.spill_reserved) == (0, 0, 0)
+    assert list(store.dir.glob("*.part")) == []
+
+
+async def test_directories_of_dead_processes_are_removed_at_start(tmp_path) -> None:
+    alive = store_in(tmp_path)
+    dead = tmp_path / "spill" / "proc-gone"
+    dead.mkdir()
+    (dead / ".lock").touch()
+    (dead / "left.part").write_bytes(os.urandom(100))
+    newcomer = store_in(tmp_path)
+    assert not dead.exists()
+    assert alive.dir.exists() and newcomer.dir != alive.dir
+    alive.close()
+    newcomer.close()
+
+
+async def test_whole_buffers_for_code_that_fills_its_own(tmp_path) -> None:
+    store = store_in(tmp_path, disk_parts=1, reclaim_after=float("inf"))
+    assert store.size == PART
+    buffer = await store.acquire()
+    assert len(buffer) == PART and store.in_use == 1
+    on_disk = store.take_now()  # memory is taken: parts still go to disk
+    assert not on_disk.in_memory
+    waiting = asyncio.ensure_future(store.acquire())
+    await eventually(lambda: store._memory_waiters, 5, "the buffer request to wait")
+    on_disk.close()  # disk room does not help it
+    assert not waiting.done()
+    store.release(buffer)
+    assert await asyncio.wait_for(waiting, 5) is buffer
+    store.release(buffer)
+    assert store.in_use == 0
