@@ -177,6 +177,9 @@ async def main() -> None:
     env.setdefault("PYTHONUNBUFFERED", "1")
     # Every local client is one user of many uploads (load tests): no daily upload quota here.
     env.setdefault("UPLOAD_DAILY_QUOTA", "1000000")
+    # Every client of make run (a load test too) reaches auth from one address: raise the
+    # per-address signup throttle, which would otherwise refuse all but the first few.
+    env.setdefault("SIGNUP_MAX_PER_IP", "1000000")
     services = [s for s in SERVICES if built(s)]
     started = infrastructure(env)
     procs: list[asyncio.subprocess.Process] = []

@@ -19,6 +19,7 @@ from risingstars.upload import messages, metrics, resources, storage
 from risingstars.upload.direct import DirectUploads
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.routes import public, uploads, videos
+from risingstars.upload.routes import tus as tus_routes
 from risingstars.upload.runtime import Runtime, limits
 from risingstars.upload.s3upload import BufferPool
 from risingstars.upload.settings import Settings
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     daily_quota=settings.upload_daily_quota,
                     complete_timeout_seconds=settings.direct_complete_seconds,
                 ),
+                tus=resources.tus_uploads(settings, clients, box, buffers),
             )
             app.state.runtime = runtime
             metrics.BUFFERS_IN_USE.set_function(lambda: buffers.in_use)
@@ -102,7 +104,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
         SERVICE,
         lifespan=lifespan,
         max_body_bytes=JSON_BODY_LIMIT,
-        body_limit_exempt=(STREAM_PATH,),
+        body_limit_exempt=(STREAM_PATH, tus_routes.PATH),
     )
     app.add_middleware(_StreamOnlyExemption)
     errors.install_unavailable(app, db.UNAVAILABLE, errors.DATABASE_DOWN)
@@ -112,4 +114,5 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
     app.include_router(public.router)
     app.include_router(videos.router)
     app.include_router(uploads.router)
+    app.include_router(tus_routes.router)
     return app

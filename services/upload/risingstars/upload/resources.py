@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
@@ -12,8 +14,11 @@ from aiobotocore.config import AioConfig
 
 from risingstars.kit import aws, db
 from risingstars.kit.app import Lifecycle
-from risingstars.upload import storage
-from risingstars.upload.outbox import Outbox
+from risingstars.upload import catalog, storage, tus
+from risingstars.upload.mp4 import Mp4Info
+from risingstars.upload.outbox import Delivery, Outbox
+from risingstars.upload.runtime import limits
+from risingstars.upload.s3upload import BufferPool
 from risingstars.upload.settings import Settings
 
 
@@ -66,3 +71,30 @@ def outbox(settings: Settings, clients: Clients) -> Outbox:
 def add_checks(lifecycle: Lifecycle, settings: Settings, clients: Clients) -> None:
     lifecycle.add_check("database", lambda: db.ping(clients.pool))
     lifecycle.add_check("s3", lambda: storage.bucket_reachable(clients.s3, settings.s3_bucket))
+
+
+def tus_uploads(
+    settings: Settings, clients: Clients, box: Outbox, buffers: BufferPool
+) -> tus.TusUploads:
+    def record(
+        conn: asyncpg.Connection,
+        video_id: uuid.UUID,
+        owner: tus.Owner,
+        title: str,
+        size: int,
+        info: Mp4Info,
+    ) -> Awaitable[Delivery]:
+        uploader = catalog.Uploader(owner.user_id, owner.username, owner.city)
+        return catalog.record(conn, box, catalog.NewVideo(video_id, uploader, title, size, info))
+
+    return tus.TusUploads(
+        pool=clients.pool,
+        s3=clients.s3,
+        bucket=settings.s3_bucket,
+        buffers=buffers,
+        limits=limits(settings),
+        ttl_seconds=settings.direct_upload_ttl_seconds,
+        max_open_per_user=settings.max_open_uploads_per_user,
+        record=record,
+        deliver=box.deliver_now,
+    )

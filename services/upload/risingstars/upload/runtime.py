@@ -15,6 +15,7 @@ from risingstars.upload.outbox import Outbox
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.s3upload import BufferPool
 from risingstars.upload.settings import Settings
+from risingstars.upload.tus import TusUploads
 
 
 @dataclasses.dataclass
@@ -27,6 +28,7 @@ class Runtime:
     outbox: Outbox
     rankings: Rankings
     direct: DirectUploads
+    tus: TusUploads
 
     @property
     def limits(self) -> Limits:

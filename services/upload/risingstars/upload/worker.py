@@ -1,6 +1,7 @@
 """`python -m risingstars.upload worker`: the upload service's queue work, apart from the API
 replicas so each side scales on its own signal: the outbox relay (jobs to SQS, stored objects to
-delete), the processor's events, and the sweep of abandoned multipart uploads. Same lifecycle as
+delete), the processor's events, the sweep of abandoned multipart uploads and the expiry of tus
+uploads. Same lifecycle as
 every service (/healthz, /readyz, /metrics on PORT, graceful shutdown)."""
 
 from __future__ import annotations
@@ -8,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
 
 from risingstars.kit.app import create_app as kit_create_app
-from risingstars.upload import resources
+from risingstars.upload import resources, tus
 from risingstars.upload.cleanup import Sweeper
 from risingstars.upload.events import EventsConsumer
 from risingstars.upload.outbox import Outbox
+from risingstars.upload.s3upload import BufferPool
 from risingstars.upload.settings import Settings
 
 log = logging.getLogger("risingstars.upload.worker")
@@ -30,6 +33,7 @@ class Worker:
     outbox: Outbox
     events: EventsConsumer
     sweeper: Sweeper
+    tus: tus.TusUploads
 
 
 async def supervise(name: str, loop: Callable[[], Awaitable[None]]) -> None:
@@ -49,8 +53,11 @@ def create_worker(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             clients = await resources.open_clients(stack, settings)
+            box = resources.outbox(settings, clients)
+            # Only its expiry runs here: no upload streams through this process.
+            idle_buffers = BufferPool(settings.upload_part_bytes, 1)
             worker = Worker(
-                outbox=resources.outbox(settings, clients),
+                outbox=box,
                 events=EventsConsumer(
                     clients.pool,
                     clients.sqs,
@@ -66,6 +73,7 @@ def create_worker(settings: Settings) -> FastAPI:
                     max_age_seconds=settings.direct_upload_ttl_seconds,
                     interval_seconds=settings.cleanup_interval_seconds,
                 ),
+                tus=resources.tus_uploads(settings, clients, box, idle_buffers),
             )
             app.state.worker = worker
             resources.add_checks(app.state.lifecycle, settings, clients)
@@ -75,6 +83,12 @@ def create_worker(settings: Settings) -> FastAPI:
                     ("outbox", worker.outbox.run),
                     ("events", worker.events.run),
                     ("cleanup", worker.sweeper.run),
+                    (
+                        "tus-expiry",
+                        functools.partial(
+                            tus.expire_forever, worker.tus, settings.cleanup_interval_seconds
+                        ),
+                    ),
                 )
             ]
             try:
