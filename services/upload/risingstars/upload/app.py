@@ -87,7 +87,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     part_bytes=settings.upload_part_bytes,
                     presign_ttl_seconds=settings.presign_ttl_seconds,
                     ttl_seconds=settings.direct_upload_ttl_seconds,
-                    max_open_per_user=settings.direct_uploads_per_user,
+                    max_open_per_user=settings.max_open_uploads_per_user,
                     daily_quota=settings.upload_daily_quota,
                     complete_timeout_seconds=settings.direct_complete_seconds,
                 ),

@@ -95,6 +95,7 @@ def tus_uploads(
         limits=limits(settings),
         ttl_seconds=settings.direct_upload_ttl_seconds,
         max_open_per_user=settings.max_open_uploads_per_user,
+        daily_quota=settings.upload_daily_quota,
         record=record,
         deliver=box.deliver_now,
     )

@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 from botocore.exceptions import ClientError
 
-from risingstars.upload import ingest, messages, mp4, storage, tus_queries
+from risingstars.upload import catalog, ingest, messages, mp4, storage, tus_queries
 from risingstars.upload.s3upload import BufferPool, abort_upload
 from risingstars.upload.text import clean_title
 
@@ -128,6 +128,7 @@ class TusUploads:
     limits: ingest.Limits
     ttl_seconds: int
     max_open_per_user: int
+    daily_quota: int
     record: Record
     deliver: Deliver
 
@@ -136,6 +137,7 @@ class TusUploads:
             raise TusError(413, messages.too_large(self.limits.max_bytes))
         metadata = parse_metadata(metadata_header)
         title = _title(metadata.get("title") or metadata.get("filename") or "")
+        await catalog.check_quota(self.pool, owner.user_id, self.daily_quota)
         open_now = await self.pool.fetchval(tus_queries.COUNT_OPEN, owner.user_id)
         if open_now >= self.max_open_per_user:
             raise TusError(
