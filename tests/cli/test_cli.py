@@ -54,12 +54,17 @@ def cli(env, *args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def player(cli_env):
+    return _signed_up(cli_env, "Ana")
+
+
+def _signed_up(cli_env, first_name: str) -> str:
+    """A new player, logged in with `cli_env`'s configuration; their email."""
     email = f"cli.{uuid.uuid4().hex[:8]}@example.com"
     cli(
         cli_env,
         "signup",
         "--first-name",
-        "Ana",
+        first_name,
         "--last-name",
         "Pérez",
         "--email",
@@ -98,7 +103,9 @@ def test_tokens_are_kept_private_and_refreshed_before_they_expire(cli_env, playe
     assert renewed["expires_at"] > time.time() + 600
 
 
-def test_an_interrupted_upload_resumes_and_the_video_is_processed(cli_env, player, big_clip):
+def test_an_interrupted_upload_resumes_and_the_video_is_processed(
+    cli_env, player, big_clip, tmp_path
+):
     api = Api(cli_env["RISING_STARS_URL"])
     seen = {"sent": 0}
 
@@ -133,8 +140,12 @@ def test_an_interrupted_upload_resumes_and_the_video_is_processed(cli_env, playe
     states = [json.loads(line)["status"] for line in watched.stdout.splitlines()]
     assert states[-1] == "processed", watched.stdout
 
-    assert "Voto registrado exitosamente." in cli(cli_env, "vote", video_id).stdout
-    again = cli(cli_env, "vote", video_id, check=False)
+    own = cli(cli_env, "vote", video_id, check=False)
+    assert own.returncode == 1 and "No puedes votar por tu propio video" in own.stderr
+    voter_env = {**cli_env, "RISING_STARS_CONFIG_DIR": str(tmp_path / "voter")}
+    _signed_up(voter_env, "Beto")
+    assert "Voto registrado exitosamente." in cli(voter_env, "vote", video_id).stdout
+    again = cli(voter_env, "vote", video_id, check=False)
     assert again.returncode == 1 and "Ya has votado por este video" in again.stderr
 
     username = json.loads(cli(cli_env, "--json", "public", "--city", "bogota").stdout)

@@ -3,15 +3,9 @@ sign up, log in, upload a real video, see it processed, vote, and find it in the
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -20,70 +14,8 @@ import jwt
 import pytest
 from videos import make_clip
 
-from risingstars.dev.infra import stop, wait_until
-
-
-def _free_range(count: int) -> int:
-    for _ in range(100):
-        base = random.randint(20000, 60000)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free port range")
-
-
-@contextlib.contextmanager
-def _make_run():
-    """`make run` on free ports, with its own state: (url, state dir, process)."""
-    base = _free_range(7)
-    # Not under pytest's 0700 tmp dirs: PostgreSQL runs as `postgres` when tests run as root.
-    state = Path(tempfile.mkdtemp(prefix="risingstars-e2e-"))
-    state.chmod(0o755)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_") and k not in {"DATABASE_URL", "S3_BUCKET"}
-    }
-    env.update(BASE_PORT=str(base), DEV_STATE_DIR=str(state), PYTHONUNBUFFERED="1")
-    log = open(state / "run.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "risingstars.dev.run"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{base}"
-
-    def up() -> bool:
-        return b"ready: http://localhost" in (state / "run.log").read_bytes()
-
-    try:
-        try:
-            wait_until(up, 120, "make run", proc)
-        except (RuntimeError, TimeoutError) as exc:
-            tail = (state / "run.log").read_text(errors="replace")[-4000:]
-            raise AssertionError(f"{exc}; its log ends with:\n{tail}") from None
-        yield url, state, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(40)
-            except subprocess.TimeoutExpired:
-                stop(proc)
-        log.close()
-        shutil.rmtree(state, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def system():
-    with _make_run() as running:
-        yield running
+from risingstars.dev import stack
+from risingstars.dev.infra import wait_until
 
 
 def _signup_and_login(c: httpx.Client, first_name: str) -> tuple[str, str]:
@@ -108,8 +40,7 @@ def _signup_and_login(c: httpx.Client, first_name: str) -> tuple[str, str]:
 
 
 def test_one_url_serves_the_whole_flow(system, tmp_path: Path) -> None:
-    url, _, _ = system
-    with httpx.Client(base_url=url, timeout=60) as c:
+    with httpx.Client(base_url=system.url, timeout=60) as c:
         email, token = _signup_and_login(c, "Ana")
         auth = {"Authorization": f"Bearer {token}"}
         me = c.get("/api/auth/me", headers=auth)
@@ -161,8 +92,7 @@ def test_one_url_serves_the_whole_flow(system, tmp_path: Path) -> None:
 
 
 def test_unknown_paths_get_a_json_404(system) -> None:
-    url, _, _ = system
-    r = httpx.get(f"{url}/nowhere")
+    r = httpx.get(f"{system.url}/nowhere")
     assert r.status_code == 404 and r.json()["detail"]
 
 
@@ -175,15 +105,15 @@ def _session(proc: subprocess.Popen) -> dict[int, str]:
 
 
 def test_make_run_starts_the_upload_worker_as_its_own_process(system) -> None:
-    _, _, proc = system
-    commands = _session(proc).values()
+    commands = _session(system.proc).values()
     assert any(c.endswith("-m risingstars.upload worker") for c in commands), commands
     assert any(c.endswith("-m risingstars.upload") for c in commands), commands
 
 
 def test_ctrl_c_stops_everything() -> None:
     # Its own `make run`: stopping the shared one would depend on running last.
-    with _make_run() as (url, _, proc):
+    with stack.running() as own:
+        url, proc = own.url, own.proc
         children = [pid for pid in _session(proc) if pid != proc.pid]
         assert len(children) >= 4  # the services, moto (PostgreSQL may run in its own session)
         proc.send_signal(signal.SIGINT)

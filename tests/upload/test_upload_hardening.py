@@ -103,7 +103,14 @@ async def test_finding_10_6_uploads_per_user_per_day_are_capped(service, clips) 
     async with service(worker=False, upload_daily_quota=2) as svc:
         assert (await svc.upload(clips["ok"])).status_code == 201
         assert (await _create(svc, 1000)).status_code == 201  # an open direct upload counts
-        for refused in (await svc.upload(clips["ok"]), await _create(svc, 1000)):
+        tus_headers = {**svc.headers(), "Tus-Resumable": "1.0.0", "Upload-Length": "1000",
+                       "Upload-Metadata": "title dGl0dWxv"}  # fmt: skip
+        refusals = (
+            await svc.upload(clips["ok"]),
+            await _create(svc, 1000),
+            await svc.client.post("/api/videos/tus/", headers=tus_headers),
+        )
+        for refused in refusals:
             assert refused.status_code == 429
             assert refused.json()["detail"] == messages.daily_quota(2)
             assert int(refused.headers["Retry-After"]) > 0
@@ -116,7 +123,7 @@ async def test_finding_10_6_uploads_per_user_per_day_are_capped(service, clips) 
 async def test_finding_10_7_part_urls_sign_their_size_and_open_uploads_are_capped(
     service,
 ) -> None:
-    async with service(worker=False, direct_uploads_per_user=2) as svc:
+    async with service(worker=False, max_open_uploads_per_user=2) as svc:
         created = (await _create(svc, PART + 10)).json()
         for part in created["parts"]:
             query = urllib.parse.parse_qs(urllib.parse.urlparse(part["url"]).query)

@@ -227,7 +227,7 @@ async def test_expired_uploads_are_removed(svc, clips, tools, s3) -> None:
 
 
 async def test_open_uploads_per_user_are_capped(service) -> None:
-    async with service(direct_uploads_per_user=2) as svc:
+    async with service(max_open_uploads_per_user=2) as svc:
         await create(svc, 1000)
         await create(svc, 1000)
         response = await svc.client.post(

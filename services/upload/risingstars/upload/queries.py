@@ -86,6 +86,7 @@ UPLOADS_LAST_DAY = """
 SELECT (SELECT count(*) FROM videos
         WHERE user_id = $1 AND uploaded_at > now() - interval '1 day')
      + (SELECT count(*) FROM direct_uploads WHERE user_id = $1)
+     + (SELECT count(*) FROM tus_uploads WHERE user_id = $1 AND completed_at IS NULL)
 """
 
 # Players: the sum of votes over their processed videos; name and city from the newest one.

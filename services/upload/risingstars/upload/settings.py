@@ -58,8 +58,7 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     db_acquire_timeout_seconds: float = 5.0
     # A direct upload's completion (S3 checks and MP4 probe) ends with 503 after this long.
     direct_complete_seconds: float = 60.0
-    # Direct uploads a user may have open at once, and uploads a user may make per 24 hours.
-    direct_uploads_per_user: int = 5
+    # Uploads a user may make per 24 hours (every path).
     upload_daily_quota: int = 50
     outbox_poll_seconds: float = 1.0
     outbox_max_backoff_seconds: float = 60.0
@@ -88,8 +87,8 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
             problems.append("MAX_UPLOAD_BYTES must be positive")
         if not 0 < self.min_duration_seconds <= self.max_duration_seconds:
             problems.append("MIN_DURATION_SECONDS must be positive and not above the maximum")
-        if self.direct_uploads_per_user < 1 or self.upload_daily_quota < 1:
-            problems.append("DIRECT_UPLOADS_PER_USER and UPLOAD_DAILY_QUOTA must be at least 1")
+        if self.upload_daily_quota < 1:
+            problems.append("UPLOAD_DAILY_QUOTA must be at least 1")
         if self.db_acquire_timeout_seconds <= 0 or self.direct_complete_seconds <= 0:
             problems.append("DB_ACQUIRE_TIMEOUT_SECONDS and DIRECT_COMPLETE_SECONDS must be > 0")
         if not 1 <= self.events_wait_seconds <= 20:

@@ -1,6 +1,7 @@
 """`python -m risingstars.upload worker`: the upload service's queue work, apart from the API
 replicas so each side scales on its own signal: the outbox relay (jobs to SQS, stored objects to
-delete), the processor's events, and the sweep of abandoned multipart uploads. Same lifecycle as
+delete), the processor's events, the sweep of abandoned multipart uploads and the expiry of tus
+uploads. Same lifecycle as
 every service (/healthz, /readyz, /metrics on PORT, graceful shutdown)."""
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def create_worker(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             clients = await resources.open_clients(stack, settings)
+            box = resources.outbox(settings, clients)
             worker = Worker(
-                outbox=resources.outbox(settings, clients),
+                outbox=box,
                 events=EventsConsumer(
                     clients.pool,
                     clients.sqs,
