@@ -45,3 +45,13 @@ k8s: $(STAMP) ## regenerate k8s/base (the kubectl apply -k path) from the chart
 
 clean: ## remove local state (.dev/) and caches
 	rm -rf .dev .pytest_cache .ruff_cache .hypothesis
+
+FAULTS_RESULTS ?= docs/reliability/faults.jsonl
+SOAK_MINUTES ?= 30
+.PHONY: faults soak
+faults: $(STAMP) ## the fault suite against the real processes (as root; ~15 min); results in docs/reliability/
+	mkdir -p docs/reliability && rm -f $(FAULTS_RESULTS)
+	FAULTS_RESULTS=$(FAULTS_RESULTS) $(BIN)/python -m pytest tests/faults -m "faults or faults_quick" -v $(PYTEST_ARGS)
+
+soak: $(STAMP) ## SOAK_MINUTES (30) of mixed load, sampling each service every 10 s; CSV + PNG in docs/reliability/
+	SOAK_MINUTES=$(SOAK_MINUTES) PYTHONPATH=tests $(BIN)/python -m faults.soak docs/reliability
