@@ -18,9 +18,7 @@ import threading
 _HEAD_LIMIT = 64 * 1024
 # SQS requests are small JSON bodies: those are read whole and inspected; S3 bodies stream.
 _INSPECT_LIMIT = 64 * 1024
-_UNAVAILABLE = (
-    b'{"__type": "com.amazonaws.sqs#ServiceUnavailable", "message": "fault injected"}'
-)
+_UNAVAILABLE = b'{"__type": "com.amazonaws.sqs#ServiceUnavailable", "message": "fault injected"}'
 
 
 def _header(head: bytes, name: bytes) -> bytes | None:
@@ -125,7 +123,9 @@ class FaultProxy:
                         b"HTTP/1.1 503 Service Unavailable\r\n"
                         b"Content-Type: application/x-amz-json-1.0\r\n"
                         b"Connection: close\r\n"
-                        b"Content-Length: " + str(len(_UNAVAILABLE)).encode() + b"\r\n\r\n"
+                        b"Content-Length: "
+                        + str(len(_UNAVAILABLE)).encode()
+                        + b"\r\n\r\n"
                         + _UNAVAILABLE
                     )
                     await writer.drain()

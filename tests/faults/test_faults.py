@@ -246,9 +246,7 @@ def test_processor_scratch_disk_full(clips, tiny_scratch: Path) -> None:
     with running(work_dir=tiny_scratch) as stack:
         load = _load(stack, clips, upload_every=1.5, max_uploads=12)
         time.sleep(30)  # jobs meet a full disk
-        subprocess.run(
-            ["mount", "-o", "remount,size=64m", str(tiny_scratch)], check=True
-        )
+        subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_scratch)], check=True)
         _finish(
             stack,
             load,

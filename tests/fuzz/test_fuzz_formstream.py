@@ -46,9 +46,7 @@ CONTENT = st.lists(st.one_of(PIECES, st.binary(max_size=40)), max_size=12).map(b
 @st.composite
 def forms(draw) -> list[tuple[str, str | None, bytes]]:
     count = draw(st.integers(1, MAX_PARTS))
-    return [
-        (draw(NAMES), draw(st.one_of(st.none(), NAMES)), draw(CONTENT)) for _ in range(count)
-    ]
+    return [(draw(NAMES), draw(st.one_of(st.none(), NAMES)), draw(CONTENT)) for _ in range(count)]
 
 
 def encode(parts: list[tuple[str, str | None, bytes]], boundary: bytes = BOUNDARY) -> bytes:
@@ -64,7 +62,6 @@ def encode(parts: list[tuple[str, str | None, bytes]], boundary: bytes = BOUNDAR
         out.append(b"\r\n" + content + b"\r\n")
     out.append(b"--" + boundary + b"--\r\n")
     return b"".join(out)
-
 
 
 def read(chunks: list[bytes], *, max_header_bytes: int = 16 * 1024):
@@ -120,7 +117,7 @@ def test_arbitrary_bytes_fail_cleanly_and_alike(body: bytes, data) -> None:
 def test_header_budget_holds_in_any_chunking(budget: int, data) -> None:
     parts = [("video_file", "x" * 40, b"data")]
     body = encode(parts)
-    header_bytes = len('Content-Disposition') + len('form-data; name="video_file"; filename="')
+    header_bytes = len("Content-Disposition") + len('form-data; name="video_file"; filename="')
     result = read(data.draw(chunkings(body)), max_header_bytes=budget)
     if budget < header_bytes:
         assert result == "error"

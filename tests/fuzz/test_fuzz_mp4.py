@@ -131,7 +131,6 @@ def mp4_files(draw):
     return data, expected
 
 
-
 def scan(chunks: list[bytes], max_file: int | None = None) -> mp4.Mp4Info | str:
     scanner = mp4.Mp4Scanner(max_moov_bytes=MOOV_CAP, max_file_bytes=max_file)
     try:
