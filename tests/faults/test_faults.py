@@ -178,7 +178,7 @@ def test_job_killed_on_every_delivery_ends_failed(clips) -> None:
             load,
             [],
             Outcome("crash loop", "1 upload", f"kill -9 on all {MAX_RECEIVE_COUNT} deliveries"),
-            settle_seconds=60,
+            settle_seconds=30,
         )
         assert not outcome.problems, outcome.problems
 
@@ -193,7 +193,10 @@ def test_rolling_restart(clips) -> None:
             window = Window(f"{name} restart", time.monotonic(), restart=True)
             windows.append(window)
             code = stack.send(name, signal.SIGTERM)
-            assert code == 0, f"{name} exited {code} on SIGTERM:\n{stack.log_tail(name)}"
+            # uvicorn re-raises the signal once shut down: 0 or "killed by SIGTERM" after a
+            # complete shutdown are both a clean exit.
+            clean = "Application shutdown complete" in stack.log_tail(name, 600)
+            assert code in (0, -signal.SIGTERM) and clean, f"{name} exited {code} on SIGTERM"
             stack.launch(name)
             stack.wait_ready(name)
             window.end = time.monotonic()
@@ -296,8 +299,8 @@ def tiny_scratch(tmp_path_factory) -> Iterator[Path]:
 @pytest.mark.faults
 def test_processor_scratch_disk_full(clips, tiny_scratch: Path) -> None:
     with running(work_dir=tiny_scratch) as stack:
-        load = _load(stack, clips, upload_every=1.5, max_uploads=12)
-        time.sleep(30)  # jobs meet a full disk
+        load = _load(stack, clips, upload_every=2, max_uploads=20)
+        time.sleep(20)  # jobs meet a full disk
         subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_scratch)], check=True)
         _finish(
             stack,
@@ -305,8 +308,8 @@ def test_processor_scratch_disk_full(clips, tiny_scratch: Path) -> None:
             [],
             Outcome(
                 "processor scratch disk full",
-                "12 uploads (1 per 1.5 s), votes and reads",
-                "WORK_DIR a 128 KiB tmpfs for 30 s (inputs are larger), then 64 MiB",
+                "20 uploads (1 per 2 s), votes and reads",
+                "WORK_DIR a 128 KiB tmpfs for 20 s (inputs are larger), then 64 MiB",
                 command="make faults (test_processor_scratch_disk_full)",
             ),
         )
