@@ -132,6 +132,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     bucket=settings.s3_bucket,
                     queue_url=settings.events_queue_url,
                     wait_seconds=settings.events_wait_seconds,
+                    jobs_queue_url=settings.jobs_queue_url,
                 ),
             )
             app.state.runtime = runtime

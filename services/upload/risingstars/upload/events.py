@@ -15,13 +15,14 @@ from typing import Any
 
 import asyncpg
 
-from risingstars.upload import metrics, queries, storage
+from risingstars.upload import messages, metrics, queries, storage
 
 log = logging.getLogger("risingstars.upload.events")
 
 APPLIED = "applied"
 DUPLICATE = "duplicate"
 DROPPED = "dropped"
+_SQS_MAX_VISIBILITY = 43200
 INVALID = "invalid"
 
 
@@ -35,6 +36,7 @@ class EventsConsumer:
         bucket: str,
         queue_url: str,
         wait_seconds: int = 20,
+        jobs_queue_url: str | None = None,
     ) -> None:
         self.pool = pool
         self.sqs = sqs
@@ -42,6 +44,8 @@ class EventsConsumer:
         self.bucket = bucket
         self.queue_url = queue_url
         self.wait_seconds = wait_seconds
+        self.jobs_queue_url = jobs_queue_url
+        self._dead_letters: str | None = None
 
     async def handle(self, body: str) -> str:
         """Apply one event; the result says what happened (the message is then deleted).
@@ -120,11 +124,56 @@ class EventsConsumer:
             )
         return len(messages)
 
+    async def poll_dead_letters(self) -> int:
+        """Jobs the queue dead-lettered without a `failed` event (the processor died during
+        every delivery, so nobody reported) would leave their video waiting for ever: each is
+        applied as a `failed` event (idempotent), and left in the dead-letter queue for people
+        to look at, hidden for the longest visibility SQS allows so it is not read again soon."""
+        if self._dead_letters is None:
+            self._dead_letters = await self._dead_letter_queue()
+        if not self._dead_letters:
+            return 0
+        response = await self.sqs.receive_message(
+            QueueUrl=self._dead_letters, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
+        messages_ = response.get("Messages", [])
+        for message in messages_:
+            try:
+                video_id = str(uuid.UUID(str(json.loads(message.get("Body", ""))["video_id"])))
+            except (ValueError, KeyError, TypeError):
+                continue  # not a job of ours: for people
+            event = {"type": "failed", "video_id": video_id, "reason": messages.ABANDONED}
+            try:
+                await self.handle(json.dumps(event))
+            except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
+                log.warning("dead letter not applied, will be retried", extra={"error": repr(exc)})
+                continue
+            await self.sqs.change_message_visibility(
+                QueueUrl=self._dead_letters,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=_SQS_MAX_VISIBILITY,
+            )
+        return len(messages_)
+
+    async def _dead_letter_queue(self) -> str:
+        """The jobs queue's dead-letter queue, from its redrive policy ("" when it has none)."""
+        if not self.jobs_queue_url:
+            return ""
+        response = await self.sqs.get_queue_attributes(
+            QueueUrl=self.jobs_queue_url, AttributeNames=["RedrivePolicy"]
+        )
+        policy = response.get("Attributes", {}).get("RedrivePolicy")
+        if not policy:
+            return ""
+        name = json.loads(policy)["deadLetterTargetArn"].rsplit(":", 1)[-1]
+        return (await self.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+
     async def run(self) -> None:
         failures = 0
         while True:
             try:
                 await self.poll_once()
+                await self.poll_dead_letters()
                 failures = 0
             except asyncio.CancelledError:
                 raise

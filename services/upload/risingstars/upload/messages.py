@@ -26,6 +26,8 @@ TRUNCATED = "El archivo MP4 está incompleto o dañado"
 MOOV_TOO_LARGE = "El archivo MP4 tiene una cabecera demasiado grande"
 STORAGE_DOWN = "El almacenamiento no está disponible. Intente de nuevo más tarde."
 DATABASE_DOWN = "La base de datos no está disponible. Intente de nuevo más tarde."
+# A job the processor never finished in any attempt (it stopped during each one).
+ABANDONED = "El procesamiento se interrumpió en todos los intentos"
 
 
 def too_large(limit: int) -> str:
