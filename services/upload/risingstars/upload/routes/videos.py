@@ -19,7 +19,13 @@ from risingstars.upload.s3upload import StorageError
 log = logging.getLogger("risingstars.upload.videos")
 router = APIRouter(prefix="/api/videos", tags=["videos"])
 
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+DB_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 def _record(path: str, outcome: str, reason: str, started: float) -> None:
