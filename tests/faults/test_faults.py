@@ -160,12 +160,9 @@ def test_processor_killed_during_encodes(clips) -> None:
 
 
 @pytest.mark.faults
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding F1 (docs/reliability.md): a job whose every delivery dies goes to the "
-    "dead-letter queue silently and its video stays 'uploaded' for ever",
-)
 def test_job_killed_on_every_delivery_ends_failed(clips) -> None:
+    """Finding F1: a job whose every delivery dies is dead-lettered by the queue with nobody
+    left to report it; its video must still end `failed` with a reason, not wait for ever."""
     rng = random.Random(SEED)
     with running() as stack:
         load = _load(stack, clips, upload_every=1.0, max_uploads=1, users=1)
@@ -177,10 +174,17 @@ def test_job_killed_on_every_delivery_ends_failed(clips) -> None:
             stack,
             load,
             [],
-            Outcome("crash loop", "1 upload", f"kill -9 on all {MAX_RECEIVE_COUNT} deliveries"),
-            settle_seconds=30,
+            Outcome(
+                "crash loop: one job killed on every delivery",
+                "1 upload, then reads",
+                f"kill -9 during all {MAX_RECEIVE_COUNT} deliveries (maxReceiveCount)",
+                command="make faults (test_job_killed_on_every_delivery_ends_failed)",
+            ),
+            settle_seconds=60,
         )
+        save(outcome, RESULTS)
         assert not outcome.problems, outcome.problems
+        assert outcome.failed == 1
 
 
 @pytest.mark.faults
