@@ -24,6 +24,8 @@ from faults.load import Load
 from faults.stack import MAX_RECEIVE_COUNT, Stack
 from videos import make_clip
 
+from risingstars.dev.infra import wait_until
+
 SEED = int(os.environ.get("FAULTS_SEED", "1105"))
 RESULTS = os.environ.get("FAULTS_RESULTS")
 AFTER_UPLOADS = 3
@@ -57,7 +59,7 @@ def _finish(stack: Stack, load: Load, windows: list[Window], outcome: Outcome) -
     """Keep the load on until a few uploads went through after the last fault and a vote was
     counted (recovery is part of the scenario), then stop it and check the invariants."""
     target = min(load.max_uploads, load.uploads_done() + AFTER_UPLOADS)
-    _wait(lambda: load.uploads_done() >= target and load.votes, 240, "uploads and votes after")
+    wait_until(lambda: load.uploads_done() >= target and load.votes, 240, "uploads and votes after")
     load.stop()
     check(stack, load, windows, outcome)
     save(outcome, RESULTS)
@@ -65,14 +67,6 @@ def _finish(stack: Stack, load: Load, windows: list[Window], outcome: Outcome) -
     assert not outcome.problems, "\n".join(outcome.problems[:40])
     assert outcome.uploaded > 0
     return outcome
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def encoding(stack: Stack) -> str | None:
@@ -88,7 +82,7 @@ def kill_during_encode(
     orphan encoder burning the node's CPU), start a new processor; return the video killed.
     With `cap`, a video already killed `cap` times is let through (the encode is skipped)."""
     while True:
-        _wait(lambda: stack.children("processor", "ffmpeg"), 180, "an encode to start")
+        wait_until(lambda: stack.children("processor", "ffmpeg"), 180, "an encode to start")
         encoders = stack.children("processor", "ffmpeg")
         video = encoding(stack)
         time.sleep(rng.uniform(0.0, 1.5))  # the random moment within the encode
@@ -96,9 +90,9 @@ def kill_during_encode(
         if alive and not (cap and killed is not None and killed[video] >= cap):
             break
         before = set(encoders)
-        _wait(lambda: set(stack.children("processor", "ffmpeg")) != before, 180, "next encode")  # noqa: B023
+        wait_until(lambda: set(stack.children("processor", "ffmpeg")) != before, 180, "next encode")  # noqa: B023
     assert stack.send("processor", signal.SIGKILL) == -signal.SIGKILL
-    _wait(lambda: not any(Path(f"/proc/{p}").exists() for p in alive), 10, "ffmpeg to die")
+    wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in alive), 10, "ffmpeg to die")
     stack.launch("processor")
     stack.wait_ready("processor")
     if killed is not None:
@@ -115,7 +109,7 @@ def test_quick_processor_kill_and_storage_outage(clips) -> None:
     rng = random.Random(SEED)
     with running() as stack:
         load = _load(stack, clips, upload_every=1.0, max_uploads=8, users=2)
-        _wait(lambda: load.accepted, 60, "a first upload")
+        wait_until(lambda: load.accepted, 60, "a first upload")
         window = Window("S3+SQS down 5 s", time.monotonic())
         stack.proxy.down()
         time.sleep(5)  # the outage itself, uploads going on
@@ -166,7 +160,7 @@ def test_job_killed_on_every_delivery_ends_failed(clips) -> None:
     rng = random.Random(SEED)
     with running() as stack:
         load = _load(stack, clips, upload_every=1.0, max_uploads=1, users=1)
-        _wait(lambda: load.accepted, 60, "the upload")
+        wait_until(lambda: load.accepted, 60, "the upload")
         for _ in range(MAX_RECEIVE_COUNT):
             kill_during_encode(stack, rng)
         load.stop()
@@ -269,7 +263,7 @@ def test_postgres_restarted(clips) -> None:
 def test_events_queue_unavailable(clips) -> None:
     with running() as stack:
         load = _load(stack, clips, upload_every=1.5, max_uploads=16)
-        _wait(lambda: stack.children("processor", "ffmpeg"), 120, "an encode to start")
+        wait_until(lambda: stack.children("processor", "ffmpeg"), 120, "an encode to start")
         window = Window("events queue 503", time.monotonic())
         stack.proxy.block(b"rising-stars-events")
         time.sleep(30)
