@@ -151,6 +151,8 @@ def test_processor_killed_during_encodes(clips) -> None:
                 command="make faults (test_processor_killed_during_encodes)",
             ),
         )
+        # Each new processor swept what the killed one left; its own jobs cleaned up after.
+        assert not list(stack.work_dir.iterdir()), "scratch left by killed processors"
 
 
 @pytest.mark.faults
