@@ -63,7 +63,7 @@ class Outcome:
         return dataclasses.asdict(self)
 
 
-def _db(stack: Stack, query: str, *args):
+def query(stack: Stack, query: str, *args):
     async def run():
         conn = await asyncpg.connect(stack.pg.url("upload"), timeout=10)
         try:
@@ -75,8 +75,8 @@ def _db(stack: Stack, query: str, *args):
 
 
 def settled(stack: Stack, ids: list[str]) -> bool:
-    rows = _db(stack, "SELECT status FROM videos WHERE id = ANY($1::uuid[])", ids)
-    outbox = _db(stack, "SELECT count(*) AS n FROM outbox")[0]["n"]
+    rows = query(stack, "SELECT status FROM videos WHERE id = ANY($1::uuid[])", ids)
+    outbox = query(stack, "SELECT count(*) AS n FROM outbox")[0]["n"]
     return len(rows) == len(ids) and all(r["status"] in TERMINAL for r in rows) and outbox == 0
 
 
@@ -136,7 +136,7 @@ def check(
 
     rows = {
         str(r["id"]): r
-        for r in _db(
+        for r in query(
             stack,
             "SELECT id, status, failure_reason, original_key, processed_key, thumbnail_key,"
             " votes FROM videos",
@@ -183,7 +183,7 @@ def check(
     if multipart:
         problems.append(f"{multipart} multipart uploads left open in S3")
 
-    vote_rows = _db(
+    vote_rows = query(
         stack,
         "SELECT v.id, v.votes, count(x.user_id) AS n FROM videos v"
         " LEFT JOIN votes x ON x.video_id = v.id GROUP BY v.id, v.votes",
@@ -191,7 +191,7 @@ def check(
     for r in vote_rows:
         if r["votes"] != r["n"]:
             problems.append(f"{r['id']}: votes={r['votes']} but {r['n']} vote rows")
-    stored = {(str(r["video_id"]), r["user_id"]) for r in _db(stack, "SELECT * FROM votes")}
+    stored = {(str(r["video_id"]), r["user_id"]) for r in query(stack, "SELECT * FROM votes")}
     for vote in load.votes - stored:
         problems.append(f"vote {vote} answered 200 but has no row")
     outcome.votes = len(stored)
