@@ -63,11 +63,11 @@ class Outcome:
         return dataclasses.asdict(self)
 
 
-def query(stack: Stack, query: str, *args):
+def query(stack: Stack, sql: str, *args):
     async def run():
         conn = await asyncpg.connect(stack.pg.url("upload"), timeout=10)
         try:
-            return await conn.fetch(query, *args)
+            return await conn.fetch(sql, *args)
         finally:
             await conn.close()
 
