@@ -58,3 +58,13 @@ clean: ## remove local state (.dev/) and caches
 .PHONY: chart-boot
 chart-boot: $(STAMP) ## boot the rendered chart (every overlay) in network namespaces and drive the flow (root)
 	$(BIN)/python -m risingstars.dev.chartboot $(OVERLAYS)
+
+FAULTS_RESULTS ?= docs/reliability/faults.jsonl
+SOAK_MINUTES ?= 30
+.PHONY: faults soak
+faults: $(STAMP) ## the fault suite against the real processes (as root; ~15 min); results in docs/reliability/
+	mkdir -p docs/reliability && rm -f $(FAULTS_RESULTS)
+	FAULTS_RESULTS=$(FAULTS_RESULTS) $(BIN)/python -m pytest tests/faults -m "faults or faults_quick" -v $(PYTEST_ARGS)
+
+soak: $(STAMP) ## SOAK_MINUTES (30) of mixed load, sampling each service every 10 s; CSV + PNG in docs/reliability/
+	SOAK_MINUTES=$(SOAK_MINUTES) PYTHONPATH=tests $(BIN)/python -m faults.soak docs/reliability

@@ -42,6 +42,8 @@ class Reason(enum.StrEnum):
     SOURCE_MISSING = "source_missing"
     INVALID_JOB = "invalid_job"
     PROCESSING_FAILED = "processing_failed"
+    # Dead-lettered with no report: the processor stopped during every attempt.
+    ABANDONED = "abandoned"
 
     @classmethod
     def parse(cls, value: Any) -> Reason:

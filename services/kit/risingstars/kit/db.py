@@ -32,6 +32,9 @@ UNAVAILABLE = (
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
     asyncpg.InvalidCatalogNameError,
+    # A connection cut in the middle of an operation (server restarted) can be handed out once
+    # more in a broken protocol state before the pool drops it.
+    asyncpg.InternalClientError,
 )
 
 

@@ -10,6 +10,7 @@ Spanish message, `messages.failure`); the processor's English detail only reache
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from typing import Any
@@ -25,6 +26,7 @@ log = logging.getLogger("risingstars.upload.events")
 APPLIED = "applied"
 DUPLICATE = "duplicate"
 DROPPED = "dropped"
+_SQS_MAX_VISIBILITY = 43200
 INVALID = "invalid"
 
 
@@ -38,6 +40,7 @@ class EventsConsumer:
         bucket: str,
         queue_url: str,
         wait_seconds: int = 20,
+        jobs_queue_url: str | None = None,
     ) -> None:
         self.pool = pool
         self.sqs = sqs
@@ -45,6 +48,8 @@ class EventsConsumer:
         self.bucket = bucket
         self.queue_url = queue_url
         self.wait_seconds = wait_seconds
+        self.jobs_queue_url = jobs_queue_url
+        self._dead_letters: str | None = None
 
     async def handle(self, body: str) -> str:
         """Apply one event; the result says what happened (the message is then deleted).
@@ -130,11 +135,56 @@ class EventsConsumer:
             )
         return len(messages)
 
+    async def poll_dead_letters(self) -> int:
+        """Jobs the queue dead-lettered without a `failed` event (the processor died during
+        every delivery, so nobody reported) would leave their video waiting for ever: each is
+        applied as a `failed` event (idempotent), and left in the dead-letter queue for people
+        to look at, hidden for the longest visibility SQS allows so it is not read again soon."""
+        if self._dead_letters is None:
+            self._dead_letters = await self._dead_letter_queue()
+        if not self._dead_letters:
+            return 0
+        response = await self.sqs.receive_message(
+            QueueUrl=self._dead_letters, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
+        messages_ = response.get("Messages", [])
+        for message in messages_:
+            try:
+                job = jobs.parse_job(message.get("Body", ""))
+            except jobs.InvalidMessage:
+                continue  # not a job of ours: for people
+            event = jobs.Failed(job.video_id, "failed", jobs.Reason.ABANDONED, "dead-lettered")
+            try:
+                await self.handle(jobs.encode(event))
+            except (*db.UNAVAILABLE, asyncpg.PostgresError) as exc:
+                log.warning("dead letter not applied, will be retried", extra={"error": repr(exc)})
+                continue
+            await self.sqs.change_message_visibility(
+                QueueUrl=self._dead_letters,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=_SQS_MAX_VISIBILITY,
+            )
+        return len(messages_)
+
+    async def _dead_letter_queue(self) -> str:
+        """The jobs queue's dead-letter queue, from its redrive policy ("" when it has none)."""
+        if not self.jobs_queue_url:
+            return ""
+        response = await self.sqs.get_queue_attributes(
+            QueueUrl=self.jobs_queue_url, AttributeNames=["RedrivePolicy"]
+        )
+        policy = response.get("Attributes", {}).get("RedrivePolicy")
+        if not policy:
+            return ""
+        name = json.loads(policy)["deadLetterTargetArn"].rsplit(":", 1)[-1]
+        return (await self.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+
     async def run(self) -> None:
         failures = 0
         while True:
             try:
                 await self.poll_once()
+                await self.poll_dead_letters()
                 failures = 0
             except asyncio.CancelledError:
                 raise

@@ -93,6 +93,7 @@ FAILURES = {
     "source_missing": "El archivo original ya no existe",
     "invalid_job": "El video no pudo procesarse por un error interno",
     "processing_failed": "El video no pudo procesarse. Intente subirlo de nuevo.",
+    "abandoned": "El procesamiento se interrumpió en todos los intentos. Intente subirlo de nuevo.",
 }
 
 

@@ -61,6 +61,7 @@ def create_worker(settings: Settings) -> FastAPI:
                     bucket=settings.s3_bucket,
                     queue_url=settings.events_queue_url,
                     wait_seconds=settings.events_wait_seconds,
+                    jobs_queue_url=settings.jobs_queue_url,
                 ),
                 sweeper=Sweeper(
                     clients.pool,

@@ -41,7 +41,13 @@ UPLOAD_FORM = {
     },
 }
 
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+DB_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 def _record(path: str, outcome: str, reason: str, started: float) -> None:
