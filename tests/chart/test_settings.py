@@ -19,25 +19,12 @@ OPTIONAL_VALUES = {
 }
 
 
-# Agreed interfaces (docs/conventions.md) whose code lands on other branches: the chart sets
-# these ahead of the code, and they are tolerated only while the service does not read them yet.
-# Delete the entries once the code reads them (they are then no-ops).
-AHEAD_OF_CODE = {
-    "upload": {
-        "MEDIA_BASE_URL",
-        "UPLOAD_SPILL_DIR",
-        "UPLOAD_SPILL_BYTES",
-        "UPLOAD_IDLE_SECONDS",
-        "UPLOAD_DEADLINE_SECONDS",
-        "UPLOAD_MAX_PER_USER",
-    },
-}
 # A migration Job is given the database and nothing else (`migrate` needs only DATABASE_URL).
 MIGRATION_ENV = {"DATABASE_URL", "LOG_LEVEL"}
 
 
 def read_by(service: str) -> set[str]:
-    return service_settings.settings_fields(service) | AHEAD_OF_CODE.get(service, set())
+    return service_settings.settings_fields(service)
 
 
 def service_containers(objects: list[dict], workers: bool = False) -> list[tuple[str, bool, dict]]:

@@ -15,11 +15,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from risingstars.dev.chartboot import cluster, netns, netpol, overlays
 from risingstars.dev.chartboot.clip import clip_bytes
-from risingstars.dev.chartboot.manifests import CHART, Manifests, WiringError, matches, render
+from risingstars.dev.chartboot.manifests import Manifests, WiringError, matches, render
 
 _REASON = netns.available()
 pytestmark = [
@@ -91,27 +90,7 @@ def results() -> dict[str, cluster.Result]:
     return cluster.run(runs, clip_bytes(), mutate={n: mutator(n) for n in MUTATIONS})
 
 
-def _eks_media_links_broken() -> bool:
-    """values-eks.yaml still sends processed links to the API host (finding 10.2: fixed by
-    the MEDIA_BASE_URL change, which leaves it unset on EKS)."""
-    eks = yaml.safe_load((CHART / "values-eks.yaml").read_text())
-    return bool(eks.get("upload", {}).get("settings", {}).get("publicBaseUrl"))
-
-
-@pytest.mark.parametrize(
-    "overlay",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                name == "eks" and _eks_media_links_broken(),
-                reason="values-eks.yaml sets upload.settings.publicBaseUrl: processed links 404",
-                strict=True,
-            ),
-        )
-        for name in OVERLAYS
-    ],
-)
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_chart_boots_and_serves_the_flow(results, overlay: str) -> None:
     result = results[overlay]
     assert result.passed, f"{overlay}: {result.error}\nsteps:\n" + "\n".join(
