@@ -182,5 +182,5 @@ async def test_openapi_lists_every_request_and_response_body(shared_client) -> N
     # Refusals are documented with the one error shape every service uses.
     login_400 = paths["/api/auth/login"]["post"]["responses"]["400"]
     assert login_400["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Error"
+        "$ref": "#/components/schemas/ErrorBody"
     }
