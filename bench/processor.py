@@ -16,7 +16,8 @@
   machine is shared, so CPU seconds are the steady figure, wall time is not).
 
 Inputs are generated once and cached in .bench/processor/. BENCH_PROCESSOR_JOBS sets the jobs
-per figure (default 4), BENCH_PROCESSOR_PAIRS the overhead pairs (default 5).
+per figure (default 4), BENCH_PROCESSOR_PAIRS the overhead pairs (default 5);
+BENCH_PROCESSOR_QUICK=1 measures only the 50 MB input at concurrency 1 (1 pair, 2 jobs).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from risingstars.processor.settings import Settings
 CACHE = Path(__file__).resolve().parents[1] / ".bench" / "processor"
 INPUTS = {"50mb": "9500k", "100mb": "19M"}  # video bitrate for ~50 MB / ~100 MB in 40 s
 SECONDS = 40
-JOBS = int(os.environ.get("BENCH_PROCESSOR_JOBS", "4"))
-PAIRS = int(os.environ.get("BENCH_PROCESSOR_PAIRS", "5"))
+QUICK = bool(os.environ.get("BENCH_PROCESSOR_QUICK"))
+JOBS = int(os.environ.get("BENCH_PROCESSOR_JOBS", "2" if QUICK else "4"))
+PAIRS = int(os.environ.get("BENCH_PROCESSOR_PAIRS", "1" if QUICK else "5"))
 
 
 def say(metric: str, value: float, unit: str = "") -> None:
@@ -207,12 +209,15 @@ async def scenario(bench: Bench, ffmpeg: str, sources: dict[str, Path]) -> None:
         )
         bare = {"50mb": statistics.median(b["wall"] for b, _ in pairs)}
         bare_cpu = {"50mb": statistics.median(b["cpu"] for b, _ in pairs)}
-        runs = [
-            await asyncio.to_thread(bare_ffmpeg, ffmpeg, sources["100mb"], settings, bench.scratch)
-            for _ in range(2)
-        ]
-        bare["100mb"] = statistics.median(r["wall"] for r in runs)
-        bare_cpu["100mb"] = statistics.median(r["cpu"] for r in runs)
+        if not QUICK:
+            runs = [
+                await asyncio.to_thread(
+                    bare_ffmpeg, ffmpeg, sources["100mb"], settings, bench.scratch
+                )
+                for _ in range(2)
+            ]
+            bare["100mb"] = statistics.median(r["wall"] for r in runs)
+            bare_cpu["100mb"] = statistics.median(r["cpu"] for r in runs)
         for name in bare:
             say(f"bare_ffmpeg_s_{name}", bare[name], "s")
             say(f"bare_ffmpeg_cpu_s_{name}", bare_cpu[name], "s")
@@ -228,8 +233,8 @@ async def scenario(bench: Bench, ffmpeg: str, sources: dict[str, Path]) -> None:
         say("bare_today_ffmpeg_cpu_s_50mb", statistics.median(r["cpu"] for r in before), "s")
         say("bare_today_videos_per_min_50mb", 60 / bare_today, "videos/min")
 
-        for name in ("50mb", "100mb"):
-            for concurrency in (1, 2):
+        for name in bare:
+            for concurrency in (1,) if QUICK else (1, 2):
                 result = await bench.run_jobs(sqs, keys[name], JOBS, concurrency)
                 per_minute = JOBS / result["wall"] * 60
                 tag = f"c{concurrency}_{name}"
@@ -247,7 +252,7 @@ async def scenario(bench: Bench, ffmpeg: str, sources: dict[str, Path]) -> None:
 
 def run() -> None:
     ffmpeg = media.locate_ffmpeg(os.environ.get("FFMPEG_PATH") or None)
-    sources = {name: make_input(name) for name in INPUTS}
+    sources = {name: make_input(name) for name in INPUTS if not QUICK or name == "50mb"}
     for name, path in sources.items():
         note(f"input {name}: {path.stat().st_size / 1e6:.1f} MB, 2560x1440, {SECONDS} s")
     note(f"{JOBS} jobs per throughput figure, {PAIRS} overhead pairs, ffmpeg {ffmpeg}")

@@ -209,6 +209,7 @@ class Encoding:
     x264_params: str = ""
     # Options for the source's decoder (e.g. -skip_loop_filter), before the input.
     decoder: tuple[str, ...] = ()
+    scale_first: bool = False
     max_pixels: int = 2**31 - 1
     max_output_bytes: int = 2**62
 
@@ -237,9 +238,12 @@ def _fit_scale(scaler: str) -> str:
     )
 
 
-def filter_graph(thumbnail_at: float, scaler: str = "bicubic") -> str:
+def filter_graph(thumbnail_at: float, scaler: str = "bicubic", scale_first: bool = False) -> str:
     pad = f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:black,setsar=1"
-    main = f"[0:V:0]setpts=PTS-STARTPTS,fps={FPS},{_fit_scale(scaler)},{pad}[fit]"
+    steps = [f"fps={FPS}", _fit_scale(scaler)]
+    if scale_first:
+        steps.reverse()
+    main = f"[0:V:0]setpts=PTS-STARTPTS,{','.join(steps)},{pad}[fit]"
     marked = (
         f"[fit][2:v]overlay=x=W-w-{WATERMARK_MARGIN}:y=H-h-{WATERMARK_MARGIN},"
         "format=yuv420p,split=2[main][still]"
@@ -265,6 +269,20 @@ def encode_command(
     """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
+    # Why the defaults (FFMPEG_PRESET ultrafast, FFMPEG_CRF 21, FFMPEG_THREADS 2, bicubic), from
+    # `make bench ENTRY=encode` on a 50 MB 2560x1440 input, CPU seconds per video (steady on a
+    # shared machine) and SSIM of the 30 s against a slow+lanczos reference:
+    # - decoding the source is ~45 % of the cost and only lossy levers cut it: skipping the
+    #   source's deblocking (-skip_loop_filter) costs 0.016 SSIM, skipping non-reference frames
+    #   duplicates pictures; H.264 has no reduced-resolution decoding.
+    # - x264 is the lever: ultrafast at a lower CRF saves ~25 % CPU against veryfast CRF 23 at a
+    #   higher SSIM; superfast saves little (CPU within noise). The price is a larger file
+    #   (no CABAC, no deblocking, noise kept): 5-6x on a noisy source, still far below
+    #   MAX_OUTPUT_BYTES.
+    # - bilinear/area scalers save a few % at 0.002-0.003 SSIM; zimg (zscale) was not cheaper.
+    # - thread counts change CPU within noise; 2 bounds them to the pod's share (not the node's).
+    # - the cards and start-up cost ~1 CPU-s per video (bench: cards_and_startup_cpu_s), so
+    #   encoding them once per worker and concatenating would save little.
     e = encoding
     threads = [str(e.threads)] if e.threads else []
     x264 = ["-x264-params", e.x264_params] if e.x264_params else []
@@ -278,7 +296,7 @@ def encode_command(
         "-t", f"{MAX_CONTENT_SECONDS:g}", "-f", "mov", "-i", str(source),
         "-framerate", str(FPS), "-i", e.card,
         "-i", e.watermark,
-        "-filter_complex", filter_graph(e.thumbnail_at, e.scaler),
+        "-filter_complex", filter_graph(e.thumbnail_at, e.scaler, e.scale_first),
         "-map", "[video]", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:v", "libx264", "-preset", e.preset, "-crf", str(e.crf), *x264,
         *(["-threads", *threads] if threads else []), "-pix_fmt", "yuv420p",
