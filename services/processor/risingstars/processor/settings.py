@@ -58,7 +58,7 @@ class Settings(HTTPSettings, AWSSettings):
     # (4096x2160 and 60 frames/s: phones' 4K; slow motion is refused), bigger outputs stopped.
     max_picture_pixels: int = 4096 * 2160
     max_frame_rate: float = 60.0
-    max_output_bytes: int = 100 * 1024 * 1024
+    max_output_bytes: int = 200 * 1024 * 1024
     # Where the thumbnail is taken in the main content. Later costs memory: ffmpeg holds that
     # many seconds of 720p frames while the intro is being encoded.
     thumbnail_seconds: float = 1.0
