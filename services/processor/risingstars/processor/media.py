@@ -270,19 +270,19 @@ def encode_command(
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
     # Why the defaults (FFMPEG_PRESET ultrafast, FFMPEG_CRF 21, FFMPEG_THREADS 2, bicubic), from
-    # `make bench ENTRY=encode` on a 50 MB 2560x1440 input, CPU seconds per video (steady on a
-    # shared machine) and SSIM of the 30 s against a slow+lanczos reference:
-    # - decoding the source is ~45 % of the cost and only lossy levers cut it: skipping the
-    #   source's deblocking (-skip_loop_filter) costs 0.016 SSIM, skipping non-reference frames
-    #   duplicates pictures; H.264 has no reduced-resolution decoding.
-    # - x264 is the lever: ultrafast at a lower CRF saves ~25 % CPU against veryfast CRF 23 at a
-    #   higher SSIM; superfast saves little (CPU within noise). The price is a larger file
-    #   (no CABAC, no deblocking, noise kept): 5-6x on a noisy source, still far below
-    #   MAX_OUTPUT_BYTES.
-    # - bilinear/area scalers save a few % at 0.002-0.003 SSIM; zimg (zscale) was not cheaper.
-    # - thread counts change CPU within noise; 2 bounds them to the pod's share (not the node's).
-    # - the cards and start-up cost ~1 CPU-s per video (bench: cards_and_startup_cpu_s), so
-    #   encoding them once per worker and concatenating would save little.
+    # `make bench ENTRY=encode` on a 50 MB 2560x1440 input: CPU seconds per video (steady on a
+    # shared machine, wall time is not) and SSIM of the 30 s against a slow+lanczos reference.
+    # - x264 is the lever: ultrafast at CRF 21 took 30 % less CPU than veryfast at CRF 23 with
+    #   a higher SSIM (+0.004) and VMAF (+2.5); superfast saved little. The price is size: no
+    #   CABAC, deblocking or mbtree, so a noisy source keeps its noise (4.5x the bytes here;
+    #   FFMPEG_PRESET=veryfast FFMPEG_CRF=23 is the old, smaller point).
+    # - decoding the source is ~45 % of the cost and only lossy levers cut it: not deblocking
+    #   the source (-skip_loop_filter) cost 0.016 SSIM; skipping non-reference frames repeats
+    #   pictures; H.264 has no reduced-resolution decoding.
+    # - bilinear/area scalers saved a few % at 0.002-0.003 SSIM; zimg (zscale) was not cheaper.
+    # - thread counts moved CPU within noise; 2 bounds them to the pod's share, not the node's.
+    # - the cards plus start-up cost 0.7 CPU-s per video, so encoding the intro/outro once per
+    #   worker and concatenating could save at most ~4 %.
     e = encoding
     threads = [str(e.threads)] if e.threads else []
     x264 = ["-x264-params", e.x264_params] if e.x264_params else []
