@@ -63,7 +63,7 @@ def rows() -> list[Row]:
         Row("today", t, vmaf=True),
         Row("default", _default(), vmaf=True),
         Row("default_area", r(_default(), scaler="area")),
-        Row("default_bicubic", r(_default(), scaler="bicubic")),
+        Row("default_bilinear", r(_default(), scaler="bilinear")),
         # One lever at a time from today's command.
         Row("threads2", r(t, threads=2)),
         Row("scaler_bilinear", r(t, scaler="bilinear")),

@@ -269,7 +269,7 @@ def encode_command(
     """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
-    # Why the defaults (FFMPEG_PRESET ultrafast, FFMPEG_CRF 21, FFMPEG_THREADS 2, bilinear), from
+    # Why the defaults (FFMPEG_PRESET ultrafast, FFMPEG_CRF 21, FFMPEG_THREADS 2, bicubic), from
     # `make bench ENTRY=encode` on a 50 MB 2560x1440 input: CPU seconds per video (steady on a
     # shared machine, wall time is not) and SSIM of the 30 s against a slow+lanczos reference.
     # - x264 is the lever: ultrafast at CRF 21 took 30 % less CPU than veryfast at CRF 23 with
@@ -279,8 +279,9 @@ def encode_command(
     # - decoding the source is ~45 % of the cost and only lossy levers cut it: not deblocking
     #   the source (-skip_loop_filter) cost 0.016 SSIM; skipping non-reference frames repeats
     #   pictures; H.264 has no reduced-resolution decoding.
-    # - bilinear (the default) or area scaling saved ~10 % against bicubic with ultrafast, at
-    #   0.003 SSIM (the bits of a softer picture cost less too); zimg (zscale) was not cheaper.
+    # - bilinear or area scaling saved ~8 % more CPU with ultrafast and kept SSIM above today's,
+    #   but lost ~5 VMAF points to bicubic (2.4 below today's command): not equal quality.
+    #   zimg (zscale) was not cheaper than swscale.
     # - thread counts moved CPU within noise; 2 bounds them to the pod's share, not the node's.
     # - the cards plus start-up cost 0.7 CPU-s per video, so encoding the intro/outro once per
     #   worker and concatenating could save at most ~4 %.
