@@ -10,15 +10,22 @@
   ~50 MB and ~100 MB (40 s, noisy high-bitrate test pattern with audio, CABAC like a phone's),
   concurrency 1 and 2: videos per minute (first job sent to last event published) and the
   mean service time, each beside its ratio to bare ffmpeg run one video at a time.
+- `bare_today_*`: the command of before the issue-15 sweep (veryfast, bicubic, ffmpeg's own
+  thread count), run bare in the same run, and `videos_per_min_vs_bare_today_*` against it;
+  `videos_per_min_2c_cpu_*`: 120 / the job's CPU seconds, what two idle cores would do (this
+  machine is shared, so CPU seconds are the steady figure, wall time is not).
 
 Inputs are generated once and cached in .bench/processor/. BENCH_PROCESSOR_JOBS sets the jobs
-per figure (default 4), BENCH_PROCESSOR_PAIRS the overhead pairs (default 5).
+per figure (default 4), BENCH_PROCESSOR_PAIRS the overhead pairs (default 5);
+BENCH_PROCESSOR_QUICK=1 measures only the 50 MB input at concurrency 1 (1 pair, 2 jobs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import resource
@@ -31,7 +38,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from risingstars.dev import infra
+from risingstars.dev import clips, infra
 from risingstars.kit import aws
 from risingstars.kit.settings import AWSSettings
 from risingstars.processor import media
@@ -41,8 +48,9 @@ from risingstars.processor.settings import Settings
 CACHE = Path(__file__).resolve().parents[1] / ".bench" / "processor"
 INPUTS = {"50mb": "9500k", "100mb": "19M"}  # video bitrate for ~50 MB / ~100 MB in 40 s
 SECONDS = 40
-JOBS = int(os.environ.get("BENCH_PROCESSOR_JOBS", "4"))
-PAIRS = int(os.environ.get("BENCH_PROCESSOR_PAIRS", "5"))
+QUICK = bool(os.environ.get("BENCH_PROCESSOR_QUICK"))
+JOBS = int(os.environ.get("BENCH_PROCESSOR_JOBS", "2" if QUICK else "4"))
+PAIRS = int(os.environ.get("BENCH_PROCESSOR_PAIRS", "1" if QUICK else "5"))
 
 
 def say(metric: str, value: float, unit: str = "") -> None:
@@ -53,24 +61,19 @@ def note(text: str) -> None:
     print(f"# {text}", flush=True)
 
 
-def make_input(ffmpeg: str, name: str, bitrate: str) -> Path:
-    path = CACHE / f"qhd_{name}.mp4"
-    if path.exists():
-        return path
-    CACHE.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part.mp4")
-    subprocess.run(
-        [ffmpeg, "-hide_banner", "-v", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=s=2560x1440:r=30:d={SECONDS}",
-         "-f", "lavfi", "-i", f"sine=f=440:d={SECONDS}",
-         "-vf", "noise=alls=12:allf=t",
-         "-c:v", "libx264", "-preset", "superfast", "-b:v", bitrate, "-maxrate", bitrate,
-         "-bufsize", bitrate, "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
-         "-shortest", str(partial)],
-        check=True,
-    )  # fmt: skip
-    partial.rename(path)
-    return path
+def make_input(name: str) -> Path:
+    bitrate = INPUTS[name]
+    recipe = functools.partial(
+        clips.make_clip,
+        seconds=SECONDS,
+        size="2560x1440",
+        filters="noise=alls=12:allf=t",
+        tone=True,
+        preset="superfast",
+        video=("-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate, "-pix_fmt", "yuv420p"),
+        audio=("-c:a", "aac", "-b:a", "128k"),
+    )
+    return clips.Cache(CACHE, {f"qhd_{name}": recipe}).get(f"qhd_{name}")
 
 
 def metric(name: str, **labels: str) -> float:
@@ -84,19 +87,17 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def bare_ffmpeg(ffmpeg: str, source: Path, settings: Settings, scratch: Path) -> dict:
+# The encoding before the issue-15 sweep, for the baseline beside today's default.
+BEFORE_SWEEP = {"preset": "veryfast", "crf": 23, "scaler": "bicubic", "threads": 0}
+
+
+def bare_ffmpeg(
+    ffmpeg: str, source: Path, settings: Settings, scratch: Path, **changes: object
+) -> dict:
     """The worker's encoding command, run by hand on a local copy of the input."""
+    encoding = dataclasses.replace(media.Encoding.of(settings), **changes)
     command = media.encode_command(
-        ffmpeg,
-        source,
-        scratch / "bare.mp4",
-        scratch / "bare.jpg",
-        card=settings.logo_card_path,
-        watermark=settings.watermark_path,
-        thumbnail_at=settings.thumbnail_seconds,
-        preset=settings.ffmpeg_preset,
-        crf=settings.ffmpeg_crf,
-        scaler=settings.ffmpeg_scaler,
+        ffmpeg, source, scratch / "bare.mp4", scratch / "bare.jpg", encoding
     )
     cpu, started = cpu_seconds(), time.perf_counter()
     subprocess.run(command, check=True)
@@ -208,18 +209,32 @@ async def scenario(bench: Bench, ffmpeg: str, sources: dict[str, Path]) -> None:
         )
         bare = {"50mb": statistics.median(b["wall"] for b, _ in pairs)}
         bare_cpu = {"50mb": statistics.median(b["cpu"] for b, _ in pairs)}
-        runs = [
-            await asyncio.to_thread(bare_ffmpeg, ffmpeg, sources["100mb"], settings, bench.scratch)
-            for _ in range(2)
-        ]
-        bare["100mb"] = statistics.median(r["wall"] for r in runs)
-        bare_cpu["100mb"] = statistics.median(r["cpu"] for r in runs)
+        if not QUICK:
+            runs = [
+                await asyncio.to_thread(
+                    bare_ffmpeg, ffmpeg, sources["100mb"], settings, bench.scratch
+                )
+                for _ in range(2)
+            ]
+            bare["100mb"] = statistics.median(r["wall"] for r in runs)
+            bare_cpu["100mb"] = statistics.median(r["cpu"] for r in runs)
         for name in bare:
             say(f"bare_ffmpeg_s_{name}", bare[name], "s")
             say(f"bare_ffmpeg_cpu_s_{name}", bare_cpu[name], "s")
+        # Today's bare command, run as often as the default's back-to-back pairs.
+        before = [
+            await asyncio.to_thread(
+                bare_ffmpeg, ffmpeg, sources["50mb"], settings, bench.scratch, **BEFORE_SWEEP
+            )
+            for _ in range(min(PAIRS, 3))
+        ]
+        bare_today = statistics.median(r["wall"] for r in before)
+        say("bare_today_ffmpeg_s_50mb", bare_today, "s")
+        say("bare_today_ffmpeg_cpu_s_50mb", statistics.median(r["cpu"] for r in before), "s")
+        say("bare_today_videos_per_min_50mb", 60 / bare_today, "videos/min")
 
-        for name in ("50mb", "100mb"):
-            for concurrency in (1, 2):
+        for name in bare:
+            for concurrency in (1,) if QUICK else (1, 2):
                 result = await bench.run_jobs(sqs, keys[name], JOBS, concurrency)
                 per_minute = JOBS / result["wall"] * 60
                 tag = f"c{concurrency}_{name}"
@@ -229,12 +244,15 @@ async def scenario(bench: Bench, ffmpeg: str, sources: dict[str, Path]) -> None:
                 say(f"service_time_s_{tag}", result["service"], "s")
                 say(f"service_time_vs_bare_ffmpeg_{tag}", result["service"] / bare[name])
                 say(f"cpu_s_per_video_{tag}", result["cpu"], "s")
+                say(f"videos_per_min_2c_cpu_{tag}", 120 / result["cpu"], "videos/min")
+                if name == "50mb":
+                    say(f"videos_per_min_vs_bare_today_{tag}", per_minute / (60 / bare_today))
                 note(f"load average after {tag}: {os.getloadavg()[0]:.2f}")
 
 
 def run() -> None:
     ffmpeg = media.locate_ffmpeg(os.environ.get("FFMPEG_PATH") or None)
-    sources = {name: make_input(ffmpeg, name, rate) for name, rate in INPUTS.items()}
+    sources = {name: make_input(name) for name in INPUTS if not QUICK or name == "50mb"}
     for name, path in sources.items():
         note(f"input {name}: {path.stat().st_size / 1e6:.1f} MB, 2560x1440, {SECONDS} s")
     note(f"{JOBS} jobs per throughput figure, {PAIRS} overhead pairs, ffmpeg {ffmpeg}")

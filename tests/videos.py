@@ -1,18 +1,10 @@
-"""Real MP4 clips generated with ffmpeg for tests (cached per test session by their parameters)."""
+"""Real MP4 clips for the end-to-end tests, made by the shared generator (risingstars.dev.clips)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from functools import cache
 from pathlib import Path
 
-import imageio_ffmpeg
-
-
-@cache
-def ffmpeg() -> str:
-    return shutil.which("ffmpeg") or imageio_ffmpeg.get_ffmpeg_exe()
+from risingstars.dev import clips
 
 
 def make_clip(
@@ -25,22 +17,13 @@ def make_clip(
     faststart: bool = True,
 ) -> Path:
     """A small H.264 MP4 (test pattern, optional tone) of the given length and picture size."""
-    args = [
-        ffmpeg(),
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=size={size}:rate={fps}:duration={seconds}",
-    ]
-    if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
-    args += ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "40", "-pix_fmt", "yuv420p"]
-    if audio:
-        args += ["-c:a", "aac", "-b:a", "32k", "-shortest"]
-    if faststart:
-        args += ["-movflags", "+faststart"]
-    subprocess.run([*args, str(path)], check=True)
-    return path
+    return clips.make_clip(
+        path,
+        seconds=seconds,
+        size=size,
+        fps=fps,
+        tone=audio,
+        video=("-crf", "40", "-pix_fmt", "yuv420p"),
+        audio=("-c:a", "aac", "-b:a", "32k"),
+        faststart=faststart,
+    )

@@ -23,7 +23,7 @@ import pytest
 from polling import eventually
 from prometheus_client import REGISTRY
 
-from risingstars.dev import infra
+from risingstars.dev import clips, infra
 from risingstars.kit import aws as kit_aws
 from risingstars.kit.settings import AWSSettings
 from risingstars.processor import media
@@ -33,88 +33,36 @@ from risingstars.processor.settings import ASSETS, Settings
 FFMPEG = media.locate_ffmpeg(os.environ.get("FFMPEG_PATH") or None)
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *args], check=True)
+def _recipes(cache: clips.Cache) -> dict[str, Callable[[Path], object]]:
+    qhd = ("-b:v", "1M", "-pix_fmt", "yuv420p")
+    return {
+        # 2560x1440, 45 s, with audio (the issue's main case); cheap to make and decode.
+        "qhd_45s_audio": lambda p: clips.make_clip(
+            p, seconds=45, size="2560x1440", tone=True, video=qhd
+        ),
+        "short_12s": lambda p: clips.make_clip(p, seconds=12),
+        "medium_20s": lambda p: clips.make_clip(p, seconds=20, size="1920x1080", video=qhd),
+        "four_three": lambda p: clips.square_pattern(p, size="1440x1080", square=600),
+        "portrait": lambda p: clips.square_pattern(p, size="1080x1920", square=800),
+        "half_second": lambda p: clips.make_clip(p, seconds=0.5),
+        "tiny": lambda p: clips.make_clip(p, size="320x240", video=(), faststart=True),
+        "audio_only": clips.audio_only,
+        # Sound with cover art: a picture stream, but no video.
+        "cover_art": lambda p: clips.audio_only(p, cover=ASSETS / "card.png"),
+        "not_a_video": lambda p: p.write_bytes(os.urandom(200_000)),
+        "undecodable": lambda p: clips.garble_media_data(cache.get("tiny"), p),
+    }
 
 
-def _pattern(width: int, height: int, square: int, seconds: float) -> list[str]:
-    """A blue picture with a white square in the middle: a stretch shows as a rectangle."""
-    return [
-        "-f", "lavfi", "-i",
-        f"color=c=0x2060c0:s={width}x{height}:r=30:d={seconds},"
-        f"drawbox=x=(iw-{square})/2:y=(ih-{square})/2:w={square}:h={square}:c=white:t=fill",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-    ]  # fmt: skip
-
-
-def _garble_media_data(source: Path, target: Path) -> None:
-    """A valid MP4 header over random picture data: opens, never decodes."""
-    data = bytearray(source.read_bytes())
-    offset = 0
-    while offset < len(data):
-        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
-        if kind == b"mdat":
-            data[offset + 8 : offset + size] = os.urandom(size - 8)
-        offset += size
-    target.write_bytes(bytes(data))
-
-
-class Clips:
+class Clips(clips.Cache):
     """Input videos, generated once per session on first use."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self._recipes: dict[str, Callable[[Path], None]] = {
-            # 2560x1440, 45 s, with audio (the issue's main case); cheap to make and decode.
-            "qhd_45s_audio": lambda p: _ffmpeg(
-                "-f", "lavfi", "-i", "testsrc2=s=2560x1440:r=30:d=45",
-                "-f", "lavfi", "-i", "sine=f=440:d=45",
-                "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1M", "-pix_fmt", "yuv420p",
-                "-c:a", "aac", "-shortest", str(p),
-            ),
-            "short_12s": lambda p: _ffmpeg(
-                "-f", "lavfi", "-i", "testsrc2=s=640x360:r=30:d=12",
-                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p),
-            ),
-            "medium_20s": lambda p: _ffmpeg(
-                "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=30:d=20",
-                "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1M", "-pix_fmt", "yuv420p",
-                str(p),
-            ),
-            "four_three": lambda p: _ffmpeg(*_pattern(1440, 1080, 600, 3), str(p)),
-            "portrait": lambda p: _ffmpeg(*_pattern(1080, 1920, 800, 3), str(p)),
-            "half_second": lambda p: _ffmpeg(
-                "-f", "lavfi", "-i", "testsrc2=s=640x360:r=30:d=0.5",
-                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p),
-            ),
-            "tiny": lambda p: _ffmpeg(
-                "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=2",
-                "-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart", str(p),
-            ),
-            "audio_only": lambda p: _ffmpeg(
-                "-f", "lavfi", "-i", "sine=d=3", "-c:a", "aac", str(p)
-            ),
-            # Sound with cover art: a picture stream, but no video.
-            "cover_art": lambda p: _ffmpeg(
-                "-f", "lavfi", "-i", "sine=d=3", "-i", str(ASSETS / "card.png"),
-                "-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png",
-                "-disposition:v", "attached_pic", str(p),
-            ),
-            "not_a_video": lambda p: p.write_bytes(os.urandom(200_000)),
-            "undecodable": lambda p: _garble_media_data(self.get("tiny"), p),
-        }  # fmt: skip
-
-    def get(self, name: str) -> Path:
-        path = self.root / f"{name}.mp4"
-        if not path.exists():
-            partial = path.with_suffix(".part.mp4")
-            self._recipes[name](partial)
-            partial.rename(path)
-        return path
+        super().__init__(root, _recipes(self))
 
 
-@pytest.fixture(scope="session")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+@pytest.fixture(name="clips", scope="session")
+def clips_fixture(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     return Clips(tmp_path_factory.mktemp("clips"))
 
 

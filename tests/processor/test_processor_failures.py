@@ -1,15 +1,17 @@
 """Bad inputs are rejected once; faults are retried, and a job that never succeeds ends in the
-dead-letter queue with a failed event. A redelivered job is not encoded twice."""
+dead-letter queue with a failed event. Events carry stable reason codes, never ffmpeg's words.
+A redelivered job is not encoded twice."""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 
 import pytest
 
 from risingstars.dev import infra
 from risingstars.processor import media
-from risingstars.processor.pipeline import SOURCE_MISSING
 
 
 @pytest.mark.parametrize(
@@ -29,7 +31,13 @@ async def test_a_bad_input_is_rejected_with_a_reason_and_its_message_deleted(
     video_id = await rig.submit(clip)
     async with rig.running():
         (event,) = await rig.events(1)
-        assert event == {"type": "rejected", "video_id": video_id, "reason": reason}
+        assert event == {
+            "type": "rejected",
+            "video_id": video_id,
+            "reason": "not_a_video",
+            "detail": reason,
+            "version": 1,
+        }
         await tools.eventually(
             lambda: _empty(rig), timeout=10, what="the job's message to be deleted"
         )
@@ -49,7 +57,7 @@ async def test_a_job_message_without_its_keys_is_reported_failed_and_deleted(rig
         (event,) = await rig.events(1)
         await tools.eventually(lambda: _empty(rig), timeout=10, what="the message deleted")
     assert event["type"] == "failed" and event["video_id"] == video_id
-    assert "mensaje de trabajo inválido" in event["reason"]
+    assert event["reason"] == "invalid_job"
 
 
 async def test_a_message_that_names_no_video_goes_to_the_dead_letter_queue(rig, tools) -> None:
@@ -66,52 +74,53 @@ async def _dead_letters(rig) -> int:
     return visible
 
 
-async def test_a_transient_s3_fault_is_retried_then_processed(rig_factory, tools) -> None:
-    # S3 is down for the first attempt (nothing listens on its port), then comes up.
-    port = infra.free_port()
-    s3_url = f"http://127.0.0.1:{port}"
-    async with rig_factory(max_receive_count=10) as rig:
-        retried = tools.metric("processor_jobs_total", outcome="retried")
-        video_id = "7b0e3f4c-9a51-4d2e-8c61-0f8a2b7d9e10"
-        await rig.send(rig.job(video_id))
-        async with rig.running(rig.settings(aws_endpoint_url_s3=s3_url)):
-            await tools.eventually(
-                lambda: tools.metric("processor_jobs_total", outcome="retried") > retried,
-                timeout=60,
-                what="a failed attempt",
-            )
-            s3_server = infra.start_moto(port)
-            try:
-                async with tools.aws_clients(s3_url) as (s3, _):
-                    await s3.create_bucket(Bucket=rig.resources.bucket)
-                    await s3.put_object(
-                        Bucket=rig.resources.bucket,
-                        Key=f"originals/{video_id}.mp4",
-                        Body=rig.clips.get("tiny").read_bytes(),
-                    )
-                    (event,) = await rig.events(1, timeout=60)
-                    listed = await s3.list_objects_v2(
-                        Bucket=rig.resources.bucket, Prefix="processed/"
-                    )
-            finally:
-                infra.stop(s3_server.proc)
-        assert event["type"] == "processed" and event["video_id"] == video_id
-        assert sorted(o["Key"] for o in listed["Contents"]) == [
-            f"processed/{video_id}.jpg",
-            f"processed/{video_id}.mp4",
-        ]
-        assert await rig.queue_counts() == (0, 0)
+async def test_a_transient_fault_is_retried_then_processed(rig, tools) -> None:
+    # The events queue does not exist yet: the first attempt encodes but cannot publish; once
+    # the queue is there, the retry finds the output and publishes without encoding again.
+    retried = tools.metric("processor_jobs_total", outcome="retried")
+    encodes = tools.metric("processor_ffmpeg_duration_seconds_count")
+    name = rig.resources.events_queue_url.rsplit("/", 1)[1] + "-later"
+    later = rig.resources.events_queue_url.rsplit("/", 1)[0] + "/" + name
+    video_id = await rig.submit("tiny")
+    async with rig.running(rig.settings(events_queue_url=later)):
+        await tools.eventually(
+            lambda: tools.metric("processor_jobs_total", outcome="retried") > retried,
+            timeout=60,
+            what="a failed attempt",
+        )
+        assert (await rig.sqs.create_queue(QueueName=name))["QueueUrl"] == later
+        await tools.eventually(
+            lambda: _received(rig, later), timeout=60, what="the processed event"
+        )
+    (message,) = rig.received
+    event = json.loads(message["Body"])
+    assert event["type"] == "processed" and event["video_id"] == video_id
+    assert tools.metric("processor_ffmpeg_duration_seconds_count") == encodes + 1
+    assert await rig.keys("processed/") == [
+        f"processed/{video_id}.jpg",
+        f"processed/{video_id}.mp4",
+    ]
+    assert await rig.queue_counts() == (0, 0)
+
+
+async def _received(rig, url: str) -> bool:
+    response = await rig.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+    rig.received = response.get("Messages", [])
+    return bool(rig.received)
 
 
 async def test_a_poison_job_ends_in_the_dead_letter_queue_with_a_failed_event(rig, tools) -> None:
-    # Its original never appears: every attempt fails, maxReceiveCount (3) of them.
+    # Storage never answers (nothing listens on the S3 port): every attempt fails,
+    # maxReceiveCount (3) of them.
     video_id = "0d6a41f2-33b8-4c7e-9f0a-5e2c1b7a8d34"
     job = rig.job(video_id)
     await rig.send(job)
-    async with rig.running():
+    dead_s3 = f"http://127.0.0.1:{infra.free_port()}"
+    async with rig.running(rig.settings(aws_endpoint_url_s3=dead_s3)):
         (event,) = await rig.events(1, timeout=60)
         assert event["type"] == "failed" and event["video_id"] == video_id
-        assert SOURCE_MISSING in event["reason"] and "3 intentos" in event["reason"]
+        assert event["reason"] == "processing_failed"
+        assert "3 attempts" in event["detail"]
         await tools.eventually(
             lambda: _dead_letters(rig), timeout=30, what="the job in the dead-letter queue"
         )
@@ -122,6 +131,42 @@ async def test_a_poison_job_ends_in_the_dead_letter_queue_with_a_failed_event(ri
     assert json.loads(dead["Body"]) == job
     assert await rig.queue_counts() == (0, 0)
     assert await rig.no_more_events(1) == []
+
+
+async def test_finding_17_a_job_whose_original_is_gone_fails_at_once(rig, tools) -> None:
+    # The video was deleted after its job was sent: S3 is read-after-write consistent, so no
+    # retry will find the original.
+    retried = tools.metric("processor_jobs_total", outcome="retried")
+    video_id = "5c1f7a2e-8b3d-4e6f-9a0b-1c2d3e4f5a6b"
+    await rig.send(rig.job(video_id))
+    async with rig.running():
+        (event,) = await rig.events(1, timeout=60)
+        await tools.eventually(lambda: _empty(rig), timeout=10, what="the message deleted")
+    assert event["type"] == "failed" and event["video_id"] == video_id
+    assert event["reason"] == "source_missing"
+    assert tools.metric("processor_jobs_total", outcome="retried") == retried
+    assert await _dead_letters(rig) == 0
+
+
+async def test_finding_14_failure_events_carry_a_reason_code_not_ffmpeg_stderr(
+    rig_factory, tools, tmp_path, caplog
+) -> None:
+    # A broken logo card makes every encode fail, with ffmpeg's own account on stderr.
+    card = tmp_path / "broken-card.png"
+    card.write_bytes(b"not a png at all" * 64)
+    async with rig_factory(max_receive_count=2) as rig:
+        video_id = await rig.submit("tiny")
+        with caplog.at_level(logging.WARNING, logger="risingstars.processor"):
+            async with rig.running(rig.settings(logo_card_path=str(card))):
+                (event,) = await rig.events(1, timeout=60)
+    assert event["type"] == "failed" and event["video_id"] == video_id
+    assert event["reason"] == "processing_failed"
+    assert re.fullmatch(
+        r"ffmpeg exited with code \d+ while encoding \(2 attempts\)", event["detail"]
+    )
+    # The raw text is kept for operators, in the log.
+    logged = [str(getattr(r, "stderr", "")) for r in caplog.records]
+    assert any("Invalid data found when processing input" in text for text in logged)
 
 
 async def test_a_redelivered_job_republishes_its_event_without_encoding(rig, tools) -> None:

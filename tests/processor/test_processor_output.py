@@ -93,6 +93,7 @@ async def test_a_45s_qhd_clip_with_audio_becomes_35s_of_720p_without_audio(
         "thumbnail_key": f"processed/{event['video_id']}.jpg",
         "duration_seconds": pytest.approx(35.0, abs=0.1),
         "size_bytes": video.stat().st_size,
+        "version": 1,
     }
     assert head["ContentType"] == "video/mp4"
     assert head["Metadata"]["source-etag"] == source["ETag"].strip('"')

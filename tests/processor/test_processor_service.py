@@ -12,7 +12,7 @@ import pytest
 
 from risingstars.kit.settings import SettingsError
 from risingstars.kit.settings import load as load_settings
-from risingstars.processor import media, messages
+from risingstars.processor import media
 from risingstars.processor.settings import Settings
 from risingstars.processor.worker import backoff_seconds
 
@@ -154,25 +154,14 @@ def test_backoff_grows_exponentially_up_to_the_cap_with_jitter() -> None:
     assert backoff_seconds(10_000, 30, 900) <= 900
 
 
-@pytest.mark.parametrize(
-    ("body", "video_id"),
-    [
-        ("not json", None),
-        ('{"type": "process"}', None),
-        ('{"type": "process", "video_id": "42"}', None),
-        ('{"type": "other", "video_id": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"}', "9f1c"),
-        ('{"type": "process", "video_id": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"}', "9f1c"),
-        (
-            '{"type": "process", "video_id": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",'
-            ' "source_key": "a", "processed_key": "a", "thumbnail_key": "b"}',
-            "9f1c",
-        ),
-    ],
-)
-def test_unusable_job_messages_are_told_apart(body, video_id) -> None:
-    with pytest.raises(messages.InvalidJob) as error:
-        messages.parse_job(body)
-    if video_id is None:
-        assert error.value.video_id is None
-    else:
-        assert error.value.video_id.startswith(video_id)
+def test_the_command_line_has_the_shared_shape(monkeypatch, capsys) -> None:
+    from risingstars.processor.__main__ import main
+
+    for name in ("S3_BUCKET", "JOBS_QUEUE_URL", "EVENTS_QUEUE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve"]) == 2
+    assert "S3_BUCKET" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["migrate"])  # the processor has no database
+    assert exit_.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -15,10 +14,10 @@ from typing import Any
 import asyncpg
 import boto3
 import httpx
-import imageio_ffmpeg
 import pytest
 from polling import eventually
 
+from risingstars.dev import clips
 from risingstars.dev.tokens import AUDIENCE, ISSUER, TokenFactory
 from risingstars.kit import db
 from risingstars.kit.tokens import TokenVerifier
@@ -27,18 +26,16 @@ from risingstars.upload.app import create_app
 from risingstars.upload.settings import MiB, Settings
 from risingstars.upload.worker import create_worker
 
-# name: (lavfi source, seconds, extra ffmpeg output options)
-SMALL = ["-crf", "40"]  # a couple of MB: one part
-CLIP_SPECS: dict[str, tuple[str, float, list[str]]] = {
-    "ok": ("testsrc2=size=1920x1080:rate=5", 25, SMALL),
-    "ok_faststart": ("testsrc2=size=1920x1080:rate=5", 25, [*SMALL, "-movflags", "+faststart"]),
-    "vertical": ("testsrc2=size=1080x1920:rate=5", 21, SMALL),
+# name: (lavfi picture, picture size, frame rate, seconds, other encoder options)
+SMALL = ("-crf", "40")  # a couple of MB: one part
+CLIP_SPECS: dict[str, tuple[str, str, float, float, tuple[str, ...]]] = {
+    "ok": ("testsrc2", "1920x1080", 5, 25, SMALL),
+    "vertical": ("testsrc2", "1080x1920", 5, 21, SMALL),
     # About 12.5 MB: three 5 MiB parts.
-    "big": ("testsrc2=size=1920x1080:rate=10", 25, ["-b:v", "4M"]),
-    "short_10s": ("testsrc2=size=1920x1080:rate=5", 10, SMALL),
-    "long_90s": ("color=c=blue:size=1920x1080:rate=2", 90, []),
-    "long_90s_faststart": ("color=c=blue:size=1920x1080:rate=2", 90, ["-movflags", "+faststart"]),
-    "hd_720p": ("testsrc2=size=1280x720:rate=5", 25, SMALL),
+    "big": ("testsrc2", "1920x1080", 10, 25, ("-b:v", "4M")),
+    "short_10s": ("testsrc2", "1920x1080", 5, 10, SMALL),
+    "long_90s": ("color=c=blue", "1920x1080", 2, 90, ()),
+    "hd_720p": ("testsrc2", "1280x720", 5, 25, SMALL),
 }
 
 PDF = (
@@ -48,35 +45,35 @@ PDF = (
 ) * 200
 
 
-class Clips:
+def _clip(name: str, faststart: bool = False) -> Callable[[Path], Path]:
+    picture, size, fps, seconds, options = CLIP_SPECS[name]
+    return lambda path: clips.make_clip(
+        path, picture=picture, size=size, fps=fps, seconds=seconds,
+        video=("-pix_fmt", "yuv420p", *options), faststart=faststart,
+    )  # fmt: skip
+
+
+def _first_half(source: Path, target: Path) -> None:
+    whole = source.read_bytes()
+    target.write_bytes(whole[: len(whole) // 2])
+
+
+class Clips(clips.Cache):
     """Real MP4 files, each made on first use and kept for the session."""
 
     def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-
-    def __getitem__(self, name: str) -> Path:
-        path = self.dir / f"{name}.mp4"
-        if path.exists():
-            return path
-        if name == "pdf":
-            path.write_bytes(PDF)
-        elif name == "truncated":
-            whole = self["big"].read_bytes()
-            path.write_bytes(whole[: len(whole) // 2])
-        else:
-            source, seconds, extra = CLIP_SPECS[name]
-            subprocess.run(
-                [self.ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", source,
-                 "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
-                 "-pix_fmt", "yuv420p", *extra, str(path)],
-                check=True,
-            )  # fmt: skip
-        return path
+        recipes = {name: _clip(name) for name in CLIP_SPECS}
+        recipes.update(
+            ok_faststart=_clip("ok", faststart=True),
+            long_90s_faststart=_clip("long_90s", faststart=True),
+            pdf=lambda path: path.write_bytes(PDF),
+            truncated=lambda path: _first_half(self["big"], path),
+        )
+        super().__init__(directory, recipes)
 
 
-@pytest.fixture(scope="session")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+@pytest.fixture(name="clips", scope="session")
+def clips_fixture(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     return Clips(tmp_path_factory.mktemp("clips"))
 
 

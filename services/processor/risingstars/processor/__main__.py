@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from risingstars.kit import logs
-from risingstars.kit.serve import serve
 from risingstars.kit.settings import SettingsError
-from risingstars.processor.app import create_app
-from risingstars.processor.settings import load
+
+SERVICE = "processor"
 
 
-def main(argv: list[str]) -> int:
-    if argv not in ([], ["serve"]):
-        print("usage: python -m risingstars.processor [serve]", file=sys.stderr)
-        return 2
+def _serve() -> None:
+    from risingstars.kit import logs
+    from risingstars.kit.serve import serve
+    from risingstars.processor.app import create_app
+    from risingstars.processor.settings import load
+
+    config = load()
+    logs.setup(SERVICE, config.log_level)
+    serve(create_app(config), config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m risingstars.processor")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the worker and its health/metrics port (the default)")
+    parser.parse_args(argv)
     try:
-        settings = load()
+        _serve()
     except SettingsError as exc:
-        print(exc, file=sys.stderr)
+        print(f"{SERVICE}: {exc}", file=sys.stderr)
         return 2
-    logs.setup("processor", settings.log_level)
-    serve(create_app(settings), settings)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -19,8 +19,10 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
-from risingstars.processor.failures import Rejected, Transient
+from risingstars.jobs import Reason
+from risingstars.processor.failures import Rejected, TimedOut, Transient
 
 log = logging.getLogger("risingstars.processor.media")
 
@@ -33,12 +35,14 @@ _THUMBNAIL_STEP = 10
 _STDERR_HEAD = 64 * 1024
 _STDERR_TAIL = 4000
 
-NOT_MP4 = "El archivo no es un video MP4 válido"
-NO_VIDEO = "El archivo no contiene una pista de video"
-UNDECODABLE = "No se pudo decodificar el video"
+NOT_MP4 = "not an MP4 file"
+NO_VIDEO = "no video track"
+UNDECODABLE = "the first picture does not decode"
 
 _DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #0:\d+\S*: Video: (\w+).*?, (\d{1,5})x(\d{1,5})[\s,].*")
+# ffmpeg prints rates as "29.97 fps", "30 tbr", "1k fps" (print_fps in fftools).
+_RATE = re.compile(r", (\d+(?:\.\d+)?)(k?) (?:fps|tbr)\b")
 _AUDIO = re.compile(r"Stream #0:\d+\S*: Audio: ")
 _FRAMES = re.compile(r"^frame=(\d+)$", re.MULTILINE)
 
@@ -93,7 +97,7 @@ async def run(args: list[str], *, time_limit: float) -> Completed:
             out, err = await proc.communicate()
     except TimeoutError:
         await _stop(proc)
-        raise Transient(f"ffmpeg no terminó en {time_limit:.0f} s") from None
+        raise TimedOut(f"ffmpeg ran past {time_limit:g} s") from None
     finally:
         if proc.returncode is None:  # cancelled: hand the job back with nothing running
             await _stop(proc)
@@ -130,19 +134,21 @@ class Probe:
     height: int
     codec: str
     has_audio: bool
+    # The highest rate the header states (average or base), 0 when it states none.
+    frame_rate: float = 0.0
 
 
 def parse_probe(stderr: str, progress: str) -> Probe:
     """What `ffmpeg -i` printed about the input; Rejected when it is not a decodable video."""
     if "Input #0" not in stderr:
-        raise Rejected(NOT_MP4)
+        raise Rejected(Reason.NOT_A_VIDEO, NOT_MP4)
     # Cover art is a picture, not a video: ffmpeg's `V` stream specifier skips it too.
     video = next((m for m in _VIDEO.finditer(stderr) if "(attached pic)" not in m[0]), None)
     if video is None:
-        raise Rejected(NO_VIDEO)
+        raise Rejected(Reason.NOT_A_VIDEO, NO_VIDEO)
     frames = [int(n) for n in _FRAMES.findall(progress)]
     if not frames or frames[-1] < 1:
-        raise Rejected(UNDECODABLE)
+        raise Rejected(Reason.NOT_A_VIDEO, UNDECODABLE)
     duration = None
     if match := _DURATION.search(stderr):
         h, m, s = match.groups()
@@ -153,7 +159,25 @@ def parse_probe(stderr: str, progress: str) -> Probe:
         height=int(video.group(3)),
         codec=video.group(1),
         has_audio=_AUDIO.search(stderr) is not None,
+        frame_rate=max(
+            (float(n) * (1000 if k else 1) for n, k in _RATE.findall(video.group(0))), default=0.0
+        ),
     )
+
+
+def check_cost(probe: Probe, *, max_pixels: int, max_frame_rate: float) -> None:
+    """Decoding cost grows with picture size and frame rate, which the uploader chooses: past
+    the limits the video is rejected before it is encoded."""
+    if probe.width * probe.height > max_pixels:
+        raise Rejected(
+            Reason.PICTURE_TOO_LARGE,
+            f"{probe.width}x{probe.height} is above the limit of {max_pixels} pixels",
+        )
+    if probe.frame_rate > max_frame_rate:
+        raise Rejected(
+            Reason.FRAME_RATE_TOO_HIGH,
+            f"{probe.frame_rate:g} frames/s is above the limit of {max_frame_rate:g}",
+        )
 
 
 async def probe(ffmpeg: str, path: Path, *, time_limit: float) -> Probe:
@@ -165,8 +189,44 @@ async def probe(ffmpeg: str, path: Path, *, time_limit: float) -> Probe:
         time_limit=time_limit,
     )  # fmt: skip
     if result.killed_by is not None:
-        raise Transient(f"ffmpeg terminado por la señal {result.killed_by} al analizar")
+        raise Transient(f"ffmpeg killed by signal {result.killed_by} while probing")
     return parse_probe(result.stderr_head, result.stdout)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Encoding:
+    """What the encoding command is made of: the settings' FFMPEG_* knobs and limits."""
+
+    card: str
+    watermark: str
+    thumbnail_at: float = 1.0
+    preset: str = "veryfast"
+    crf: int = 23
+    scaler: str = "bicubic"
+    # Threads of the decoder, the filter graph and x264 each; 0 lets ffmpeg pick (one per core
+    # of the node, which in a pod is not the pod's share).
+    threads: int = 0
+    x264_params: str = ""
+    # Options for the source's decoder (e.g. -skip_loop_filter), before the input.
+    decoder: tuple[str, ...] = ()
+    scale_first: bool = False
+    max_pixels: int = 2**31 - 1
+    max_output_bytes: int = 2**62
+
+    @classmethod
+    def of(cls, settings: Any) -> Encoding:
+        return cls(
+            card=settings.logo_card_path,
+            watermark=settings.watermark_path,
+            thumbnail_at=settings.thumbnail_seconds,
+            preset=settings.ffmpeg_preset,
+            crf=settings.ffmpeg_crf,
+            scaler=settings.ffmpeg_scaler,
+            threads=settings.ffmpeg_threads,
+            x264_params=settings.ffmpeg_x264_params,
+            max_pixels=settings.max_picture_pixels,
+            max_output_bytes=settings.max_output_bytes,
+        )
 
 
 def _fit_scale(scaler: str) -> str:
@@ -178,9 +238,12 @@ def _fit_scale(scaler: str) -> str:
     )
 
 
-def filter_graph(thumbnail_at: float, scaler: str = "bicubic") -> str:
+def filter_graph(thumbnail_at: float, scaler: str = "bicubic", scale_first: bool = False) -> str:
     pad = f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:black,setsar=1"
-    main = f"[0:V:0]setpts=PTS-STARTPTS,fps={FPS},{_fit_scale(scaler)},{pad}[fit]"
+    steps = [f"fps={FPS}", _fit_scale(scaler)]
+    if scale_first:
+        steps.reverse()
+    main = f"[0:V:0]setpts=PTS-STARTPTS,{','.join(steps)},{pad}[fit]"
     marked = (
         f"[fit][2:v]overlay=x=W-w-{WATERMARK_MARGIN}:y=H-h-{WATERMARK_MARGIN},"
         "format=yuv420p,split=2[main][still]"
@@ -201,36 +264,55 @@ def filter_graph(thumbnail_at: float, scaler: str = "bicubic") -> str:
 
 
 def encode_command(
-    ffmpeg: str,
-    source: Path,
-    video: Path,
-    thumbnail: Path,
-    *,
-    card: str,
-    watermark: str,
-    thumbnail_at: float,
-    preset: str,
-    crf: int,
-    scaler: str = "bicubic",
+    ffmpeg: str, source: Path, video: Path, thumbnail: Path, encoding: Encoding
 ) -> list[str]:
     """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
+    # Why the defaults (FFMPEG_PRESET ultrafast, FFMPEG_CRF 21, FFMPEG_THREADS 2, bicubic), from
+    # `make bench ENTRY=encode` on a 50 MB 2560x1440 input: CPU seconds per video (steady on a
+    # shared machine, wall time is not) and SSIM of the 30 s against a slow+lanczos reference.
+    # - x264 is the lever: ultrafast at CRF 21 took 30 % less CPU than veryfast at CRF 23 with
+    #   a higher SSIM (+0.004) and VMAF (+2.5); superfast saved little. The price is size: no
+    #   CABAC, deblocking or mbtree, so a noisy source keeps its noise (4.5x the bytes here;
+    #   FFMPEG_PRESET=veryfast FFMPEG_CRF=23 is the old, smaller point).
+    # - decoding the source is ~45 % of the cost and only lossy levers cut it: not deblocking
+    #   the source (-skip_loop_filter) cost 0.016 SSIM; skipping non-reference frames repeats
+    #   pictures; H.264 has no reduced-resolution decoding.
+    # - bilinear or area scaling saved ~8 % more CPU with ultrafast and kept SSIM above today's,
+    #   but lost ~5 VMAF points to bicubic (2.4 below today's command): not equal quality.
+    #   zimg (zscale) was not cheaper than swscale.
+    # - thread counts moved CPU within noise; 2 bounds them to the pod's share, not the node's.
+    # - the cards plus start-up cost 0.7 CPU-s per video, so encoding the intro/outro once per
+    #   worker and concatenating could save at most ~4 %.
+    e = encoding
+    threads = [str(e.threads)] if e.threads else []
+    x264 = ["-x264-params", e.x264_params] if e.x264_params else []
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
+        *(["-filter_complex_threads", *threads] if threads else []),
+        # max_pixels: the decoder refuses pictures beyond the limit, also ones a stream
+        # switches to after the header the probe checked.
+        *(["-threads", *threads] if threads else []), *e.decoder,
+        "-max_pixels", str(e.max_pixels),
         "-t", f"{MAX_CONTENT_SECONDS:g}", "-f", "mov", "-i", str(source),
-        "-framerate", str(FPS), "-i", card,
-        "-i", watermark,
-        "-filter_complex", filter_graph(thumbnail_at, scaler),
+        "-framerate", str(FPS), "-i", e.card,
+        "-i", e.watermark,
+        "-filter_complex", filter_graph(e.thumbnail_at, e.scaler, e.scale_first),
         "-map", "[video]", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-movflags", "+faststart", "-f", "mp4", str(video),
+        "-c:v", "libx264", "-preset", e.preset, "-crf", str(e.crf), *x264,
+        *(["-threads", *threads] if threads else []), "-pix_fmt", "yuv420p",
+        "-fs", str(e.max_output_bytes), "-movflags", "+faststart", "-f", "mp4", str(video),
         "-map", "[thumb]", "-update", "1", "-q:v", "3", "-f", "image2", str(thumbnail),
     ]  # fmt: skip
 
 
-def describe_failure(result: Completed, what: str) -> Transient:
+def describe_failure(result: Completed, what: str, **context: object) -> Transient:
+    """ffmpeg's own words (with scratch paths in them) go to the log; the event gets a line."""
     if result.killed_by is not None:
-        return Transient(f"ffmpeg terminado por la señal {result.killed_by} al {what}")
-    last = " | ".join(result.stderr_tail.strip().splitlines()[-3:]) or "sin detalle"
-    return Transient(f"ffmpeg falló al {what} (código {result.returncode}): {last[-300:]}")
+        return Transient(f"ffmpeg killed by signal {result.killed_by} while {what}")
+    log.warning(
+        "ffmpeg failed",
+        extra={**context, "what": what, "code": result.returncode, "stderr": result.stderr_tail},
+    )
+    return Transient(f"ffmpeg exited with code {result.returncode} while {what}")

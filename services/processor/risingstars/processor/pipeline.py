@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,9 @@ from typing import Any
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from risingstars.processor import media, messages, metrics, scratch
-from risingstars.processor.failures import Rejected, Transient
-from risingstars.processor.messages import Job
+from risingstars.jobs import Job, Processed, Reason
+from risingstars.processor import media, metrics, scratch
+from risingstars.processor.failures import Gone, Rejected, Transient
 from risingstars.processor.settings import Settings
 
 log = logging.getLogger("risingstars.processor.pipeline")
@@ -28,20 +29,35 @@ log = logging.getLogger("risingstars.processor.pipeline")
 _CHUNK = 1024 * 1024
 _SOURCE_ETAG = "source-etag"
 _DURATION = "duration-seconds"
-SOURCE_MISSING = "El video original no existe en el almacenamiento"
 
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    event: dict[str, Any]
+    event: Processed
     reused: bool
 
 
 def _storage_error(exc: Exception, what: str) -> Transient:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "?")
-        return Transient(f"Error de almacenamiento al {what}: {code}")
-    return Transient(f"Error de almacenamiento al {what}: {type(exc).__name__}")
+        return Transient(f"storage error while {what}: {code}")
+    return Transient(f"storage error while {what}: {type(exc).__name__}")
+
+
+def _source_missing() -> Gone:
+    # S3 is read-after-write consistent: an original that is not there was deleted (with its
+    # video), so no retry can find it.
+    return Gone(Reason.SOURCE_MISSING, "the original is not in the bucket")
+
+
+def _processed(job: Job, duration: float, size: int) -> Processed:
+    return Processed(
+        video_id=job.video_id,
+        processed_key=job.processed_key,
+        thumbnail_key=job.thumbnail_key,
+        duration_seconds=round(duration, 3),
+        size_bytes=size,
+    )
 
 
 def _not_found(exc: ClientError) -> bool:
@@ -59,7 +75,8 @@ class Pipeline:
         etag, size = await self._source(job)
         if size > self.settings.max_source_bytes:
             raise Rejected(
-                f"El archivo supera el tamaño máximo de {self.settings.max_source_bytes} bytes"
+                Reason.NOT_A_VIDEO,
+                f"{size} bytes, above MAX_SOURCE_BYTES ({self.settings.max_source_bytes})",
             )
         existing = await self._existing(job, etag)
         if existing is not None:
@@ -74,24 +91,31 @@ class Pipeline:
         try:
             head = await self.s3.head_object(Bucket=self.bucket, Key=job.source_key)
         except ClientError as exc:
-            # Only the video's bytes may reject it: a missing original is retried (and ends
-            # as failed), never blamed on the video.
+            # Not the video's fault (so not rejected), and nothing a retry can fix; unless
+            # the bucket itself is missing (a HEAD's 404 does not say which), a fault of ours.
             if _not_found(exc):
-                raise Transient(SOURCE_MISSING) from exc
-            raise _storage_error(exc, "leer el original") from exc
+                await self._bucket_exists()
+                raise _source_missing() from exc
+            raise _storage_error(exc, "reading the original") from exc
         except BotoCoreError as exc:
-            raise _storage_error(exc, "leer el original") from exc
+            raise _storage_error(exc, "reading the original") from exc
         return head["ETag"].strip('"'), int(head["ContentLength"])
 
-    async def _existing(self, job: Job, etag: str) -> dict[str, Any] | None:
+    async def _bucket_exists(self) -> None:
+        try:
+            await self.s3.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc, "looking for the bucket") from exc
+
+    async def _existing(self, job: Job, etag: str) -> Processed | None:
         try:
             head = await self.s3.head_object(Bucket=self.bucket, Key=job.processed_key)
         except ClientError as exc:
             if _not_found(exc):
                 return None
-            raise _storage_error(exc, "consultar la salida") from exc
+            raise _storage_error(exc, "looking for the output") from exc
         except BotoCoreError as exc:
-            raise _storage_error(exc, "consultar la salida") from exc
+            raise _storage_error(exc, "looking for the output") from exc
         meta = head.get("Metadata", {})
         if meta.get(_SOURCE_ETAG) != etag:
             return None
@@ -99,11 +123,9 @@ class Pipeline:
             duration = float(meta[_DURATION])
         except (KeyError, ValueError):
             return None
-        return messages.processed(
-            job, duration_seconds=duration, size_bytes=int(head["ContentLength"])
-        )
+        return _processed(job, duration, int(head["ContentLength"]))
 
-    async def _make(self, job: Job, etag: str, size: int, workdir: Path) -> dict[str, Any]:
+    async def _make(self, job: Job, etag: str, size: int, workdir: Path) -> Processed:
         source = workdir / "source.mp4"
         clock = time.monotonic()
         await self._download(job, etag, size, source)
@@ -111,16 +133,7 @@ class Pipeline:
         limit = self.settings.ffmpeg_timeout_seconds
         video, thumbnail = workdir / "processed.mp4", workdir / "thumbnail.jpg"
         command = media.encode_command(
-            self.ffmpeg,
-            source,
-            video,
-            thumbnail,
-            card=self.settings.logo_card_path,
-            watermark=self.settings.watermark_path,
-            thumbnail_at=self.settings.thumbnail_seconds,
-            preset=self.settings.ffmpeg_preset,
-            crf=self.settings.ffmpeg_crf,
-            scaler=self.settings.ffmpeg_scaler,
+            self.ffmpeg, source, video, thumbnail, media.Encoding.of(self.settings)
         )
         # The encoder needs nothing from the probe, so both start at once: the probe only
         # decides whether the input is a video at all, and stops the encoder when it is not.
@@ -128,6 +141,11 @@ class Pipeline:
         encoding = asyncio.create_task(media.run(command, time_limit=limit))
         try:
             info = await media.probe(self.ffmpeg, source, time_limit=limit)
+            media.check_cost(
+                info,
+                max_pixels=self.settings.max_picture_pixels,
+                max_frame_rate=self.settings.max_frame_rate,
+            )
         except BaseException:
             encoding.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -136,13 +154,19 @@ class Pipeline:
         result = await encoding
         elapsed = time.monotonic() - started
         if result.returncode != 0:
-            raise media.describe_failure(result, "codificar")
+            raise media.describe_failure(result, "encoding", video_id=job.video_id)
+        if video.stat().st_size >= self.settings.max_output_bytes:
+            # ffmpeg stopped writing at the limit (-fs): the picture itself is that costly.
+            raise Rejected(
+                Reason.OUTPUT_TOO_LARGE,
+                f"the output reached MAX_OUTPUT_BYTES ({self.settings.max_output_bytes})",
+            )
         try:
             output = await media.probe(self.ffmpeg, video, time_limit=limit)
         except Rejected as exc:  # our own output: not the video's fault
-            raise Transient(f"La salida de ffmpeg no es válida: {exc.reason}") from exc
+            raise Transient(f"ffmpeg's output is not valid: {exc.detail}") from exc
         if not _nonempty(thumbnail):
-            raise Transient("ffmpeg no produjo la miniatura")
+            raise Transient("ffmpeg made no thumbnail")
         duration = output.duration or 0.0
         metrics.FFMPEG_SECONDS.observe(elapsed)
         if elapsed > 0 and duration > 0:
@@ -171,7 +195,7 @@ class Pipeline:
                 "output_bytes": size_bytes,
             },
         )
-        return messages.processed(job, duration_seconds=duration, size_bytes=size_bytes)
+        return _processed(job, duration, size_bytes)
 
     async def _download(self, job: Job, etag: str, size: int, path: Path) -> None:
         received = 0
@@ -190,22 +214,29 @@ class Pipeline:
                 await asyncio.to_thread(file.close)
         except ClientError as exc:
             if _not_found(exc):
-                raise Transient(SOURCE_MISSING) from exc
-            raise _storage_error(exc, "descargar el original") from exc
+                raise _source_missing() from exc
+            raise _storage_error(exc, "downloading the original") from exc
         except (BotoCoreError, aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-            raise _storage_error(exc, "descargar el original") from exc
+            raise _storage_error(exc, "downloading the original") from exc
         if received != size:
-            raise Transient(f"Descarga incompleta del original: {received} de {size} bytes")
+            raise Transient(f"incomplete download of the original: {received} of {size} bytes")
 
     async def _upload(self, path: Path, key: str, content_type: str, meta: dict[str, str]) -> int:
-        data = await asyncio.to_thread(path.read_bytes)
+        """The file is streamed from disk (the SDK reads it in chunks), never held whole."""
         try:
-            await self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, Metadata=meta
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc, "guardar la salida") from exc
-        return len(data)
+            with path.open("rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                await self.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=file,
+                    ContentLength=size,
+                    ContentType=content_type,
+                    Metadata=meta,
+                )
+        except (ClientError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
+            raise _storage_error(exc, "storing the output") from exc
+        return size
 
 
 def _nonempty(path: Path) -> bool:

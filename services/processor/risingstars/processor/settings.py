@@ -41,11 +41,24 @@ class Settings(HTTPSettings, AWSSettings):
     work_dir: str = "/tmp"  # noqa: S108  # an emptyDir in the pod; one private subdirectory per job
     logo_card_path: str = str(ASSETS / "card.png")
     watermark_path: str = str(ASSETS / "watermark.png")
-    ffmpeg_preset: str = "veryfast"
-    ffmpeg_crf: int = 23
-    # swscale's algorithm for the downscale; bilinear saves ~10 % CPU on 1440p inputs.
+    # The cost/quality point measured by `make bench ENTRY=encode` (see media.encode_command).
+    ffmpeg_preset: str = "ultrafast"
+    ffmpeg_crf: int = 21
+    # swscale's algorithm for the downscale; bilinear saves ~8 % CPU but costs ~5 VMAF points.
     ffmpeg_scaler: str = "bicubic"
+    # Threads for ffmpeg's decoder, filters and x264 each (0: ffmpeg picks one per node core).
+    ffmpeg_threads: int = 2
+    # Extra x264 options (key=value:key=value), beyond the preset.
+    ffmpeg_x264_params: str = ""
     ffmpeg_timeout_seconds: float = 600.0
+    # A redelivered job whose ffmpeg times out again (from this attempt on) is rejected as too
+    # slow instead of costing FFMPEG_TIMEOUT_SECONDS per remaining attempt.
+    too_slow_attempts: int = 2
+    # What a video may cost: bigger pictures or higher rates are rejected before encoding
+    # (4096x2160 and 60 frames/s: phones' 4K; slow motion is refused), bigger outputs stopped.
+    max_picture_pixels: int = 4096 * 2160
+    max_frame_rate: float = 60.0
+    max_output_bytes: int = 200 * 1024 * 1024
     # Where the thumbnail is taken in the main content. Later costs memory: ffmpeg holds that
     # many seconds of 720p frames while the intro is being encoded.
     thumbnail_seconds: float = 1.0
@@ -79,6 +92,10 @@ class Settings(HTTPSettings, AWSSettings):
             problems.append(f"FFMPEG_SCALER must be one of {', '.join(sorted(_SCALERS))}")
         if not 0 <= self.ffmpeg_crf <= 51:
             problems.append("FFMPEG_CRF must be within 0..51")
+        if self.ffmpeg_threads < 0 or self.too_slow_attempts < 1:
+            problems.append("FFMPEG_THREADS must be >= 0 and TOO_SLOW_ATTEMPTS >= 1")
+        if min(self.max_picture_pixels, self.max_frame_rate, self.max_output_bytes) <= 0:
+            problems.append("MAX_PICTURE_PIXELS, MAX_FRAME_RATE, MAX_OUTPUT_BYTES must be positive")
         if self.ffmpeg_timeout_seconds <= 0 or self.shutdown_timeout_seconds < 0:
             problems.append("timeouts must be positive")
         if self.thumbnail_seconds < 0 or self.max_source_bytes <= 0:

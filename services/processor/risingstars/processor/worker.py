@@ -1,8 +1,11 @@
 """The SQS worker loop: long polling for as many jobs as there are free slots, a visibility
 heartbeat per running job, retries through the message's visibility, and a graceful stop.
 
-Failure handling, per attempt:
-- the video is bad (Rejected): a `rejected` event, the message deleted;
+Failure handling, per attempt (events carry a `Reason` code, see failures.py):
+- the video is bad or too costly (Rejected), or ffmpeg timed out again on a redelivery: a
+  `rejected` event, the message deleted;
+- nothing left to process (Gone: the original was deleted): a `failed` event at once, the
+  message deleted (a retry cannot help, and the dead-letter queue is for what a person must see);
 - anything else: the message comes back after an exponential backoff; on the last attempt a
   `failed` event is published and the message is released, so the queue's redrive policy moves
   it to the dead-letter queue on its next receive.
@@ -18,11 +21,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+from risingstars import jobs
+from risingstars.jobs import Failed, Job, Reason
 from risingstars.kit.app import Lifecycle
-from risingstars.processor import messages, metrics, scratch
-from risingstars.processor.failures import Rejected, Transient
+from risingstars.processor import metrics, scratch
+from risingstars.processor.failures import Gone, Rejected, TimedOut, Transient
 from risingstars.processor.pipeline import Pipeline
 from risingstars.processor.settings import Settings
 
@@ -249,29 +254,39 @@ class Worker:
 
     async def _attempt(self, body: str, attempt: int) -> _Settle:
         try:
-            job = messages.parse_job(body)
-        except messages.InvalidJob as exc:
+            job = jobs.parse_job(body)
+        except jobs.InvalidMessage as exc:
             return await self._malformed(exc, body)
         extra = {"video_id": job.video_id, "attempt": attempt}
+        event: jobs.Event
         try:
             try:
                 result = await self.pipeline.run(job)
                 event, outcome = result.event, "reused" if result.reused else "processed"
             except Rejected as exc:
-                event, outcome = messages.rejected(job.video_id, exc.reason), "rejected"
+                event, outcome = _failed(job, "rejected", exc.reason, exc.detail), "rejected"
+            except Gone as exc:
+                event, outcome = _failed(job, "failed", exc.reason, exc.detail), "failed"
+            except TimedOut as exc:
+                if attempt < self.settings.too_slow_attempts:
+                    raise
+                # A second attempt as slow as the first: the video, not a busy node, is the
+                # cause; more attempts would spend FFMPEG_TIMEOUT_SECONDS each for nothing.
+                detail = f"{exc.detail} on {attempt} attempts"
+                event, outcome = _failed(job, "rejected", Reason.TOO_SLOW, detail), "rejected"
             await self._publish(event)
         except Exception as exc:
             return await self._retry_or_fail(job, attempt, exc)
         log.info("job finished", extra={**extra, "outcome": outcome, "event": event})
         return _Settle(outcome, delete=True)
 
-    async def _retry_or_fail(self, job: messages.Job, attempt: int, exc: Exception) -> _Settle:
+    async def _retry_or_fail(self, job: Job, attempt: int, exc: Exception) -> _Settle:
         extra = {"video_id": job.video_id, "attempt": attempt, "max_attempts": self.max_attempts}
         if isinstance(exc, Transient):
-            reason = exc.reason
-            log.warning("job attempt failed", extra={**extra, "reason": reason})
+            reason, detail = exc.reason, exc.detail
+            log.warning("job attempt failed", extra={**extra, "detail": detail})
         else:  # a fault we did not foresee: still not the video's fault
-            reason = f"Error interno ({type(exc).__name__})"
+            reason, detail = Reason.PROCESSING_FAILED, f"internal error ({type(exc).__name__})"
             log.error("job attempt crashed", exc_info=exc, extra=extra)
         if attempt < self.max_attempts:
             delay = backoff_seconds(
@@ -280,23 +295,21 @@ class Worker:
             log.info("job will be retried", extra={**extra, "retry_in_s": delay})
             return _Settle("retried", visibility=delay)
         try:
-            await self._publish(
-                messages.failed(job.video_id, f"{reason} (tras {attempt} intentos)")
-            )
+            await self._publish(_failed(job, "failed", reason, f"{detail} ({attempt} attempts)"))
         except Exception as publish_exc:
             log.error("could not publish the failed event", exc_info=publish_exc, extra=extra)
-        log.error("job failed for good", extra={**extra, "reason": reason})
+        log.error("job failed for good", extra={**extra, "detail": detail})
         # Released, the next receive moves it to the dead-letter queue.
         if self.dead_letter_queue:
             return _Settle("failed", visibility=0)
         return _Settle("failed", delete=True)
 
-    async def _malformed(self, exc: messages.InvalidJob, body: str) -> _Settle:
+    async def _malformed(self, exc: jobs.InvalidMessage, body: str) -> _Settle:
         log.error("malformed job message", extra={"reason": exc.reason, "body": body[:1000]})
         if exc.video_id is not None:
-            reason = f"Error interno: mensaje de trabajo inválido ({exc.reason})"
+            event = Failed(exc.video_id, "failed", Reason.INVALID_JOB, exc.reason)
             try:
-                await self._publish(messages.failed(exc.video_id, reason))
+                await self._publish(event)
             except Exception as publish_exc:
                 log.warning("could not publish the failed event", exc_info=publish_exc)
                 return _Settle("malformed", visibility=0)
@@ -313,9 +326,9 @@ class Worker:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             await self._visibility(receipt, self.settings.visibility_timeout_seconds)
 
-    async def _publish(self, event: dict[str, Any]) -> None:
+    async def _publish(self, event: jobs.Event) -> None:
         await self.sqs.send_message(
-            QueueUrl=self.settings.events_queue_url, MessageBody=json.dumps(event)
+            QueueUrl=self.settings.events_queue_url, MessageBody=jobs.encode(event)
         )
 
     async def _delete(self, receipt: str) -> None:
@@ -339,3 +352,7 @@ class Worker:
                 "could not change a job's visibility",
                 extra={"error": repr(exc), "visibility_s": seconds},
             )
+
+
+def _failed(job: Job, kind: Literal["failed", "rejected"], reason: Reason, detail: str) -> Failed:
+    return Failed(video_id=job.video_id, kind=kind, reason=reason, detail=detail)
