@@ -269,13 +269,15 @@ def encode_command(
     """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
-    # Why the defaults (FFMPEG_PRESET ultrafast, FFMPEG_CRF 21, FFMPEG_THREADS 2, bicubic), from
+    # Why the defaults (FFMPEG_PRESET veryfast, FFMPEG_CRF 23, FFMPEG_THREADS 2, bicubic), from
     # `make bench ENTRY=encode` on a 50 MB 2560x1440 input: CPU seconds per video (steady on a
     # shared machine, wall time is not) and SSIM of the 30 s against a slow+lanczos reference.
     # - x264 is the lever: ultrafast at CRF 21 took 30 % less CPU than veryfast at CRF 23 with
     #   a higher SSIM (+0.004) and VMAF (+2.5); superfast saved little. The price is size: no
-    #   CABAC, deblocking or mbtree, so a noisy source keeps its noise (4.5x the bytes here;
-    #   FFMPEG_PRESET=veryfast FFMPEG_CRF=23 is the old, smaller point).
+    #   CABAC, deblocking or mbtree, so a noisy source keeps its noise (4.5x the bytes here,
+    #   ~7 Mb/s at 720p). Every vote is a download of that file, so bytes (egress, viewers on
+    #   phones) cost more than the encode: veryfast/CRF 23 stays the default, and
+    #   FFMPEG_PRESET=ultrafast FFMPEG_CRF=21 is the point for CPU-bound, bandwidth-rich sites.
     # - decoding the source is ~45 % of the cost and only lossy levers cut it: not deblocking
     #   the source (-skip_loop_filter) cost 0.016 SSIM; skipping non-reference frames repeats
     #   pictures; H.264 has no reduced-resolution decoding.
