@@ -68,6 +68,8 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     # Direct-to-S3 uploads (and any multipart upload) older than this are aborted.
     direct_upload_ttl_seconds: int = 86_400
     cleanup_interval_seconds: float = 3600.0
+    # Resumable uploads a user may have open at once, of each kind (direct and tus).
+    max_open_uploads_per_user: int = 5
 
     def validate(self) -> None:
         problems = []
@@ -87,8 +89,8 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
             problems.append("MAX_UPLOAD_BYTES must be positive")
         if not 0 < self.min_duration_seconds <= self.max_duration_seconds:
             problems.append("MIN_DURATION_SECONDS must be positive and not above the maximum")
-        if self.upload_daily_quota < 1:
-            problems.append("UPLOAD_DAILY_QUOTA must be at least 1")
+        if self.upload_daily_quota < 1 or self.max_open_uploads_per_user < 1:
+            problems.append("UPLOAD_DAILY_QUOTA and MAX_OPEN_UPLOADS_PER_USER must be at least 1")
         if self.db_acquire_timeout_seconds <= 0 or self.direct_complete_seconds <= 0:
             problems.append("DB_ACQUIRE_TIMEOUT_SECONDS and DIRECT_COMPLETE_SECONDS must be > 0")
         if not 1 <= self.events_wait_seconds <= 20:
