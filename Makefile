@@ -45,3 +45,10 @@ k8s: $(STAMP) ## regenerate k8s/base (the kubectl apply -k path) from the chart
 
 clean: ## remove local state (.dev/) and caches
 	rm -rf .dev .pytest_cache .ruff_cache .hypothesis
+
+.PHONY: loadtest loadtest-report
+loadtest: $(STAMP) ## load test (HOST=url, default: starts make run; LOADTEST_ARGS='--plan capacity --scale 1')
+	$(BIN)/python -m loadtest run $(if $(HOST),--host $(HOST)) $(LOADTEST_ARGS)
+
+loadtest-report: $(STAMP) ## a load-test run (RUN=.dev/loadtest/runs/<time>) as a report in docs/capacity/
+	$(BIN)/python -m loadtest report $(RUN) $(if $(OUT),--out $(OUT))
