@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--smoke-seconds", type=float, default=20)
     r.add_argument("--worker-sizes", type=_ints, default=[50, 100], help="worker inputs, MB")
     r.add_argument("--worker-concurrency", type=_ints, default=[1, 2, 4])
-    r.add_argument("--worker-jobs", type=int, default=2, help="jobs per unit of concurrency")
+    r.add_argument("--worker-jobs", type=int, default=1, help="jobs per unit of concurrency")
     r.add_argument("--worker-timeout", type=float, default=600)
     r.add_argument(
         "--processor",

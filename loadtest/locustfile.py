@@ -85,6 +85,20 @@ def _quitting(**_: Any) -> None:
     accounts_file.save(Path(PHASE["accounts"]), ACCOUNTS)
 
 
+def _profiles(weights: dict[str, float], slots: int = 20):
+    """Users take profiles in turn, in the weights' proportions (so 3 users with equal weights
+    get one of each)."""
+    total = sum(weights.values())
+    spread = []
+    for name, weight in weights.items():
+        n = max(1, round(slots * weight / total)) if weight > 0 else 0
+        spread += [((k + 0.5) / n, name) for k in range(n)]
+    return itertools.cycle([name for _, name in sorted(spread)])
+
+
+PROFILES = _profiles(PHASE.get("profiles", {"full": 1}))
+
+
 class Failure(Exception):
     pass
 
@@ -97,10 +111,8 @@ class Uploader(User):
         self.index = FREE.popleft() if FREE else random.randrange(len(ACCOUNTS))
         self.account = ACCOUNTS[self.index]
         self.http = wire.Client(timeout=PHASE.get("timeout", 900))
-        weights = PHASE.get("profiles", {"full": 1})
-        name = random.choices(list(weights), list(weights.values()))[0]
         self.profile = wire.Profile(
-            name,
+            next(PROFILES),
             rate=PHASE.get("rate", 130_000),
             head=PHASE.get("head", 64 * 1024),
             pause=PHASE.get("pause", 10),
