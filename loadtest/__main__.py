@@ -26,7 +26,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--plan",
         default="seed,worker",
-        help="comma-separated: seed, capacity, worker, smoke (default seed,worker)",
+        help="comma-separated: seed (or seed:300, seed:100/200: those phases only), capacity, "
+        "worker, smoke (default seed,worker)",
     )
     r.add_argument(
         "--scale", type=float, default=0.2, help="multiplies every duration (1 = as written)"
@@ -71,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--note", default="", help="a line for the report (why this run)")
     r.add_argument("--no-report", action="store_true")
     g = sub.add_parser("report", help="turn a run directory into a report")
-    g.add_argument("run", type=Path)
+    g.add_argument("run", type=Path, nargs="+", help="one or more run directories")
     g.add_argument("--out", type=Path, help="default docs/capacity/<run name>")
     return p
 
@@ -86,7 +87,7 @@ def main(argv: list[str]) -> int:
     else:
         from loadtest import report
 
-        target = args.out or report.DOCS / args.run.resolve().name
+        target = args.out or report.DOCS / args.run[0].resolve().name
         print(report.write(args.run, target))
     return 0
 

@@ -47,10 +47,12 @@ def ultimate(name: str, users: int, ramp: float, hold: float, down: float) -> We
     return WebPhase(name, points, windows)
 
 
-def seed(scale: float, tag: str = "") -> list[WebPhase]:
+def seed(scale: float, tag: str = "", only: list[int] | None = None) -> list[WebPhase]:
+    """`only`: some of the scaling phases (100, 200, 300), without the sanity phase."""
     s = scale
-    phases = [ultimate(f"sanity{tag}", 5, 0, 60 * s, 0)]
-    phases += [ultimate(f"seed-{u}{tag}", u, 120 * s, 300 * s, 60 * s) for u in (100, 200, 300)]
+    phases = [] if only else [ultimate(f"sanity{tag}", 5, 0, 60 * s, 0)]
+    users = only or [100, 200, 300]
+    phases += [ultimate(f"seed-{u}{tag}", u, 120 * s, 300 * s, 60 * s) for u in users]
     return phases
 
 

@@ -151,10 +151,11 @@ def plot_phase(phase: analysis.Phase, target: Path) -> str:
     return name
 
 
-def plot_worker(results: list[dict[str, Any]], run: Path, target: Path) -> str:
+def plot_worker(results: list[dict[str, Any]], phases: list, target: Path) -> str:
+    by_name = {p.name: p for p in phases}
     fig, ax = plt.subplots(figsize=(10, 4))
     for r in results:
-        phase = analysis.load(run / r["name"])
+        phase = by_name[r["name"]]
         jobs = analysis.queues(phase).get("jobs", [])
         ax.plot([t for t, _, _ in jobs], [v + f for _, v, f in jobs], label=r["name"])
     ax.set_xlabel("seconds since the jobs were sent")
@@ -238,47 +239,81 @@ def sizing(web: list[tuple[analysis.Phase, dict]], workers: list[dict]) -> list[
     return lines
 
 
-def write(run: Path, target: Path) -> Path:
-    run = Path(run)
+def describe(meta: dict[str, Any], names: list[str]) -> list[str]:
+    """What one run measured, and how."""
+    m = meta["machine"]
+    lines = [
+        f"Run of {meta['started'].replace('T', ' ')}: phases {', '.join(names)}.",
+        "",
+        f"- System under test: `{meta['host']}` ({'this machine' if meta['local'] else 'remote'}),"
+        f" code at commit `{meta['commit']}`.",
+        f"- Machine: {m['cpus']} cores, {m['memory_gb']} GB, shared by the load generator and "
+        f"every component (and other work: load average {m['load_average_at_start'][0]:.1f} "
+        "at the start).",
+        f"- Files: {', '.join(f'{x:g}' for x in meta['files_mb'])} MB MP4s, {meta['picture']}; "
+        f"paths: {meta['paths']}; client profiles: {meta['profiles']}; closed loop, no think time.",
+        "- Durations: "
+        + (
+            f"**scaled by {meta['scale']:g}** (every ramp and hold is {meta['scale']:g}× the "
+            "plan's) to fit the time this machine had."
+            if meta["scale"] != 1
+            else "as the plans have them."
+        ),
+    ]
+    if meta["local"]:
+        lines += [
+            f"- Processor: {meta['processor']} (locally its ffmpeg would compete with the upload "
+            "path for the same 2 cores; in a cluster it runs on its own nodes).",
+            "- Storage and queues emptied between phases, and uploaded originals deleted 10 s "
+            "after they land while the processor is paused: moto keeps every object and slows as "
+            "they accumulate (a 300-user phase uploads tens of GB).",
+        ]
+    if meta.get("note"):
+        lines.append(f"- Note: {meta['note']}")
+    return [*lines, ""]
+
+
+def profiles_table(web: list[tuple[analysis.Phase, dict]]) -> list[str]:
+    """Per client profile, for phases that mixed them."""
+    lines = []
+    for phase, _ in web:
+        uploads = phase.uploads()
+        names = sorted({r["profile"] for r in uploads})
+        if len(names) < 2:
+            continue
+        if not lines:
+            lines = [
+                "## Client profiles",
+                "",
+                "| phase | profile | uploads | success % | median s | p95 s |",
+                "|---|---|---|---|---|---|",
+            ]
+        for name in names:
+            rows = [r for r in uploads if r["profile"] == name]
+            lat = [r["ms"] / 1000 for r in rows]
+            good = 100 * sum(1 for r in rows if analysis.ok(r)) / len(rows)
+            lines.append(
+                f"| {phase.name} | {name} | {len(rows)} | {good:.1f} | {np.median(lat):.2f} | "
+                f"{np.percentile(lat, 95):.2f} |"
+            )
+    return [*lines, ""] if lines else []
+
+
+def write(runs: Path | list[Path], target: Path) -> Path:
+    runs = [Path(r) for r in (runs if isinstance(runs, list) else [runs])]
     target.mkdir(parents=True, exist_ok=True)
-    meta = json.loads((run / "meta.json").read_text())
-    phases = sorted(
-        (analysis.load(p.parent) for p in run.glob("*/phase.json")),
-        key=lambda p: p.started,
-    )
+    metas = [json.loads((run / "meta.json").read_text()) for run in runs]
+    per_run = [
+        sorted((analysis.load(p.parent) for p in run.glob("*/phase.json")), key=lambda p: p.started)
+        for run in runs
+    ]
+    phases = [p for group in per_run for p in group]
     web = [(p, analysis.summary(p)) for p in phases if p.spec.get("kind", "web") == "web"]
     workers = [json.loads((p.path / "worker.json").read_text()) for p in phases
                if (p.path / "worker.json").exists()]  # fmt: skip
-    out = [f"# Load test: {meta['started'][:10]}", ""]
-    scaled = meta["scale"] != 1
-    out += [
-        f"- System under test: `{meta['host']}` ({'this machine' if meta['local'] else 'remote'}),"
-        f" code at commit `{meta['commit']}`.",
-        f"- Machine: {meta['machine']['cpus']} cores, {meta['machine']['memory_gb']} GB, shared "
-        "by the load generator and every component.",
-        f"- Files: {', '.join(str(m) for m in meta['files_mb'])} MB MP4s, {meta['picture']}; "
-        f"paths: {meta['paths']}; client profiles: {meta['profiles']}; closed loop, no think time."
-        if True
-        else "",
-        f"- Processor: {meta['processor']} (locally its ffmpeg would compete with the upload path "
-        "for the same 2 cores; in a cluster it runs on its own nodes)."
-        if meta["local"]
-        else "",
-        "- Durations: "
-        + (
-            f"**scaled by {meta['scale']}** (every ramp and hold is {meta['scale']:g}× the "
-            "plan's) to fit the time this machine had."
-            if scaled
-            else "as the plan has them (ramp 120 s, hold 300 s, down 60 s)."
-        ),
-        "- Storage and queues are emptied between phases (moto keeps everything in memory and "
-        "slows as it accumulates)."
-        if meta["local"]
-        else "",
-    ]
-    if meta.get("note"):
-        out.append(f"- Note: {meta['note']}")
-    out = [line for line in out if line is not None]
+    out = [f"# Load test: {metas[0]['started'][:10]}", ""]
+    for meta, group in zip(metas, per_run, strict=True):
+        out += describe(meta, [p.name for p in group])
     out += ["", "## The seed's phases beside ours", "", HEADER]
     for s in seed.PHASES:
         out.append(row(f"seed: {s['phase']}", s, seed_row=True))
@@ -295,6 +330,7 @@ def write(run: Path, target: Path) -> Path:
             for _, s in web
         ) + ".",
         "",
+        *profiles_table(web),
         "## Where the time went",
         "",
         "| phase | hold: mean CPU % of a core, busiest first | first to saturate (≥ 90 % of a "
@@ -314,7 +350,7 @@ def write(run: Path, target: Path) -> Path:
         "moto stands in for S3 and SQS: when it saturates first, the figures say how fast the "
         "emulator is, not how fast our code is.",
     ]
-    for cap_file in sorted(run.glob("capacity*.json")):
+    for cap_file in sorted(f for run in runs for f in run.glob("capacity*.json")):
         cap = json.loads(cap_file.read_text())
         out += [
             "",
@@ -356,17 +392,17 @@ def write(run: Path, target: Path) -> Path:
             "|---|---|---|---|---|---|---|",
         ]
         for w in workers:
-            slope = _backlog_slope(analysis.load(run / w["name"]))
+            slope = _backlog_slope(next(p for p in phases if p.name == w["name"]))
             out.append(
                 f"| {w['mb']} MB | {w['concurrency']} | {w['jobs']} | {w['processed']} | "
                 f"{w['videos_per_min']:.1f} | {w['mean_service_s'] or 0:.1f} | {slope:+.1f} |"
             )
-        out += ["", f"![worker backlog]({plot_worker(workers, run, target)})"]
+        out += ["", f"![worker backlog]({plot_worker(workers, phases, target)})"]
     out += ["", "## Sizing sketch (on paper)", "", *sizing(web, workers), "", "## Plots", ""]
     for phase, _ in web:
         out.append(f"### {phase.name}\n\n![{phase.name}]({plot_phase(phase, target)})\n")
     summary = {
-        "meta": meta,
+        "runs": metas,
         "web": [s for _, s in web],
         "worker": [{k: v for k, v in w.items() if k != "events"} for w in workers],
     }

@@ -149,6 +149,7 @@ def main(args) -> Path:
     from loadtest import stack as stacks
 
     plans = args.plan.split(",")
+    seeded = [int(u) for p in plans if p.startswith("seed:") for u in p[5:].split("/") if u]
     # Before the stack starts: ffmpeg must not compete with it (cached after the first run).
     files = media.upload_clips(args.sizes, args.picture, cache=Path(args.cache))
     if "worker" in plans:
@@ -187,7 +188,7 @@ def main(args) -> Path:
         if web:
             users = max(
                 args.max_users if "capacity" in web else 0,
-                300 if "seed" in web else 0,
+                300 if "seed" in web else max(seeded, default=0),
                 args.smoke_users,
             )
             log(f"accounts: {users} (signed up once for the run)")
@@ -217,8 +218,10 @@ def main(args) -> Path:
         for name in plans:
             for path in args.paths.split(","):
                 tag = "" if path == "stream" else f"-{path}"
-                if name == "seed":
-                    for phase in plan.seed(args.scale, tag):
+                if name.startswith("seed"):
+                    # seed, or seed:300 / seed:100/200 for some of its scaling phases only
+                    only = [int(u) for u in name.partition(":")[2].split("/") if u]
+                    for phase in plan.seed(args.scale, tag, only):
                         run_web(ctx, phase, path)
                 elif name == "capacity":
                     capacity_search(ctx, args, path)
