@@ -11,10 +11,10 @@ ENTRY ?=
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt constraints.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) dev/pyproject.toml
+$(STAMP): requirements-dev.txt constraints.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) dev/pyproject.toml clients/cli/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt $(foreach s,$(SERVICES),-e services/$(s)) -e dev -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(foreach s,$(SERVICES),-e services/$(s)) -e dev -e clients/cli -r requirements-dev.txt
 	touch $@
 
 venv: $(STAMP) ## create .venv with every service (editable) and the dev tools

@@ -1,0 +1,1 @@
+"""`rising-stars`: a command-line client of the public API, for players and for scripts."""
