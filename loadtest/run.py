@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 
 from loadtest import accounts, analysis, media, plan, report, worker
+from loadtest import stack as stacks
 from loadtest.sampler import Sampler
 from loadtest.stack import ROOT, Janitor, Stack
 
@@ -146,99 +147,98 @@ def main(args) -> Path:
         with (out / "run.log").open("a") as f:
             f.write(f"{datetime.datetime.now():%H:%M:%S} {text}\n")
 
-    from loadtest import stack as stacks
-
     plans = args.plan.split(",")
-    seeded = [int(u) for p in plans if p.startswith("seed:") for u in p[5:].split("/") if u]
     # Before the stack starts: ffmpeg must not compete with it (cached after the first run).
     files = media.upload_clips(args.sizes, args.picture, cache=Path(args.cache))
     if "worker" in plans:
         for mb in args.worker_sizes:
             media.worker_input(mb, Path(args.cache))
-    if args.host:
-        stack = stacks.attach(args.host)
-    else:
-        log("starting make run (own ports and state directory)")
-        stack = stacks.start(dict(e.split("=", 1) for e in args.env), log=out / "stack.log")
-    log(f"system under test: {stack.host} ({'local' if stack.local else 'remote'})")
-    try:
-        web = [p for p in plans if p != "worker"]
-        meta = {
-            "started": datetime.datetime.now().isoformat(timespec="seconds"),
-            "host": stack.host,
-            "local": stack.local,
-            "commit": commit(),
-            "plan": plans,
-            "scale": args.scale,
-            "paths": args.paths,
-            "profiles": args.profiles,
-            "files_mb": [round(f.stat().st_size / 1e6, 2) for f in files],
-            "picture": args.picture,
-            "processor": "paused during web phases" if args.pause_processor else "running",
-            "machine": {
-                "cpus": psutil.cpu_count(),
-                "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-                "python": platform.python_version(),
-                "load_average_at_start": os.getloadavg(),
-            },
-            "stack_env": args.env,
-            "note": args.note,
-        }
-        (out / "meta.json").write_text(json.dumps(meta, indent=1))
-        if web:
-            users = max(
-                args.max_users if "capacity" in web else 0,
-                300 if "seed" in web else max(seeded, default=0),
-                args.smoke_users,
-            )
-            log(f"accounts: {users} (signed up once for the run)")
-            accounts.prepare(
-                stack.host,
-                users,
-                out / "accounts.json",
-                Path(args.accounts) if args.accounts else None,
-            )
+    with contextlib.ExitStack() as cleanup:
+        if args.host:
+            sut = stacks.attach(args.host)
+        else:
+            log("starting make run (own ports and state directory)")
+            sut = cleanup.enter_context(stacks.started(dict(e.split("=", 1) for e in args.env)))
+        log(f"system under test: {sut.host} ({'local' if sut.local else 'remote'})")
+        if sut.local and args.pause_processor:
+            cleanup.callback(sut.resume_processor)
+        (out / "meta.json").write_text(json.dumps(describe(args, sut, files), indent=1))
         ctx = Context(
-            stack,
-            out,
-            out / "accounts.json",
-            files,
-            {
-                "profiles": profiles(args.profiles),
-                "rate": args.rate,
-                "head": args.stall_head,
-                "pause": args.stall_seconds,
-                "think": args.think,
-                "timeout": args.timeout,
-                "refresh_margin": args.refresh_margin,
-            },
-            args.pause_processor,
-            log,
+            sut, out, out / "accounts.json", files, phase_settings(args), args.pause_processor, log
         )
-        for name in plans:
-            for path in args.paths.split(","):
-                tag = "" if path == "stream" else f"-{path}"
-                if name.startswith("seed"):
-                    # seed, or seed:300 / seed:100/200 for some of its scaling phases only
-                    only = [int(u) for u in name.partition(":")[2].split("/") if u]
-                    for phase in plan.seed(args.scale, tag, only):
-                        run_web(ctx, phase, path)
-                elif name == "capacity":
-                    capacity_search(ctx, args, path)
-                elif name == "smoke":
-                    for phase in plan.smoke(args.smoke_seconds, args.smoke_users):
-                        run_web(ctx, dataclasses.replace(phase, name=f"smoke{tag}"), path)
-            if name == "worker":
-                worker.run(ctx, args)
-    finally:
-        if stack.local and args.pause_processor:
-            stack.resume_processor()
-        stack.stop()
+        execute(ctx, args, plans)
     log(f"run written to {out}")
     if not args.no_report:
         target = report.write(out, out / "report")
         log(f"report: {target}")
     return out
+
+
+def describe(args, sut: Stack, files: list[Path]) -> dict[str, Any]:
+    return {
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": sut.host,
+        "local": sut.local,
+        "commit": commit(),
+        "plan": args.plan.split(","),
+        "scale": args.scale,
+        "paths": args.paths,
+        "profiles": args.profiles,
+        "files_mb": [round(f.stat().st_size / 1e6, 2) for f in files],
+        "picture": args.picture,
+        "processor": "paused during web phases" if args.pause_processor else "running",
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+        },
+        "stack_env": args.env,
+        "note": args.note,
+    }
+
+
+def phase_settings(args) -> dict[str, Any]:
+    return {
+        "profiles": profiles(args.profiles),
+        "rate": args.rate,
+        "head": args.stall_head,
+        "pause": args.stall_seconds,
+        "think": args.think,
+        "timeout": args.timeout,
+        "refresh_margin": args.refresh_margin,
+    }
+
+
+def execute(ctx: Context, args, plans: list[str]) -> None:
+    seeded = [int(u) for p in plans if p.startswith("seed:") for u in p[5:].split("/") if u]
+    web = [p for p in plans if p != "worker"]
+    if web:
+        users = max(
+            args.max_users if "capacity" in web else 0,
+            300 if "seed" in web else max(seeded, default=0),
+            args.smoke_users,
+        )
+        ctx.log(f"accounts: {users} (signed up once for the run)")
+        reuse = Path(args.accounts) if args.accounts else None
+        accounts.prepare(ctx.stack.host, users, ctx.accounts, reuse)
+    for name in plans:
+        for path in args.paths.split(",") if name != "worker" else []:
+            tag = "" if path == "stream" else f"-{path}"
+            if name.startswith("seed"):
+                # seed, or seed:300 / seed:100/200 for some of its scaling phases only
+                only = [int(u) for u in name.partition(":")[2].split("/") if u]
+                for phase in plan.seed(args.scale, tag, only):
+                    run_web(ctx, phase, path)
+            elif name == "capacity":
+                capacity_search(ctx, args, path)
+            elif name == "smoke":
+                for phase in plan.smoke(args.smoke_seconds, args.smoke_users):
+                    run_web(ctx, dataclasses.replace(phase, name=f"smoke{tag}"), path)
+            else:
+                raise SystemExit(f"unknown plan {name!r}")
+        if name == "worker":
+            worker.run(ctx, args)
 
 
 def profiles(text: str) -> dict[str, float]:

@@ -7,38 +7,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
 from risingstars.dev import infra
+from risingstars.dev.stack import running
 
 ROOT = Path(__file__).resolve().parents[1]
 # Same queue attributes as `make run` creates (risingstars.dev.run).
 AWS_PREFIX, MAX_RECEIVE, VISIBILITY = "rising-stars", 5, 120
-
-
-def free_base(count: int = 8) -> int:
-    """The first of `count` consecutive free ports (make run takes BASE_PORT..BASE_PORT+5)."""
-    for base in range(21000, 60000, 97):
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free port range")
 
 
 def component(proc: psutil.Process) -> str | None:
@@ -65,11 +49,9 @@ def component(proc: psutil.Process) -> str | None:
 
 
 class Stack:
-    def __init__(self, host: str, root_pid: int | None, proc: subprocess.Popen | None = None):
+    def __init__(self, host: str, root_pid: int | None) -> None:
         self.host = host
         self.root_pid = root_pid
-        self.proc = proc
-        self.state: Path | None = None
 
     @property
     def local(self) -> bool:
@@ -131,19 +113,6 @@ class Stack:
     def resume_processor(self) -> None:
         self.signal_processor(signal.SIGCONT)
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.resume_processor()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                infra.stop(self.proc)
-        if self.state is not None:
-            shutil.rmtree(self.state, ignore_errors=True)
-
 
 QUEUE_ENV = {"jobs": "JOBS_QUEUE_URL", "events": "EVENTS_QUEUE_URL"}
 
@@ -196,43 +165,15 @@ class Janitor:
                 self.sweep()
 
 
-def start(extra_env: dict[str, str] | None = None, log: Path | None = None) -> Stack:
-    """`make run` on free ports with a state directory of its own."""
-    base = free_base()
-    # Not under a 0700 directory: PostgreSQL runs as `postgres` when this runs as root.
-    state = Path(tempfile.mkdtemp(prefix="risingstars-loadtest-"))
-    state.chmod(0o755)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_") and k not in {"DATABASE_URL", "S3_BUCKET"}
-    }
-    env.update(BASE_PORT=str(base), DEV_STATE_DIR=str(state), PYTHONUNBUFFERED="1")
-    env.update(extra_env or {})
-    log_path = log or state / "run.log"
-    out = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "risingstars.dev.run"],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        cwd=ROOT,
-    )
-    out.close()
-    stack = Stack(f"http://127.0.0.1:{base}", proc.pid, proc)
-    stack.state = state
-
-    def up() -> bool:
-        return b"ready: http://localhost" in log_path.read_bytes()
-
-    try:
-        infra.wait_until(up, 180, "make run", proc)
-    except (RuntimeError, TimeoutError) as exc:
-        tail = log_path.read_text(errors="replace")[-3000:]
-        stack.stop()
-        raise RuntimeError(f"{exc}; its log ends with:\n{tail}") from None
-    return stack
+@contextlib.contextmanager
+def started(env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """`make run` on free ports with a state directory of its own (risingstars.dev.stack)."""
+    with running(env, timeout=180) as sut:
+        stack = Stack(sut.url, sut.proc.pid)
+        try:
+            yield stack
+        finally:
+            stack.resume_processor()  # a stopped process would not see the SIGINT
 
 
 def attach(host: str) -> Stack:

@@ -20,7 +20,7 @@ import psutil
 
 from loadtest import media
 from loadtest.sampler import Sampler
-from loadtest.stack import ROOT, free_base
+from loadtest.stack import ROOT
 from risingstars.dev import infra
 from risingstars.jobs import Job, encode, parse_event
 from risingstars.upload import storage
@@ -61,7 +61,7 @@ def one(ctx, sqs, s3, res, source_key: str, mb: int, concurrency: int, jobs: int
     name = f"worker-{mb}mb-c{concurrency}"
     out = ctx.out / name
     out.mkdir(parents=True, exist_ok=True)
-    port = free_base(1)
+    port = infra.free_port()
     env = {
         **infra.AWS_DUMMY_ENV,
         "AWS_ENDPOINT_URL": ctx.stack.moto_url(),
