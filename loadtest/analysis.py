@@ -143,6 +143,7 @@ def first_breach(
     best = 0.0
     if not rows:
         return found
+    width = min(width, max(5.0, (rows[-1]["end"] - phase.started) / 4))
     t = phase.started + width
     end = rows[-1]["end"]
     stop = phase.started + (phase.window("hold") or (0, end - phase.started))[1]
@@ -160,5 +161,5 @@ def first_breach(
             if found["throughput"] is None and best > 0 and rate < 0.8 * best:
                 found["throughput"] = since
             best = max(best, rate)
-        t += 5.0
+        t += width / 6
     return found

@@ -16,11 +16,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from loadtest import analysis, seed
+from loadtest.sampler import MACHINE
 from loadtest.stack import ROOT
 
 DOCS = ROOT / "docs" / "capacity"
 SATURATED = 90.0  # % of one core, over 10 s: a single-threaded process can give no more
-PLAN_SECONDS = {"sanity": 60, "seed": 480}
 
 
 def _errors(errors: dict[str, int]) -> str:
@@ -53,7 +53,7 @@ def saturation(phase: analysis.Phase) -> tuple[str, float] | None:
     """The first component whose CPU stayed ≥ SATURATED % of a core over 10 s, and when."""
     first = None
     for label, samples in analysis.processes(phase).items():
-        if label == "load generator":
+        if label in ("load generator", MACHINE):
             continue
         cpu = np.array([c for _, c, _ in samples])
         times = [t for t, _, _ in samples]
@@ -120,7 +120,8 @@ def plot_phase(phase: analysis.Phase, target: Path) -> str:
     procs = analysis.processes(phase)
     ax = axes[2]
     for label, samples in sorted(procs.items()):
-        ax.plot([t for t, _, _ in samples], [c for _, c, _ in samples], lw=1, label=label)
+        style = {"color": "black", "ls": "--"} if label == MACHINE else {}
+        ax.plot([t for t, _, _ in samples], [c for _, c, _ in samples], lw=1, label=label, **style)
     ax.axhline(100, color="black", lw=0.5, ls=":")
     ax.set_ylabel("CPU % of a core")
     ax.legend(loc="upper left", fontsize=7, ncol=3)
@@ -184,18 +185,19 @@ def sizing(web: list[tuple[analysis.Phase, dict]], workers: list[dict]) -> list[
     best = None
     for phase, s in web:
         cpu = dict(analysis.busiest(phase)).get("upload")
-        if cpu and s["req_s"] and (best is None or s["req_s"] > best[1]["req_s"]):
+        if cpu and s["mb_s"] and (best is None or s["users"] > best[1]["users"]):
             best = (phase, s, cpu)
     if best is None:
         return ["No web phase with upload CPU samples: no sizing sketch."]
     phase, s, cpu = best
-    per_core = s["req_s"] / (cpu / 100)
+    per_core = s["mb_s"] / (cpu / 100)
     rss = max((m for _, _, m in analysis.processes(phase).get("upload", [])), default=0)
     seed_rate = seed.BY_USERS[300]["req_s"]
     lines = [
-        f"Measured per pod (phase `{phase.name}`): the upload service took {s['req_s']:.2f} "
-        f"uploads/s ({s['mb_s']:.0f} MB/s) using {cpu:.0f} % of a core, i.e. "
-        f"**{per_core:.1f} uploads/s per core**, peak RSS {rss:.0f} MB.",
+        f"Measured per pod (phase `{phase.name}`, the largest): the upload service took "
+        f"{s['req_s']:.2f} uploads/s ({s['mb_s']:.0f} MB/s) using {cpu:.0f} % of a core, i.e. "
+        f"**{per_core:.0f} MB/s per core** (the cost of an upload follows its bytes), peak RSS "
+        f"{rss:.0f} MB.",
     ]
     proc = [w for w in workers if w["concurrency"] == 1 and w["videos_per_min"]]
     if proc:
@@ -213,7 +215,7 @@ def sizing(web: list[tuple[analysis.Phase, dict]], workers: list[dict]) -> list[
     ]
     for factor in (1, 10, 100):
         rate = seed_rate * factor
-        pods = max(2, math.ceil(rate / (per_core * 0.7)))
+        pods = max(2, math.ceil(rate * seed.FILE_MB / (per_core * 0.7)))
         if proc:
             per_min = rate * 60
             procs = math.ceil(per_min / w["videos_per_min"])
@@ -334,21 +336,27 @@ def write(runs: Path | list[Path], target: Path) -> Path:
         "## Where the time went",
         "",
         "| phase | hold: mean CPU % of a core, busiest first | first to saturate (≥ 90 % of a "
-        "core over 10 s) | peak RSS upload MB |",
-        "|---|---|---|---|",
+        "core over 10 s) | whole machine busy, % of one core | peak RSS upload MB |",
+        "|---|---|---|---|---|",
     ]  # fmt: skip
+    cores = max(m["machine"]["cpus"] for m in metas)
     for phase, _ in web:
-        busy = ", ".join(f"{c} {v:.0f}" for c, v in analysis.busiest(phase)[:5])
+        ranked = analysis.busiest(phase)
+        machine = dict(ranked).get(MACHINE)
+        busy = ", ".join(f"{c} {v:.0f}" for c, v in ranked if c != MACHINE)
         sat = saturation(phase)
         sat_text = f"**{sat[0]}** at {sat[1]:.0f} s" if sat else "none"
         rss = max((m for _, _, m in analysis.processes(phase).get("upload", [])), default=0)
-        out.append(f"| {phase.name} | {busy} | {sat_text} | {rss:.0f} |")
+        machine_text = f"{machine:.0f} of {cores * 100}" if machine is not None else "–"
+        out.append(f"| {phase.name} | {busy} | {sat_text} | {machine_text} | {rss:.0f} |")
     out += [
         "",
         "A component at 100 % of one core is saturated when it is a single Python process "
         "(moto, the gateway, one upload replica); PostgreSQL and ffmpeg can use more. Locally "
         "moto stands in for S3 and SQS: when it saturates first, the figures say how fast the "
-        "emulator is, not how fast our code is.",
+        "emulator is, not how fast our code is. When the whole machine is busy (other work "
+        "included) while no component of ours is, the machine was the limit: every process got "
+        "a share of the cores, and the figures are lower bounds.",
     ]
     for cap_file in sorted(f for run in runs for f in run.glob("capacity*.json")):
         cap = json.loads(cap_file.read_text())

@@ -15,6 +15,7 @@ import boto3
 import psutil
 
 INTERVAL = 1.0
+MACHINE = "machine (all processes)"
 
 
 class Sampler:
@@ -33,6 +34,7 @@ class Sampler:
         self._cpu: dict[int, float] = {}
         self._handles: dict[int, psutil.Process] = {}
         self._sqs = None
+        self._machine: float | None = None
         if queues:
             moto = "127.0.0.1" in next(iter(queues.values()))
             kw = {"region_name": "us-east-1"}
@@ -76,6 +78,20 @@ class Sampler:
                 cpu[label] = cpu.get(label, 0) + 100 * (total - before) / elapsed
             else:
                 cpu.setdefault(label, 0.0)
+        # The whole machine (every process, ours or not), in % of one core like the rest: on a
+        # shared machine the system under test may get far less than the cores it sees.
+        busy = psutil.cpu_times()
+        busy_total = (
+            busy.user
+            + busy.system
+            + busy.nice
+            + getattr(busy, "irq", 0)
+            + getattr(busy, "softirq", 0)
+        )
+        if self._machine is not None and elapsed > 0:
+            cpu[MACHINE] = 100 * (busy_total - self._machine) / elapsed
+            rss[MACHINE] = (psutil.virtual_memory().total - psutil.virtual_memory().available) / 1e6
+        self._machine = busy_total
         for label in sorted(cpu):
             writer.writerow([f"{now:.3f}", label, f"{cpu[label]:.1f}", f"{rss.get(label, 0):.1f}"])
 

@@ -57,7 +57,7 @@ def _processor(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     return proc
 
 
-def one(ctx, sqs, s3, res, source_key: str, mb: int, concurrency: int, jobs: int, timeout: float):
+def one(ctx, sqs, s3, res, source: bytes, mb: int, concurrency: int, jobs: int, timeout: float):
     name = f"worker-{mb}mb-c{concurrency}"
     out = ctx.out / name
     out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +74,19 @@ def one(ctx, sqs, s3, res, source_key: str, mb: int, concurrency: int, jobs: int
         "LOG_LEVEL": "warning",
     }
     proc = _processor(env, port, out / "processor.log")
+    try:
+        return _measure(ctx, sqs, s3, res, source, proc, port, out, mb, concurrency, jobs, timeout)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _measure(ctx, sqs, s3, res, source, proc, port, out, mb, concurrency, jobs, timeout):
+    name = out.name
 
     def processes() -> dict[int, str]:
         try:
@@ -84,11 +97,9 @@ def one(ctx, sqs, s3, res, source_key: str, mb: int, concurrency: int, jobs: int
 
     ids = [str(uuid.uuid4()) for _ in range(jobs)]
     for video_id in ids:
-        s3.copy_object(
-            Bucket=res.bucket,
-            Key=storage.original_key(video_id),
-            CopySource={"Bucket": res.bucket, "Key": source_key},
-        )
+        # One plain PUT each: a copy of a multipart object keeps a composite checksum that the
+        # processor's download then refuses (FlexibleChecksumError) on moto.
+        s3.put_object(Bucket=res.bucket, Key=storage.original_key(video_id), Body=source)
     spec = {"name": name, "kind": "worker", "mb": mb, "concurrency": concurrency, "jobs": jobs}
     (out / "phase.json").write_text(json.dumps(spec, indent=1))
     ctx.log(f"phase {name}: {jobs} jobs of {mb} MB, processor CONCURRENCY={concurrency}")
@@ -127,12 +138,6 @@ def one(ctx, sqs, s3, res, source_key: str, mb: int, concurrency: int, jobs: int
                 sqs.delete_message(QueueUrl=res.events_queue_url, ReceiptHandle=m["ReceiptHandle"])
         total = _metric(port, "processor_job_duration_seconds_sum") - before[0]
         count = _metric(port, "processor_job_duration_seconds_count") - before[1]
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
     processed = [d for d in done if d["type"] == "processed"]
     wall = max((d["time"] for d in done), default=timeout)
     result = {
@@ -167,10 +172,10 @@ def run(ctx, args) -> list[dict[str, Any]]:
     s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
     results = []
     for mb in args.worker_sizes:
-        source = media.worker_input(mb, Path(args.cache))
-        key = f"inputs/{source.name}"
-        s3.upload_file(str(source), res.bucket, key)
+        source = media.worker_input(mb, Path(args.cache)).read_bytes()
         for concurrency in args.worker_concurrency:
             jobs = max(2, args.worker_jobs * concurrency)
-            results.append(one(ctx, sqs, s3, res, key, mb, concurrency, jobs, args.worker_timeout))
+            results.append(
+                one(ctx, sqs, s3, res, source, mb, concurrency, jobs, args.worker_timeout)
+            )
     return results
