@@ -100,7 +100,7 @@ def run_web(ctx: Context, phase: plan.WebPhase, path: str) -> analysis.Phase:
 
 def capacity_search(ctx: Context, args, path: str) -> dict[str, Any]:
     """Ramp and hold X users for X = start, start+step, … until the hold's p95 or error rate
-    breaks the SLO; if the very first X breaks it, halve X (down to 5) to find one that holds.
+    breaks the SLO; if the very first X breaks it, halve X (down to 1) to find one that holds.
     Then hold 80 % of the largest X that held."""
     tag = "" if path == "stream" else f"-{path}"
     run_web(ctx, plan.capacity_smoke(args.scale, tag), path)
@@ -121,7 +121,7 @@ def capacity_search(ctx: Context, args, path: str) -> dict[str, Any]:
         users += args.step_users
     if not any(s["held"] for s in steps):
         users = args.start_users // 2
-        while users >= 5 and not step(users):
+        while users >= 1 and not step(users):
             users //= 2
     held = [s["users"] for s in steps if s["held"]]
     found = max(held) if held else None

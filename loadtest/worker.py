@@ -71,6 +71,7 @@ def one(ctx, sqs, s3, res, source: bytes, mb: int, concurrency: int, jobs: int, 
         "CONCURRENCY": str(concurrency),
         "RECEIVE_WAIT_SECONDS": "1",
         "DRAIN_SECONDS": "0",
+        "SHUTDOWN_TIMEOUT_SECONDS": "10",  # a job still running at the end is handed back
         "LOG_LEVEL": "warning",
     }
     proc = _processor(env, port, out / "processor.log")
