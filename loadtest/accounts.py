@@ -65,15 +65,21 @@ def signup(client: httpx.Client, run_tag: str, i: int) -> dict[str, Any]:
 
 
 def prepare(host: str, count: int, path: Path, reuse: Path | None = None) -> list[dict[str, Any]]:
-    """`count` logged-in accounts written to `path`: those of `reuse` (an earlier run's file)
-    first, logged in again, then new signups. Few at a time: password hashing is the costly
+    """At least `count` logged-in accounts in `path`: those already there, then those of `reuse`
+    (an earlier run's file), logged in again, then new signups. Few at a time: password hashing is the costly
     part of both, and it runs on the system under test."""
     known = json.loads(reuse.read_text()) if reuse and reuse.exists() else []
+    have = json.loads(path.read_text()) if path.exists() else []
+    if len(have) >= count:
+        return have
+    known = [a for a in known if a["email"] not in {h["email"] for h in have}]
     tag = uuid.uuid4().hex[:8]
     with httpx.Client(base_url=host, timeout=120) as client, ThreadPoolExecutor(4) as pool:
-        again = list(pool.map(lambda a: login(client, a["email"], a["password"]), known[:count]))
-        fresh = list(pool.map(lambda i: signup(client, tag, i), range(len(again), count)))
-    accounts = again + fresh
+        wanted = known[: count - len(have)]
+        again = list(pool.map(lambda a: login(client, a["email"], a["password"]), wanted))
+        start = len(have) + len(again)
+        fresh = list(pool.map(lambda i: signup(client, tag, i), range(start, count)))
+    accounts = have + again + fresh
     save(path, accounts)
     return accounts
 

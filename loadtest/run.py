@@ -34,6 +34,7 @@ class Context:
     settings: dict[str, Any]
     pause_processor: bool
     log: Any = print
+    reuse: Path | None = None  # an earlier run's accounts
 
 
 def commit() -> str:
@@ -107,6 +108,7 @@ def capacity_search(ctx: Context, args, path: str) -> dict[str, Any]:
     steps = []
 
     def step(users: int) -> bool:
+        accounts.prepare(ctx.stack.host, users, ctx.accounts, ctx.reuse)
         phase = run_web(ctx, plan.capacity_step(users, args.scale, tag), path)
         hold = analysis.summary(phase, phase.window("hold"))
         error_pct = 100 - hold["success_pct"] if hold["requests"] else 100.0
@@ -163,8 +165,10 @@ def main(args) -> Path:
         if sut.local and args.pause_processor:
             cleanup.callback(sut.resume_processor)
         (out / "meta.json").write_text(json.dumps(describe(args, sut, files), indent=1))
+        reuse = Path(args.accounts) if args.accounts else None
+        settings = phase_settings(args)
         ctx = Context(
-            sut, out, out / "accounts.json", files, phase_settings(args), args.pause_processor, log
+            sut, out, out / "accounts.json", files, settings, args.pause_processor, log, reuse
         )
         execute(ctx, args, plans)
     log(f"run written to {out}")
@@ -215,13 +219,12 @@ def execute(ctx: Context, args, plans: list[str]) -> None:
     web = [p for p in plans if p != "worker"]
     if web:
         users = max(
-            args.max_users if "capacity" in web else 0,
+            args.start_users if "capacity" in web else 0,
             300 if "seed" in web else max(seeded, default=0),
             args.smoke_users,
         )
         ctx.log(f"accounts: {users} (signed up once for the run)")
-        reuse = Path(args.accounts) if args.accounts else None
-        accounts.prepare(ctx.stack.host, users, ctx.accounts, reuse)
+        accounts.prepare(ctx.stack.host, users, ctx.accounts, ctx.reuse)
     for name in plans:
         for path in args.paths.split(",") if name != "worker" else []:
             tag = "" if path == "stream" else f"-{path}"
