@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -79,6 +80,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: the make run stack started for the run is stopped with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.command == "run":
         from loadtest import run
 

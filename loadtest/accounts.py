@@ -66,8 +66,8 @@ def signup(client: httpx.Client, run_tag: str, i: int) -> dict[str, Any]:
 
 def prepare(host: str, count: int, path: Path, reuse: Path | None = None) -> list[dict[str, Any]]:
     """At least `count` logged-in accounts in `path`: those already there, then those of `reuse`
-    (an earlier run's file), logged in again, then new signups. Few at a time: password hashing is the costly
-    part of both, and it runs on the system under test."""
+    (an earlier run's file), logged in again, then new signups. Few at a time: password hashing
+    is the costly part of both, and it runs on the system under test."""
     known = json.loads(reuse.read_text()) if reuse and reuse.exists() else []
     have = json.loads(path.read_text()) if path.exists() else []
     if len(have) >= count:
