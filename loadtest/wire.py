@@ -32,7 +32,10 @@ class Profile:
 
 
 def paced(
-    parts: list[bytes | memoryview], profile: Profile, sleep: Callable[[float], Any]
+    parts: list[bytes | memoryview],
+    profile: Profile,
+    sleep: Callable[[float], Any],
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[memoryview]:
     """The body as chunks, timed as `profile` says. Each yield returns after the caller sent the
     chunk, so the time measured between yields includes any wait the server imposed."""
@@ -43,7 +46,7 @@ def paced(
                 yield view[i : i + FULL_CHUNK]
         return
     sent = 0
-    last = time.monotonic()
+    last = clock()
     for part in parts:
         view = memoryview(part)
         for i in range(0, len(view), CHUNK):
@@ -53,16 +56,16 @@ def paced(
                 sleep(profile.pause)
                 chunk = chunk[profile.head - sent :]
                 sent = profile.head
-                last = time.monotonic()
+                last = clock()
             yield chunk
             sent += len(chunk)
             if profile.name == "link":
                 # The chunk took at least len/rate on the wire; time already lost stays lost.
-                now = time.monotonic()
+                now = clock()
                 wait = len(chunk) / profile.rate - (now - last)
                 if wait > 0:
                     sleep(wait)
-                last = time.monotonic()
+                last = clock()
 
 
 @dataclasses.dataclass
