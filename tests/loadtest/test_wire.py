@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from loadtest.wire import CHUNK, Profile, paced  # noqa: E402
+from loadtest.wire import CHUNK, Profile, paced
 
 
 class Clock:
