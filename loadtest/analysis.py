@@ -163,3 +163,16 @@ def first_breach(
             best = max(best, rate)
         t += width / 6
     return found
+
+
+SLO = {"p95_s": 1.0, "errors_pct": 5.0}  # the contract's capacity SLO
+
+
+def capacity_step(phase: Phase) -> dict[str, Any]:
+    """One step of the capacity search: does its hold keep the SLO, and which KPI broke first."""
+    slo = phase.spec.get("slo", SLO)
+    hold = summary(phase, phase.window("hold"))
+    errors = 100 - hold["success_pct"] if hold["requests"] else 100.0
+    held = hold["p95_s"] <= slo["p95_s"] and errors <= slo["errors_pct"]
+    breach = first_breach(phase, slo["p95_s"], slo["errors_pct"])
+    return {"users": hold["users"], "held": held, "hold": hold, "first_breach": breach, "slo": slo}

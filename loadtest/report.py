@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from loadtest.sampler import MACHINE
 from loadtest.stack import ROOT
 
 DOCS = ROOT / "docs" / "capacity"
+CAPACITY_STEP = re.compile(r"capacity-(\d+)(?:-(direct))?")
 SATURATED = 90.0  # % of one core, over 10 s: a single-threaded process can give no more
 
 
@@ -358,34 +360,45 @@ def write(runs: Path | list[Path], target: Path) -> Path:
         "included) while no component of ours is, the machine was the limit: every process got "
         "a share of the cores, and the figures are lower bounds.",
     ]
-    for cap_file in sorted(f for run in runs for f in run.glob("capacity*.json")):
-        cap = json.loads(cap_file.read_text())
+    searches: dict[str, list[dict[str, Any]]] = {}
+    for phase, _ in web:
+        found = CAPACITY_STEP.fullmatch(phase.name)
+        if found:
+            searches.setdefault(found[2] or "stream", []).append(analysis.capacity_step(phase))
+    for path, steps in searches.items():
+        slo = steps[0]["slo"]
+        held = [st["users"] for st in steps if st["held"]]
+        found_text = (
+            f"{max(held)} users" if held else f"below {min(st['users'] for st in steps)} users"
+        )
         out += [
             "",
-            f"## Capacity search ({cap['path']} path)",
+            f"## Capacity search ({path} path)",
             "",
-            f"SLO: p95 ≤ {cap['slo']['p95_s']} s and errors ≤ {cap['slo']['errors_pct']} % over "
-            f"the hold. Capacity found: **{cap['capacity_users'] or 'below the smallest X tried'}"
-            f"{' users' if cap['capacity_users'] else ''}**.",
+            f"SLO: p95 ≤ {slo['p95_s']:g} s and errors ≤ {slo['errors_pct']:g} % over the hold. "
+            f"Capacity found: **{found_text}** (steps in the order run).",
             "",
-            "| X users | hold p95 s | hold errors % | hold req/s | holds? | first KPI to degrade |",
-            "|---|---|---|---|---|---|",
+            "| X users | hold p95 s | hold errors % | hold req/s | hold MB/s | holds? | "
+            "first KPI to degrade |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for st in cap["steps"]:
+        for st in steps:
             h = st["hold"]
             breaches = {k: v for k, v in st["first_breach"].items() if v is not None}
             first = min(breaches, key=breaches.get) if breaches else None
             first_text = f"{first} (at {breaches[first]:.0f} s)" if first else "none"
             out.append(
                 f"| {st['users']} | {h['p95_s']:.2f} | {100 - h['success_pct']:.2f} | "
-                f"{h['req_s']:.2f} | {'yes' if st['held'] else 'no'} | {first_text} |"
+                f"{h['req_s']:.2f} | {h['mb_s']:.1f} | {'yes' if st['held'] else 'no'} | "
+                f"{first_text} |"
             )
         out += [
             "",
             "In a closed loop without think time every user always has an upload in flight, so "
-            "latency is users ÷ throughput (Little's law): p95 ≤ 1 s holds only while the users "
-            "are fewer than the uploads/s the system completes. The throughput column is the "
-            "capacity that matters for uploads.",
+            "latency is users ÷ throughput (Little's law): a p95 of 1 s holds only while the "
+            "users are fewer than the uploads/s the system completes, and a 12.5 MB upload is "
+            "not a 1-second request. For uploads the capacity that matters is the throughput "
+            "column (where it stops growing with users) and the error rate.",
         ]
     if workers:
         out += [

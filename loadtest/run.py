@@ -49,7 +49,9 @@ def commit() -> str:
     return f"{head} on {branch}{dirty}"
 
 
-def run_web(ctx: Context, phase: plan.WebPhase, path: str) -> analysis.Phase:
+def run_web(
+    ctx: Context, phase: plan.WebPhase, path: str, extra: dict[str, Any] | None = None
+) -> analysis.Phase:
     out = ctx.out / phase.name
     out.mkdir(parents=True, exist_ok=True)
     if ctx.stack.local:
@@ -62,6 +64,7 @@ def run_web(ctx: Context, phase: plan.WebPhase, path: str) -> analysis.Phase:
         accounts=str(ctx.accounts),
         path=path,
         **ctx.settings,
+        **(extra or {}),
     )
     (out / "phase.json").write_text(json.dumps(spec, indent=1))
     ctx.log(f"phase {phase.name}: {phase.users} users, {phase.seconds:.0f} s, {path} path")
@@ -104,19 +107,17 @@ def capacity_search(ctx: Context, args, path: str) -> dict[str, Any]:
     breaks the SLO; if the very first X breaks it, halve X (down to 1) to find one that holds.
     Then hold 80 % of the largest X that held."""
     tag = "" if path == "stream" else f"-{path}"
+    slo = {"slo": {"p95_s": args.slo_p95, "errors_pct": args.slo_errors}}
     run_web(ctx, plan.capacity_smoke(args.scale, tag), path)
     steps = []
 
     def step(users: int) -> bool:
         accounts.prepare(ctx.stack.host, users, ctx.accounts, ctx.reuse)
-        phase = run_web(ctx, plan.capacity_step(users, args.scale, tag), path)
-        hold = analysis.summary(phase, phase.window("hold"))
-        error_pct = 100 - hold["success_pct"] if hold["requests"] else 100.0
-        held = hold["p95_s"] <= args.slo_p95 and error_pct <= args.slo_errors
-        breach = analysis.first_breach(phase, args.slo_p95, args.slo_errors)
-        steps.append({"users": users, "held": held, "hold": hold, "first_breach": breach})
-        ctx.log(f"  capacity step {users}: {'holds' if held else 'breaks'} the SLO")
-        return held
+        phase = run_web(ctx, plan.capacity_step(users, args.scale, tag), path, slo)
+        result = analysis.capacity_step(phase)
+        steps.append(result)
+        ctx.log(f"  capacity step {users}: {'holds' if result['held'] else 'breaks'} the SLO")
+        return result["held"]
 
     users = args.start_users
     while users <= args.max_users and step(users):
@@ -129,14 +130,7 @@ def capacity_search(ctx: Context, args, path: str) -> dict[str, Any]:
     found = max(held) if held else None
     if found:
         run_web(ctx, plan.capacity_step(max(1, int(found * 0.8)), args.scale, tag, True), path)
-    result = {
-        "path": path,
-        "slo": {"p95_s": args.slo_p95, "errors_pct": args.slo_errors},
-        "steps": steps,
-        "capacity_users": found,
-    }
-    (ctx.out / f"capacity{tag}.json").write_text(json.dumps(result, indent=1))
-    return result
+    return {"path": path, "steps": steps, "capacity_users": found}
 
 
 def main(args) -> Path:
