@@ -35,6 +35,12 @@ class Phase:
             rows = [r for r in rows if lo <= r["end"] <= hi]
         return rows
 
+    @property
+    def complete(self) -> bool:
+        """False when the run was stopped before the phase's shape ended."""
+        planned = self.spec.get("points", [[0, 0]])[-1][0]
+        return bool(self.users) and self.users[-1][0] - self.started >= planned - 2
+
     def window(self, name: str) -> tuple[float, float] | None:
         w = self.spec.get("windows", {}).get(name)
         return tuple(w) if w else None
@@ -78,12 +84,15 @@ def summary(phase: Phase, window: tuple[float, float] | None = None) -> dict[str
     latencies = np.array([r["ms"] / 1000 for r in rows]) if rows else np.array([0.0])
     good = [r for r in rows if ok(r)]
     errors = Counter(str(r["status"] or "no response") for r in rows if not ok(r))
-    span = max(r["end"] for r in rows) - min(r["start"] for r in rows) if rows else 0.0
+    if window is not None:
+        span = window[1] - window[0]  # a rate over the window itself
+    else:
+        span = max(r["end"] for r in rows) - min(r["start"] for r in rows) if rows else 0.0
     span = max(span, 1e-9)
     users = max((u for _, u in phase.users), default=0)
     duration = (phase.users[-1][0] - phase.started) if phase.users else span
     return {
-        "phase": phase.name,
+        "phase": phase.name if phase.complete else f"{phase.name} (interrupted)",
         "users": users,
         "duration_s": duration,
         "requests": len(rows),

@@ -363,7 +363,7 @@ def write(runs: Path | list[Path], target: Path) -> Path:
     searches: dict[str, list[dict[str, Any]]] = {}
     for phase, _ in web:
         found = CAPACITY_STEP.fullmatch(phase.name)
-        if found:
+        if found and phase.complete:
             searches.setdefault(found[2] or "stream", []).append(analysis.capacity_step(phase))
     for path, steps in searches.items():
         slo = steps[0]["slo"]
