@@ -48,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--picture", default="2560x1440", help="upload clips' picture size")
     r.add_argument("--cache", default=str(media.CACHE), help="where generated media are kept")
     r.add_argument("--accounts", help="an earlier run's accounts.json to reuse (no signups)")
+    r.add_argument(
+        "--users-per-account",
+        type=int,
+        default=1,
+        help="users sharing one account (fewer signups; keep ≤ UPLOAD_MAX_PER_USER)",
+    )
     r.add_argument("--start-users", type=int, default=100, help="capacity: first X")
     r.add_argument("--step-users", type=int, default=100, help="capacity: X step")
     r.add_argument("--max-users", type=int, default=600, help="capacity: last X tried")

@@ -33,7 +33,8 @@ PHASE: dict[str, Any] = json.loads(Path(os.environ["LOADTEST_PHASE"]).read_text(
 OUT = Path(PHASE["out"])
 FILES = [(Path(p).name, Path(p).read_bytes()) for p in PHASE["files"]]
 ACCOUNTS: list[dict[str, Any]] = json.loads(Path(PHASE["accounts"]).read_text())
-FREE = deque(range(len(ACCOUNTS)))
+# Each account serves up to `users_per_account` users at once (the first users get one each).
+FREE = deque(i for _ in range(PHASE.get("users_per_account", 1)) for i in range(len(ACCOUNTS)))
 STREAMED = "POST /api/videos/upload"
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DIRECT = "direct upload (create, PUT parts, complete)"

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -112,7 +113,8 @@ def capacity_search(ctx: Context, args, path: str) -> dict[str, Any]:
     steps = []
 
     def step(users: int) -> bool:
-        accounts.prepare(ctx.stack.host, users, ctx.accounts, ctx.reuse)
+        needed = math.ceil(users / args.users_per_account)
+        accounts.prepare(ctx.stack.host, needed, ctx.accounts, ctx.reuse)
         phase = run_web(ctx, plan.capacity_step(users, args.scale, tag), path, slo)
         result = analysis.capacity_step(phase)
         steps.append(result)
@@ -205,6 +207,7 @@ def phase_settings(args) -> dict[str, Any]:
         "think": args.think,
         "timeout": args.timeout,
         "refresh_margin": args.refresh_margin,
+        "users_per_account": args.users_per_account,
     }
 
 
@@ -217,6 +220,7 @@ def execute(ctx: Context, args, plans: list[str]) -> None:
             300 if "seed" in web else max(seeded, default=0),
             args.smoke_users,
         )
+        users = math.ceil(users / args.users_per_account)
         ctx.log(f"accounts: {users} (signed up once for the run)")
         accounts.prepare(ctx.stack.host, users, ctx.accounts, ctx.reuse)
     for name in plans:
