@@ -313,6 +313,43 @@ def profiles_table(web: list[tuple[analysis.Phase, dict]]) -> list[str]:
     return [*lines, ""] if lines else []
 
 
+SEED_PHASE = re.compile(r"seed-(\d+)(?:-(direct))?")
+
+
+def findings(web: list[tuple[analysis.Phase, dict]], cores: int) -> list[str]:
+    """The headline: our seed phases against the seed's, errors, and what limited the run."""
+    lines = []
+    for phase, s in web:
+        found = SEED_PHASE.fullmatch(phase.name)
+        if not found or int(found[1]) not in seed.BY_USERS:
+            continue
+        theirs = seed.BY_USERS[int(found[1])]
+        errors = sum(s["errors"].values())
+        lines.append(
+            f"- **{found[1]} users, {found[2] or 'streamed'} path**: {s['req_s']:.2f} uploads/s "
+            f"({s['req_s'] / theirs['req_s']:.1f}× the seed's {theirs['req_s']}), mean latency "
+            f"{s['mean_s']:.0f} s (seed {theirs['mean_s']:.0f} s), p95 {s['p95_s']:.0f} s, "
+            f"{errors} errors in {s['requests']} uploads, {s['unauthorized']} × 401."
+        )
+    if not lines:
+        return []
+    machine = [dict(analysis.busiest(p)).get(MACHINE) for p, _ in web]
+    busy = [m for m in machine if m is not None]
+    saturated = [saturation(p) for p, _ in web]
+    firsts = sorted({x[0] for x in saturated if x})
+    lines.append(
+        "- First component to saturate: "
+        + (", ".join(f"**{f}**" for f in firsts) if firsts else "none of ours")
+        + (
+            f"; the whole machine was {min(busy):.0f}–{max(busy):.0f} % busy (of "
+            f"{100 * cores} %) during the holds, other work included."
+            if busy
+            else "."
+        )
+    )
+    return ["## Findings", "", *lines, ""]
+
+
 def write(runs: Path | list[Path], target: Path) -> Path:
     runs = [Path(r) for r in (runs if isinstance(runs, list) else [runs])]
     target.mkdir(parents=True, exist_ok=True)
@@ -328,7 +365,8 @@ def write(runs: Path | list[Path], target: Path) -> Path:
     out = [f"# Load test: {metas[0]['started'][:10]}", ""]
     for meta, group in zip(metas, per_run, strict=True):
         out += describe(meta, [p.name for p in group])
-    out += ["", "## The seed's phases beside ours", "", HEADER]
+    out += findings(web, max(m["machine"]["cpus"] for m in metas))
+    out += ["## The seed's phases beside ours", "", HEADER]
     for s in seed.PHASES:
         out.append(row(f"seed: {s['phase']}", s, seed_row=True))
     for _, s in web:
