@@ -81,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("report", help="turn a run directory into a report")
     g.add_argument("run", type=Path, nargs="+", help="one or more run directories")
     g.add_argument("--out", type=Path, help="default docs/capacity/<run name>")
+    g.add_argument("--note", default="", help="a paragraph at the top of the report")
     return p
 
 
@@ -97,7 +98,7 @@ def main(argv: list[str]) -> int:
         from loadtest import report
 
         target = args.out or report.DOCS / args.run[0].resolve().name
-        print(report.write(args.run, target))
+        print(report.write(args.run, target, args.note))
     return 0
 
 

@@ -350,7 +350,7 @@ def findings(web: list[tuple[analysis.Phase, dict]], cores: int) -> list[str]:
     return ["## Findings", "", *lines, ""]
 
 
-def write(runs: Path | list[Path], target: Path) -> Path:
+def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
     runs = [Path(r) for r in (runs if isinstance(runs, list) else [runs])]
     target.mkdir(parents=True, exist_ok=True)
     metas = [json.loads((run / "meta.json").read_text()) for run in runs]
@@ -363,6 +363,8 @@ def write(runs: Path | list[Path], target: Path) -> Path:
     workers = [json.loads((p.path / "worker.json").read_text()) for p in phases
                if (p.path / "worker.json").exists()]  # fmt: skip
     out = [f"# Load test: {metas[0]['started'][:10]}", ""]
+    if note:
+        out += [note, ""]
     for meta, group in zip(metas, per_run, strict=True):
         out += describe(meta, [p.name for p in group])
     out += findings(web, max(m["machine"]["cpus"] for m in metas))
