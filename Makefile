@@ -51,4 +51,4 @@ loadtest: $(STAMP) ## load test (HOST=url, default: starts make run; LOADTEST_AR
 	$(BIN)/python -m loadtest run $(if $(HOST),--host $(HOST)) $(LOADTEST_ARGS)
 
 loadtest-report: $(STAMP) ## a load-test run (RUN=.dev/loadtest/runs/<time>) as a report in docs/capacity/
-	$(BIN)/python -m loadtest report $(RUN) $(if $(OUT),--out $(OUT))
+	$(BIN)/python -m loadtest report $(RUN) $(if $(OUT),--out $(OUT)) $(if $(NOTE),--note "$(NOTE)")
