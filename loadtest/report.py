@@ -321,7 +321,7 @@ def findings(web: list[tuple[analysis.Phase, dict]], cores: int) -> list[str]:
     lines = []
     for phase, s in web:
         found = SEED_PHASE.fullmatch(phase.name)
-        if not found or int(found[1]) not in seed.BY_USERS:
+        if not found or int(found[1]) not in seed.BY_USERS or not phase.complete:
             continue
         theirs = seed.BY_USERS[int(found[1])]
         errors = sum(s["errors"].values())
@@ -335,6 +335,11 @@ def findings(web: list[tuple[analysis.Phase, dict]], cores: int) -> list[str]:
         return []
     machine = [dict(analysis.busiest(p)).get(MACHINE) for p, _ in web]
     busy = [m for m in machine if m is not None]
+    ours = [
+        sum(v for c, v in analysis.busiest(p) if c not in (MACHINE, "load generator"))
+        for p, _ in web
+        if p.complete
+    ]
     saturated = [saturation(p) for p, _ in web]
     firsts = sorted({x[0] for x in saturated if x})
     lines.append(
@@ -347,6 +352,13 @@ def findings(web: list[tuple[analysis.Phase, dict]], cores: int) -> list[str]:
             else "."
         )
     )
+    if busy and ours:
+        lines.append(
+            f"- Our whole stack (gateway, auth, upload, PostgreSQL, moto) used only "
+            f"{min(ours):.0f}–{max(ours):.0f} % of one core during the holds: the rest of the "
+            "machine went to other work, so these figures are what the system does with that "
+            "share, not its limit; see the sizing sketch for the figures per core."
+        )
     return ["## Findings", "", *lines, ""]
 
 
