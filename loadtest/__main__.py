@@ -43,6 +43,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--stall-seconds", type=float, default=10, help="stall profile: pause")
     r.add_argument("--think", type=float, default=0, help="seconds between a user's uploads")
     r.add_argument("--timeout", type=float, default=900, help="one request's socket timeout")
+    r.add_argument(
+        "--stop-timeout",
+        type=float,
+        help="at a phase's end, wait this long for uploads in flight (default --timeout); "
+        "those still running then are cut off and not counted",
+    )
     r.add_argument("--refresh-margin", type=float, default=60, help="refresh tokens this early")
     r.add_argument("--sizes", type=_floats, default=[10, 12.5, 15], help="upload sizes, MB")
     r.add_argument("--picture", default="2560x1440", help="upload clips' picture size")

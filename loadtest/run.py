@@ -74,7 +74,7 @@ def run_web(
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
         "--host", ctx.stack.host, "--csv", str(out / "locust"), "--only-summary",
-        "--stop-timeout", str(ctx.settings.get("timeout", 900)), "--loglevel", "WARNING",
+        "--stop-timeout", str(ctx.settings["stop_timeout"]), "--loglevel", "WARNING",
         "--exit-code-on-error", "0",
     ]  # fmt: skip
     moto = ctx.stack.moto_url() if ctx.pause_processor else None
@@ -208,6 +208,7 @@ def phase_settings(args) -> dict[str, Any]:
         "timeout": args.timeout,
         "refresh_margin": args.refresh_margin,
         "users_per_account": args.users_per_account,
+        "stop_timeout": args.stop_timeout or args.timeout,
     }
 
 
