@@ -74,7 +74,7 @@ def run_web(
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
         "--host", ctx.stack.host, "--csv", str(out / "locust"), "--only-summary",
-        "--stop-timeout", str(ctx.settings["stop_timeout"]), "--loglevel", "WARNING",
+        "--stop-timeout", str(int(ctx.settings["stop_timeout"])), "--loglevel", "WARNING",
         "--exit-code-on-error", "0",
     ]  # fmt: skip
     moto = ctx.stack.moto_url() if ctx.pause_processor else None
