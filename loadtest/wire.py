@@ -21,6 +21,7 @@ from typing import Any
 
 CHUNK = 64 * 1024
 FULL_CHUNK = 1024 * 1024
+IDLE = 3.0  # seconds a kept-alive connection may sit unused before it is replaced
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,10 +88,17 @@ class Client:
     def __init__(self, timeout: float = 900.0) -> None:
         self.timeout = timeout
         self.connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
+        self.used: dict[tuple[str, str], float] = {}
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         key = (scheme, netloc)
         conn = self.connections.get(key)
+        if conn is not None and time.monotonic() - self.used.get(key, 0) > IDLE:
+            # The server may be closing it right now (uvicorn's keep-alive is 5 s): a request
+            # sent on it could die without an answer, which is the client's fault, not the
+            # server's. Browsers and HTTP libraries open a new one too.
+            conn.close()
+            conn = None
         if conn is None:
             cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
             conn = self.connections[key] = cls(netloc, timeout=self.timeout)
@@ -120,6 +128,7 @@ class Client:
             conn.close()
             self.connections.pop((parsed.scheme, parsed.netloc), None)
             raise
+        self.used[(parsed.scheme, parsed.netloc)] = time.monotonic()
         if response.getheader("connection", "").lower() == "close":
             conn.close()
         return Response(response.status, data, {k.lower(): v for k, v in response.getheaders()})
