@@ -264,16 +264,20 @@ def describe(meta: dict[str, Any], names: list[str]) -> list[str]:
         f"- Machine: {m['cpus']} cores, {m['memory_gb']} GB, shared by the load generator and "
         f"every component (and other work: load average {m['load_average_at_start'][0]:.1f} "
         "at the start).",
-        f"- Files: {', '.join(f'{x:g}' for x in meta['files_mb'])} MB MP4s, {meta['picture']}; "
-        f"paths: {meta['paths']}; client profiles: {meta['profiles']}; closed loop, no think time.",
-        "- Durations: "
-        + (
-            f"**scaled by {meta['scale']:g}** (every ramp and hold is {meta['scale']:g}× the "
-            "plan's) to fit the time this machine had."
-            if meta["scale"] != 1
-            else "as the plans have them."
-        ),
     ]
+    if any(p != "worker" for p in meta["plan"]):
+        lines += [
+            f"- Files: {', '.join(f'{x:g}' for x in meta['files_mb'])} MB MP4s, "
+            f"{meta['picture']}; paths: {meta['paths']}; client profiles: {meta['profiles']}; "
+            "closed loop, no think time.",
+            "- Durations: "
+            + (
+                f"**scaled by {meta['scale']:g}** (every ramp and hold is {meta['scale']:g}× the "
+                "plan's) to fit the time this machine had."
+                if meta["scale"] != 1
+                else "as the plans have them."
+            ),
+        ]
     if meta["local"]:
         lines += [
             f"- Processor: {meta['processor']} (locally its ffmpeg would compete with the upload "
