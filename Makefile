@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SERVICES := kit jobs auth upload processor operator
 STAMP := $(VENV)/.installed
+# tus-js-client, a third-party tus client the tests drive under Node.js.
+NODE_STAMP := tests/tusclients/node_modules/.installed
 ENTRY ?=
 
 .PHONY: help venv run test lint fmt bench chart-check k8s clean
@@ -17,12 +19,16 @@ $(STAMP): requirements-dev.txt constraints.txt $(foreach s,$(SERVICES),services/
 	$(BIN)/python -m pip install --quiet -c constraints.txt $(foreach s,$(SERVICES),-e services/$(s)) -e dev -e clients/cli -r requirements-dev.txt
 	touch $@
 
+$(NODE_STAMP): tests/tusclients/package.json tests/tusclients/package-lock.json
+	npm ci --prefix tests/tusclients --no-audit --no-fund --loglevel=error
+	touch $@
+
 venv: $(STAMP) ## create .venv with every service (editable) and the dev tools
 
 run: $(STAMP) ## the whole system on http://localhost:8080 (Ctrl-C stops it)
 	$(BIN)/python -m risingstars.dev.run
 
-test: $(STAMP) ## the whole test suite (unit, integration, end to end, chart checks)
+test: $(STAMP) $(NODE_STAMP) ## the whole test suite (unit, integration, end to end, chart checks)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory chart-check
 

@@ -58,3 +58,12 @@ def moto_url(_scratch: Path) -> str:
 @pytest.fixture
 def aws(moto_url: str) -> infra.AWSResources:
     return infra.create_aws_resources(moto_url, f"t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="session")
+def system():
+    """The whole system as `make run` starts it, shared by the tests of its clients."""
+    from risingstars.dev.stack import running
+
+    with running() as started:
+        yield started

@@ -3,8 +3,10 @@ in-process behind an httpx client."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,6 +25,15 @@ from risingstars.kit.settings import load
 PASSWORD = "Vuelo-Alto-2024"
 
 
+def _environment(database_url: str, keys_dir: Path) -> dict[str, str]:
+    # Every test client signs up from one address: only the signup-throttle tests set a limit.
+    return {
+        "DATABASE_URL": database_url,
+        "AUTH_SIGNING_KEYS_DIR": str(keys_dir),
+        "SIGNUP_MAX_PER_IP": "1000000",
+    }
+
+
 @pytest.fixture
 def keys_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "keys"
@@ -39,7 +50,7 @@ async def auth_db(database_url: str) -> str:
 @pytest.fixture
 def make_settings(auth_db: str, keys_dir: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        base = load(Settings, {"DATABASE_URL": auth_db, "AUTH_SIGNING_KEYS_DIR": str(keys_dir)})
+        base = load(Settings, _environment(auth_db, keys_dir))
         return dataclasses.replace(base, **overrides)
 
     return make
@@ -69,7 +80,7 @@ async def shared_client(pg, tmp_path_factory) -> AsyncIterator[httpx.AsyncClient
     await db.migrate(url, SERVICE, MIGRATIONS)
     directory = tmp_path_factory.mktemp("keys")
     keys.generate(directory)
-    settings = load(Settings, {"DATABASE_URL": url, "AUTH_SIGNING_KEYS_DIR": str(directory)})
+    settings = load(Settings, _environment(url, directory))
     async with _running(settings) as c:
         yield c
 
@@ -120,3 +131,19 @@ def login() -> Callable[..., Any]:
         return await client.post("/api/auth/login", json={"email": email, "password": password})
 
     return post
+
+
+@pytest.fixture
+def scrypt_hash() -> Callable[..., str]:
+    """`scrypt_hash(password, log2_n=15)`: a hash in the format the service wrote before
+    argon2id."""
+
+    def make(password: str, *, log2_n: int = 15) -> str:
+        salt = b"0123456789abcdef"
+        digest = hashlib.scrypt(
+            password.encode(), salt=salt, n=2**log2_n, r=8, p=1, dklen=32, maxmem=64 * 2**20
+        )
+        enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+        return f"scrypt${log2_n}$8$1${enc(salt)}${enc(digest)}"
+
+    return make

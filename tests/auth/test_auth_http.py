@@ -9,6 +9,7 @@ import asyncpg
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from prometheus_client.parser import text_string_to_metric_families
 
 from risingstars.auth import keys
 
@@ -95,19 +96,31 @@ async def test_jwks_publishes_public_keys_with_thumbprint_kids(shared_client) ->
     assert isinstance(jwt.PyJWKSet.from_dict(document)[jwk["kid"]], jwt.PyJWK)
 
 
-async def test_health_readiness_and_metrics(shared_client) -> None:
+async def scrape(client) -> dict[tuple[str, frozenset], float]:
+    """Every sample the service's /metrics endpoint exposes, by name and labels."""
+    text = (await client.get("/metrics")).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_health_readiness_and_metrics(shared_client, new_account, login) -> None:
+    healthz = ("http_requests_total", frozenset(
+        {"method": "GET", "route": "/healthz", "status": "200"}.items()
+    ))  # fmt: skip
+    signups = ("auth_signups_total", frozenset())
+    failed = ("auth_logins_total", frozenset({"outcome": "invalid_credentials"}.items()))
+    before = await scrape(shared_client)
     assert (await shared_client.get("/healthz")).json() == {"status": "ok"}
     ready = await shared_client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
-    metrics = (await shared_client.get("/metrics")).text
-    for name in (
-        "auth_signups_total",
-        'auth_logins_total{outcome="throttled"}',
-        'auth_tokens_issued_total{grant="refresh"}',
-        'auth_token_refreshes_total{outcome="reused"}',
-        'http_requests_total{method="GET",route="/healthz",status="200"}',
-    ):
-        assert name in metrics, name
+    account = await new_account(shared_client)
+    assert (await login(shared_client, account["email"], "Otra-Clave-2024")).status_code == 401
+    after = await scrape(shared_client)
+    for series in (healthz, signups, failed):
+        assert after[series] == before.get(series, 0) + 1, series
 
 
 async def test_readiness_fails_when_the_database_is_gone(client, auth_db, pg_dsn) -> None:
@@ -139,3 +152,35 @@ async def test_unknown_paths_and_methods_answer_in_json(shared_client) -> None:
 async def test_request_id_is_echoed(shared_client) -> None:
     response = await shared_client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
+
+
+async def test_openapi_lists_every_request_and_response_body(shared_client) -> None:
+    document = (await shared_client.get("/openapi.json")).json()
+    paths = document["paths"]
+    schemas = document["components"]["schemas"]
+    for path, model in (
+        ("/api/auth/signup", "SignupForm"),
+        ("/api/auth/login", "Credentials"),
+        ("/api/auth/refresh", "RefreshRequest"),
+        ("/api/auth/logout", "RefreshRequest"),
+    ):
+        body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": f"#/components/schemas/{model}"}, path
+    assert set(schemas["SignupForm"]["required"]) == {
+        "first_name", "last_name", "email", "password1", "password2", "city", "country"
+    }  # fmt: skip
+    for path, method, status, model in (
+        ("/api/auth/signup", "post", "201", "Created"),
+        ("/api/auth/login", "post", "200", "Tokens"),
+        ("/api/auth/refresh", "post", "200", "Tokens"),
+        ("/api/auth/me", "get", "200", "AccountWithDate"),
+        ("/.well-known/jwks.json", "get", "200", "JWKSet"),
+    ):
+        content = paths[path][method]["responses"][status]["content"]["application/json"]
+        assert content["schema"] == {"$ref": f"#/components/schemas/{model}"}, path
+    assert "content" not in paths["/api/auth/logout"]["post"]["responses"]["204"]
+    # Refusals are documented with the one error shape every service uses.
+    login_400 = paths["/api/auth/login"]["post"]["responses"]["400"]
+    assert login_400["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }

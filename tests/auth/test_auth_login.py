@@ -99,7 +99,7 @@ async def test_unknown_email_still_runs_the_password_hash(shared_client, login, 
     monkeypatch.setattr(passwords, "verify_password", spy)
     response = await login(shared_client, f"nadie.{uuid.uuid4().hex[:6]}@example.com")
     assert response.status_code == 401
-    assert len(checked) == 1 and checked[0].startswith("scrypt$15$")
+    assert len(checked) == 1 and checked[0].startswith("$argon2id$")  # the dummy hash
 
 
 async def test_email_is_matched_case_insensitively_and_stripped(
@@ -155,26 +155,21 @@ async def test_sql_meta_characters_and_unicode_in_login_fields(
     assert response.json() == BAD
 
 
-async def test_login_upgrades_a_weaker_password_hash(shared_client, new_account, login) -> None:
+async def test_finding_15_login_upgrades_an_old_scrypt_hash_to_argon2id(
+    shared_client, new_account, login, scrypt_hash
+) -> None:
     account = await new_account(shared_client)
     pool = shared_client.app.state.pool
-    weak = _weaker_hash(account["password1"])
-    await pool.execute(
-        "UPDATE auth.users SET password_hash = $2 WHERE id = $1", uuid.UUID(account["id"]), weak
-    )
+    user_id = uuid.UUID(account["id"])
+    old = scrypt_hash(account["password1"], log2_n=15)
+    set_hash = "UPDATE auth.users SET password_hash = $2 WHERE id = $1"
+    get_hash = "SELECT password_hash FROM auth.users WHERE id = $1"
+    await pool.execute(set_hash, user_id, old)
     assert (await login(shared_client, account["email"])).status_code == 200
-    stored = await pool.fetchval(
-        "SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(account["id"])
-    )
-    assert stored != weak and not passwords.needs_rehash(stored)
+    stored = await pool.fetchval(get_hash, user_id)
+    assert stored.startswith("$argon2id$") and not passwords.needs_rehash(stored)
     assert (await login(shared_client, account["email"])).status_code == 200
-
-
-def _weaker_hash(password: str) -> str:
-    import base64
-    import hashlib
-
-    salt = b"0123456789abcdef"
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**10, r=8, p=1, dklen=32)
-    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
-    return f"scrypt$10$8$1${enc(salt)}${enc(digest)}"
+    # A wrong password upgrades nothing.
+    await pool.execute(set_hash, user_id, old)
+    assert (await login(shared_client, account["email"], "Otra-Clave-2024")).status_code == 401
+    assert await pool.fetchval(get_hash, user_id) == old

@@ -1,10 +1,12 @@
-"""Password hashing: scrypt parameters, salts, constant-time checks, off the event loop."""
+"""Password hashing: argon2id with OWASP's parameters, salts, old scrypt hashes still verifying
+(and due for an upgrade), off the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
+import argon2
 import pytest
 
 from risingstars.auth import passwords
@@ -17,13 +19,28 @@ def test_hash_verifies_only_the_right_password() -> None:
     assert not passwords.verify_password("", stored)
 
 
-def test_each_hash_has_its_own_salt_and_strong_parameters() -> None:
+def test_finding_15_new_hashes_are_argon2id_with_owasp_parameters() -> None:
     a, b = passwords.hash_password("misma"), passwords.hash_password("misma")
-    assert a != b
-    scheme, log2_n, r, p, salt, digest = a.split("$")
-    assert scheme == "scrypt" and int(log2_n) >= 14 and int(r) >= 8 and int(p) >= 1
-    assert len(salt) >= 22 and len(digest) >= 43  # >= 16 and 32 bytes, base64url
+    assert a != b  # each has its own salt
+    params = argon2.extract_parameters(a)
+    assert params.type is argon2.Type.ID
+    # OWASP Password Storage Cheat Sheet, first argon2id configuration: 19 MiB, 2 passes, 1 lane.
+    assert (params.memory_cost, params.time_cost, params.parallelism) == (19_456, 2, 1)
+    assert params.salt_len >= 16 and params.hash_len >= 32
     assert not passwords.needs_rehash(a)
+
+
+def test_finding_15_old_scrypt_hashes_verify_and_need_a_rehash(scrypt_hash) -> None:
+    old = scrypt_hash("Vuelo-Alto-2024", log2_n=15)
+    assert passwords.verify_password("Vuelo-Alto-2024", old)
+    assert not passwords.verify_password("vuelo-alto-2024", old)
+    assert passwords.needs_rehash(old)
+
+
+def test_weaker_argon2_parameters_need_a_rehash() -> None:
+    weak = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("x")
+    assert passwords.verify_password("x", weak)
+    assert passwords.needs_rehash(weak)
 
 
 @pytest.mark.parametrize(
@@ -36,6 +53,8 @@ def test_each_hash_has_its_own_salt_and_strong_parameters() -> None:
         "scrypt$x$8$1$AA$AA",
         "scrypt$15$8$1$$",
         "scrypt$40$8$1$MDEyMzQ1Njc4OWFiY2RlZg$MDEyMzQ1Njc4OWFiY2RlZg",
+        "$argon2id$v=19$m=19456,t=2,p=1$bm90LWJhc2U2NA$!!",
+        "$argon2id$v=19$m=99999999,t=2,p=1$MDEyMzQ1Njc4OWFiY2RlZg$MDEyMzQ1Njc4OWFiY2RlZg",
     ],
 )
 def test_unusable_stored_hashes_never_verify(stored) -> None:

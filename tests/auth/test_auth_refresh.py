@@ -77,26 +77,65 @@ async def test_reusing_a_spent_token_revokes_the_whole_family(client, new_accoun
     assert (await refresh(client, second)).status_code == 401
 
 
+async def age_spent_tokens(client, seconds: float = 60) -> None:
+    """Move every spent token's use into the past, beyond the grace window."""
+    await client.app.state.pool.execute(
+        "UPDATE auth.refresh_tokens SET used_at = used_at - make_interval(secs => $1)"
+        " WHERE used_at IS NOT NULL",
+        float(seconds),
+    )
+
+
 async def test_reuse_revokes_only_that_family(client, new_account, login) -> None:
     account, tokens = await session(client, new_account, login)
     other = (await login(client, account["email"])).json()
     spent = tokens["refresh_token"]
     await refresh(client, spent)
+    await age_spent_tokens(client)
     assert (await refresh(client, spent)).status_code == 401
     assert (await refresh(client, other["refresh_token"])).status_code == 200
 
 
-async def test_concurrent_refreshes_of_one_token_let_at_most_one_through(
+async def test_finding_8_concurrent_refreshes_of_one_token_share_one_successor(
     client, new_account, login
 ) -> None:
     _, tokens = await session(client, new_account, login)
+    before = refreshes("reused")
     responses = await asyncio.gather(*(refresh(client, tokens["refresh_token"]) for _ in range(4)))
-    codes = sorted(r.status_code for r in responses)
-    assert codes.count(200) <= 1 and codes.count(401) >= 3
-    # Every successor was revoked with the family when the reuse was seen.
-    for r in responses:
-        if r.status_code == 200:
-            assert (await refresh(client, r.json()["refresh_token"])).status_code == 401
+    assert [r.status_code for r in responses] == [200] * 4, [r.text for r in responses]
+    successors = {r.json()["refresh_token"] for r in responses}
+    assert len(successors) == 1
+    assert refreshes("reused") == before
+    for r in responses:  # each answer carries a valid access token of its own
+        assert (await me(client, r.json()["access_token"])).status_code == 200
+    # The shared successor carries the session on; only one row was added for it.
+    assert (await refresh(client, successors.pop())).status_code == 200
+    count = await client.app.state.pool.fetchval("SELECT count(*) FROM auth.refresh_tokens")
+    assert count == 3
+
+
+async def test_finding_8_reuse_after_the_grace_window_still_revokes_the_family(
+    client, new_account, login
+) -> None:
+    _, tokens = await session(client, new_account, login)
+    first = tokens["refresh_token"]
+    second = (await refresh(client, first)).json()["refresh_token"]
+    await age_spent_tokens(client, 6)  # the default window is 5 s
+    before = refreshes("reused")
+    assert (await refresh(client, first)).status_code == 401
+    assert refreshes("reused") == before + 1
+    assert (await refresh(client, second)).status_code == 401
+
+
+async def test_finding_8_the_grace_window_is_configurable(
+    make_settings, run_app, new_account, login
+) -> None:
+    async with run_app(make_settings(refresh_token_grace_seconds=0)) as client:
+        _, tokens = await session(client, new_account, login)
+        first = tokens["refresh_token"]
+        second = (await refresh(client, first)).json()["refresh_token"]
+        assert (await refresh(client, first)).status_code == 401
+        assert (await refresh(client, second)).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -191,3 +230,19 @@ async def test_housekeeping_keeps_families_until_all_their_tokens_expired(
         await pool.execute("UPDATE auth.refresh_tokens SET expires_at = now() - interval '1 s'")
         await housekeeping.sweep(pool, settings)
         assert await pool.fetchval("SELECT count(*) FROM auth.refresh_tokens") == 0
+
+
+async def test_housekeeping_drops_sealed_successors_after_the_grace_window(
+    client, new_account, login
+) -> None:
+    from risingstars.auth import housekeeping
+
+    _, tokens = await session(client, new_account, login)
+    await refresh(client, tokens["refresh_token"])
+    pool, settings = client.app.state.pool, client.app.state.settings
+    sealed = "SELECT count(successor_sealed) FROM auth.refresh_tokens"
+    await housekeeping.sweep(pool, settings)
+    assert await pool.fetchval(sealed) == 1  # still within the window
+    await age_spent_tokens(client, 61)
+    await housekeeping.sweep(pool, settings)
+    assert await pool.fetchval(sealed) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 
 import asyncpg
@@ -33,7 +34,7 @@ async def test_signup_returns_201_with_the_contract_body(shared_client, signup_b
     assert str(uuid.UUID(data["id"])) == data["id"]
     for field in ("email", "first_name", "last_name", "city", "country"):
         assert data[field] == body[field]
-    assert data["username"] == "jugador.uno"
+    assert re.fullmatch(r"ana-\d{4}", data["username"]), data["username"]
     assert "password" not in response.text and "password_hash" not in data
     assert REGISTRY.get_sample_value("auth_signups_total") == before + 1
 
@@ -45,8 +46,7 @@ async def test_password_is_stored_only_as_a_slow_salted_hash(client, signup_body
         "SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(user_id)
     )
     assert body["password1"] not in stored
-    scheme, log2_n, r, p, _salt, _ = stored.split("$")
-    assert scheme == "scrypt" and 2 ** int(log2_n) >= 2**14 and int(r) >= 8 and int(p) >= 1
+    assert stored.startswith("$argon2id$") and not passwords.needs_rehash(stored)
     assert passwords.verify_password(body["password1"], stored)
 
 
@@ -264,25 +264,40 @@ async def test_lone_surrogates_in_passwords_are_refused(shared_client, signup_bo
     assert field in response.json()["detail"]
 
 
-async def test_username_defaults_to_the_email_and_is_made_unique(client, new_account) -> None:
-    first = await new_account(client, email="Lucía.Gómez@example.com")
-    second = await new_account(client, email="lucia.gomez@example.org")
-    third = await new_account(client, email="LUCIA.GOMEZ@example.net")
-    assert first["username"] == "lucia.gomez"
-    assert second["username"].startswith("lucia.gomez-")
-    assert len({first["username"], second["username"], third["username"]}) == 3
+async def test_finding_16_derived_usernames_do_not_reveal_the_email(client, new_account) -> None:
+    account = await new_account(client, first_name="Zoe", email="Lucia.Gomez.1990@example.com")
+    assert re.fullmatch(r"zoe-\d{4}", account["username"]), account["username"]
+    assert "lucia" not in account["username"] and "gomez" not in account["username"]
+
+
+async def test_derived_usernames_are_made_unique(client, new_account) -> None:
+    names = [(await new_account(client, first_name="Lucía"))["username"] for _ in range(3)]
+    assert all(re.fullmatch(r"lucia-\d{4,}", name) for name in names), names
+    assert len(set(names)) == 3
+
+
+async def test_a_taken_derived_username_gets_another_suffix(client, new_account, monkeypatch):
+    from risingstars.auth import usernames
+
+    first = await new_account(client, first_name="Ana")
+    picks = iter([int(first["username"].rsplit("-", 1)[1]), 77])
+    monkeypatch.setattr(usernames.secrets, "randbelow", lambda _: next(picks))
+    assert (await new_account(client, first_name="Ana"))["username"] == "ana-0077"
 
 
 @pytest.mark.parametrize(
-    ("email", "expected"),
+    ("first_name", "expected"),
     [
-        ("_@example.com", "jugador"),
-        ("ab@example.com", "abjugador"),
-        ("张伟@example.com", "jugador"),
+        ("_", r"jugador-\d{4}"),
+        ("Al", r"al-\d{4}"),
+        ("张伟", r"jugador-\d{4}"),
+        ("María José " + "x" * 40, r"maria-jose-x{10}-\d{4}"),
     ],
 )
-async def test_derived_usernames_are_always_valid(client, new_account, email, expected) -> None:
-    assert (await new_account(client, email=email))["username"] == expected
+async def test_derived_usernames_are_always_valid(client, new_account, first_name, expected):
+    username = (await new_account(client, first_name=first_name))["username"]
+    assert re.fullmatch(expected, username), username
+    assert len(username) <= 30
 
 
 async def test_chosen_username_is_kept_and_must_be_unique(client, new_account, signup_body):
@@ -295,7 +310,7 @@ async def test_chosen_username_is_kept_and_must_be_unique(client, new_account, s
 
 async def test_empty_username_means_derive_one(client, new_account) -> None:
     account = await new_account(client, email="pedro@example.com", username="")
-    assert account["username"] == "pedro"
+    assert re.fullmatch(r"ana-\d{4}", account["username"]), account["username"]
 
 
 @pytest.mark.parametrize(
@@ -327,3 +342,40 @@ async def test_database_constraint_enforces_case_insensitive_email(client, new_a
             uuid.uuid4(),
         )
     assert account["email"] == "unico@example.com"
+
+
+async def test_finding_5_signups_are_throttled_per_address(
+    make_settings, run_app, signup_body
+) -> None:
+    settings = make_settings(signup_max_per_ip=3, signup_window_seconds=3600)
+    async with (
+        run_app(settings, ip="203.0.113.9") as stuffer,
+        run_app(settings, ip="198.51.100.30") as neighbour,
+    ):
+        responses = await asyncio.gather(
+            *(stuffer.post("/api/auth/signup", json=signup_body()) for _ in range(6))
+        )
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [201] * 3 + [429] * 3, codes
+        refused = next(r for r in responses if r.status_code == 429)
+        retry_after = int(refused.headers["retry-after"])
+        assert 1 <= retry_after <= 3600
+        assert refused.json() == {
+            "detail": "Demasiados registros desde esta dirección. "
+            f"Intente de nuevo en {retry_after} segundos."
+        }
+        pool = stuffer.app.state.pool
+        assert await pool.fetchval("SELECT count(*) FROM auth.users") == 3
+        # Another address is unaffected.
+        assert (await neighbour.post("/api/auth/signup", json=signup_body())).status_code == 201
+
+
+async def test_refused_signups_do_not_count_against_the_address(
+    make_settings, run_app, signup_body
+) -> None:
+    async with run_app(make_settings(signup_max_per_ip=1)) as client:
+        for _ in range(3):
+            bad = signup_body(password2="otra-cosa-distinta")
+            assert (await client.post("/api/auth/signup", json=bad)).status_code == 400
+        assert (await client.post("/api/auth/signup", json=signup_body())).status_code == 201
+        assert (await client.post("/api/auth/signup", json=signup_body())).status_code == 429

@@ -161,3 +161,17 @@ async def test_housekeeping_drops_failures_outside_the_window(
         )
         await housekeeping.sweep(pool, settings)
         assert await pool.fetchval("SELECT count(*) FROM auth.login_failures") == 1
+
+
+async def test_finding_4_parallel_wrong_passwords_are_judged_at_most_the_limit(
+    make_settings, run_app, new_account, login
+) -> None:
+    async with run_app(make_settings(login_max_failures=5)) as client:
+        account = await new_account(client)
+        responses = await asyncio.gather(
+            *(login(client, account["email"], WRONG) for _ in range(20))
+        )
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [401] * 5 + [429] * 15, codes
+        pool = client.app.state.pool
+        assert await pool.fetchval("SELECT count(*) FROM auth.login_failures") == 5

@@ -21,16 +21,9 @@ from videos import make_clip
 from risingstars.cli import store
 from risingstars.cli.api import Api, ApiError
 from risingstars.cli.upload import Uploader
-from risingstars.dev.stack import running
 
 PASSWORD = "a-long-passphrase"
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def system():
-    with running() as system:
-        yield system
 
 
 @pytest.fixture
@@ -118,9 +111,9 @@ def test_an_interrupted_upload_resumes_and_the_video_is_processed(cli_env, playe
         Uploader(api).upload(
             big_clip, "Crossover", started=lambda *_: None, advance=stop_in_the_second_part
         )
-    (upload_id,) = store.uploads().read().values()
-    stored = api.call("GET", f"/api/videos/uploads/{upload_id}")["parts"]
-    assert [p["uploaded"] for p in stored] == [True, False]
+    (url,) = store.uploads().read().values()
+    kept = api.request("HEAD", url, headers={"Tus-Resumable": "1.0.0"})
+    assert 5 * MiB <= int(kept.headers["Upload-Offset"]) < big_clip.stat().st_size
 
     resumed = {}
     result = Uploader(api).upload(
@@ -130,7 +123,9 @@ def test_an_interrupted_upload_resumes_and_the_video_is_processed(cli_env, playe
         advance=lambda n: resumed.update(sent=resumed.get("sent", 0) + n),
     )
     api.close()
-    assert resumed["done"] == 5 * MiB and resumed["sent"] == big_clip.stat().st_size - 5 * MiB
+    # The server may still be storing the dropped request's bytes when asked first.
+    assert resumed["done"] >= int(kept.headers["Upload-Offset"])
+    assert resumed["done"] + resumed["sent"] == big_clip.stat().st_size
     assert store.uploads().read() == {}
     video_id = result["video_id"]
 

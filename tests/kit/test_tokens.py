@@ -4,6 +4,7 @@ claim checks with leeway, and the FastAPI dependency."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 
 import httpx
@@ -14,7 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import Depends, FastAPI
 
 from risingstars.dev.tokens import AUDIENCE, ISSUER, TokenFactory
-from risingstars.kit.tokens import Claims, TokenError, TokenVerifier, current_claims
+from risingstars.kit import errors
+from risingstars.kit.tokens import (
+    INVALID_TOKEN,
+    Claims,
+    TokenError,
+    TokenVerifier,
+    current_claims,
+    jwks_lifetime,
+)
 
 JWKS_URL = "http://auth.test/.well-known/jwks.json"
 
@@ -26,11 +35,13 @@ class JWKSServer:
         self.keys: list[dict] = [k for f in factories for k in f.jwks["keys"]]
         self.fetches = 0
         self.status = 200
+        self.cache_control = "public, max-age=300"
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         assert str(request.url) == JWKS_URL
         self.fetches += 1
-        return httpx.Response(self.status, json={"keys": self.keys})
+        headers = {"Cache-Control": self.cache_control}
+        return httpx.Response(self.status, json={"keys": self.keys}, headers=headers)
 
     def verifier(self, **kw) -> TokenVerifier:
         http = httpx.AsyncClient(transport=httpx.MockTransport(self.handler))
@@ -232,3 +243,76 @@ async def test_current_claims_dependency_gives_401_with_www_authenticate() -> No
             response = await client.get("/who", headers=header)
             assert response.status_code == 401
             assert response.headers["www-authenticate"] == "Bearer"
+
+
+def _nested_header_token(depth: int = 100_000) -> str:
+    segment = base64.urlsafe_b64encode(b"[" * depth + b"]" * depth).rstrip(b"=").decode()
+    return f"{segment}.e30.c2ln"
+
+
+async def test_finding_9_deeply_nested_header_is_a_token_error_not_a_crash() -> None:
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=TokenFactory().jwks)
+    with pytest.raises(TokenError, match="malformed"):
+        await verifier.verify(_nested_header_token())
+
+
+async def test_finding_9_deeply_nested_header_is_401_over_http() -> None:
+    app = FastAPI()
+    errors.install(app)
+    app.state.verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=TokenFactory().jwks)
+
+    @app.get("/who")
+    async def who(claims: Claims = Depends(current_claims)) -> dict[str, str]:
+        return {"sub": claims.sub}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get(
+            "/who", headers={"Authorization": f"Bearer {_nested_header_token()}"}
+        )
+    assert response.status_code == 401
+    assert response.json() == {"detail": INVALID_TOKEN}
+
+
+async def test_finding_12_a_removed_key_stops_verifying_once_the_jwks_max_age_passes() -> None:
+    kept, removed = TokenFactory(), TokenFactory()
+    server = JWKSServer(kept, removed)
+    server.cache_control = "public, max-age=1"
+    verifier = server.verifier(min_refetch_seconds=0)
+    await verifier.ensure_keys()
+    await verifier.verify(removed.token())
+    server.keys = kept.jwks["keys"]  # the auth service dropped the key
+    deadline = time.monotonic() + 10
+    rejected = False
+    while not rejected and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)  # polling interval
+        try:
+            await verifier.verify(removed.token())
+        except TokenError:
+            rejected = True
+    assert rejected
+    await verifier.verify(kept.token())
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "expected"),
+    [
+        ("public, max-age=300", 300),
+        ("max-age=5", 30),  # never below the refetch interval
+        ("max-age=999999", 3600),  # nor above an hour
+        (None, 300),
+        ("no-cache", 30),
+        ("max-age=nonsense", 300),
+    ],
+)
+def test_finding_12_the_jwks_lifetime_follows_max_age_within_bounds(cache_control, expected):
+    assert jwks_lifetime(cache_control, floor=30, ceiling=3600, default=300) == expected
+
+
+async def test_finding_12_the_jwks_is_not_refetched_before_its_max_age() -> None:
+    factory = TokenFactory()
+    server = JWKSServer(factory)
+    verifier = server.verifier(min_refetch_seconds=0)
+    for _ in range(5):
+        await verifier.verify(factory.token())
+    assert server.fetches == 1

@@ -155,6 +155,9 @@ async def wait_ready(services: list[str]) -> None:
 async def main() -> None:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Every client of make run (a load test too) reaches auth from one address: raise the
+    # per-address signup throttle, which would otherwise refuse all but the first few.
+    env.setdefault("SIGNUP_MAX_PER_IP", "1000000")
     services = [s for s in PORTS if built(s)]
     started = infrastructure(env)
     procs: list[asyncio.subprocess.Process] = []

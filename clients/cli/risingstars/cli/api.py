@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -31,7 +31,7 @@ class NotLoggedIn(ApiError):
         super().__init__(401, "No ha iniciado sesión: ejecute `rising-stars login`.")
 
 
-def _detail(response: httpx.Response) -> str:
+def detail(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -111,7 +111,7 @@ class Api:
             self.credentials.put(self.base_url, None)
             raise ApiError(401, "La sesión expiró: ejecute `rising-stars login` de nuevo.")
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _detail(response))
+            raise ApiError(response.status_code, detail(response))
         self._save_tokens(response.json(), None)
 
     def _access_token(self) -> str:
@@ -126,23 +126,31 @@ class Api:
     # Requests -----------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
-        """One request, retried on transient answers; never on a client error."""
+        """One request, retried on transient answers; never on a client error. A streamed body
+        cannot be sent twice, and a request that may have taken effect is not repeated after a
+        dropped connection: those are the caller's to retry."""
+        replayable = not isinstance(kwargs.get("content"), Iterator)
+        idempotent = method in {"GET", "HEAD", "OPTIONS", "DELETE"}
         response: httpx.Response | None = None
         for attempt in range(RETRIES + 1):
             try:
                 response = self.http.request(method, path, **kwargs)
             except httpx.TransportError:
-                if attempt == RETRIES:
+                if attempt == RETRIES or not (replayable and idempotent):
                     raise
                 self.sleep(_retry_after(None, attempt))
                 continue
-            if response.status_code not in (429, 502, 503, 504) or attempt == RETRIES:
+            transient = response.status_code in (429, 502, 503, 504)
+            if not transient or not replayable or attempt == RETRIES:
                 return response
             self.sleep(_retry_after(response, attempt))
         assert response is not None
         return response
 
-    def call(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
+    def request(
+        self, method: str, path: str, *, auth: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """The response of one call, with the caller's token (refreshed as needed)."""
         refreshed = False
         while True:
             if auth:
@@ -155,6 +163,11 @@ class Api:
                 self._refresh()
                 refreshed = True
                 continue
-            if response.status_code >= 400:
-                raise ApiError(response.status_code, _detail(response))
-            return response.json() if response.content else None
+            return response
+
+    def call(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
+        """The JSON answer of one call; an error answer raises ApiError with its detail."""
+        response = self.request(method, path, auth=auth, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, detail(response))
+        return response.json() if response.content else None

@@ -1,13 +1,14 @@
-"""Resumable uploads through the API's direct-to-storage path.
+"""Resumable uploads by the tus 1.0 protocol (the API's `/api/videos/tus/`).
 
-The API hands out one presigned URL per part of an S3 multipart upload and can say which parts
-it already holds, so an upload survives Ctrl-C, a dropped link or a closed laptop: the CLI
-remembers the upload for this file (path, size, modification time) and, run again with the same
-file, sends only the parts that are missing. A file that changed starts a new upload.
+The CLI remembers the upload URL of each file (path, size, modification time) and, run again
+with the same file after Ctrl-C or a dropped link, asks the server how much it holds (HEAD) and
+sends only the rest. A file that changed starts a new upload; an upload the server forgot
+(expired, cancelled) starts over.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,16 @@ from typing import Any
 import httpx
 
 from risingstars.cli import store
-from risingstars.cli.api import Api, ApiError
+from risingstars.cli.api import Api, ApiError, detail
 
-CHUNK = 256 * 1024
-PART_RETRIES = 5
-URL_RENEWALS = 3
+TUS_PATH = "/api/videos/tus/"
+TUS = {"Tus-Resumable": "1.0.0"}
+# One PATCH request per chunk: a dropped link costs at most the bytes of the request in flight
+# (the server keeps what reached it).
+CHUNK_BYTES = 5 * 1024 * 1024
+READ_BYTES = 256 * 1024
+PATCH_RETRIES = 5
+UPLOADED = "Video subido correctamente. Procesamiento en curso."
 
 Progress = Callable[[int], None]
 
@@ -29,12 +35,16 @@ def _file_key(base_url: str, path: Path) -> str:
     return f"{base_url}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def _read_part(path: Path, offset: int, size: int, advance: Progress) -> Iterator[bytes]:
+def _metadata(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def _read(path: Path, offset: int, size: int, advance: Progress) -> Iterator[bytes]:
     with path.open("rb") as f:
         f.seek(offset)
         left = size
         while left:
-            chunk = f.read(min(CHUNK, left))
+            chunk = f.read(min(READ_BYTES, left))
             if not chunk:
                 raise OSError(f"{path} changed while it was being uploaded")
             left -= len(chunk)
@@ -43,30 +53,52 @@ def _read_part(path: Path, offset: int, size: int, advance: Progress) -> Iterato
 
 
 class Uploader:
-    def __init__(self, api: Api, *, sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(self, api: Api) -> None:
         self.api = api
         self.state = store.uploads()
-        self.sleep = sleep or api.sleep
 
-    def _resume_or_create(self, path: Path, title: str) -> tuple[str, dict[str, Any]]:
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A tus request with the caller's token; errors carry the server's message."""
+        headers = {**TUS, **kwargs.pop("headers", {})}
+        response = self.api.request(method, url, headers=headers, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, detail(response))
+        return response
+
+    def _resume_or_create(self, path: Path, title: str) -> tuple[str, str, int]:
         key = _file_key(self.api.base_url, path)
-        upload_id = self.state.get(key)
-        if upload_id:
+        url = self.state.get(key)
+        if url:
             try:
-                return key, self.api.call("GET", f"/api/videos/uploads/{upload_id}")
+                offset = int(self._request("HEAD", url).headers["Upload-Offset"])
+                return key, url, offset
             except ApiError as exc:
-                if exc.status != 404:
+                if exc.status not in (404, 410):
                     raise
-                self.state.put(key, None)  # Expired or cancelled: start again.
-        created = self.api.call(
-            "POST", "/api/videos/uploads", json={"title": title, "size": path.stat().st_size}
+                self.state.put(key, None)  # expired or cancelled: start again
+        created = self._request(
+            "POST",
+            TUS_PATH,
+            headers={
+                "Upload-Length": str(path.stat().st_size),
+                "Upload-Metadata": _metadata(title=title, filename=path.name),
+            },
         )
-        self.state.put(key, created["upload_id"])
-        return key, created
+        url = httpx.URL(self.api.base_url).join(created.headers["Location"])
+        self.state.put(key, str(url))
+        return key, str(url), 0
 
-    def _put_part(self, path: Path, offset: int, part: dict[str, Any], advance: Progress) -> None:
-        size = part["size"]
-        for attempt in range(PART_RETRIES):
+    def upload(
+        self, path: Path, title: str, *, started: Callable[[int, int], None], advance: Progress
+    ) -> dict[str, Any]:
+        """Send what is missing of `path`; `started(total, already_stored)` comes first."""
+        key, url, offset = self._resume_or_create(path, title)
+        size = path.stat().st_size
+        started(size, offset)
+        response = None
+        failures = 0
+        while offset < size:
+            length = min(CHUNK_BYTES, size - offset)
             sent = 0
 
             def count(n: int) -> None:
@@ -75,43 +107,31 @@ class Uploader:
                 advance(n)
 
             try:
-                response = self.api.http.put(
-                    part["url"],
-                    content=_read_part(path, offset, size, count),
-                    # Presigned part URLs may sign the length: never send it chunked.
-                    headers={"Content-Length": str(size)},
+                response = self._request(
+                    "PATCH",
+                    url,
+                    headers={
+                        "Content-Type": "application/offset+octet-stream",
+                        "Upload-Offset": str(offset),
+                        "Content-Length": str(length),
+                    },
+                    content=_read(path, offset, length, count),
                     timeout=httpx.Timeout(60.0, write=120.0),
                 )
-            except httpx.TransportError:
-                response = None
-            if response is not None and response.status_code < 300:
-                return
-            advance(-sent)  # The part starts over: take back what the bar counted.
-            if response is not None and response.status_code < 500:
-                refused = f"el almacenamiento rechazó la parte {part['part_number']}"
-                raise ApiError(response.status_code, refused)
-            self.sleep(min(30.0, 0.5 * 2**attempt))
-        raise ApiError(503, f"no se pudo subir la parte {part['part_number']}; vuelva a intentarlo")
-
-    def upload(
-        self, path: Path, title: str, *, started: Callable[[int, int], None], advance: Progress
-    ) -> dict[str, Any]:
-        """Send what is missing of `path`; `started(total, already_stored)` comes first."""
-        key, upload = self._resume_or_create(path, title)
-        stored = sum(p["size"] for p in upload["parts"] if p["uploaded"])
-        started(upload["size"], stored)
-        for renewal in range(URL_RENEWALS + 1):
-            try:
-                for part in (p for p in upload["parts"] if not p["uploaded"]):
-                    offset = (part["part_number"] - 1) * upload["part_size"]
-                    self._put_part(path, offset, part, advance)
-                    part["uploaded"] = True
-                break
-            except ApiError as exc:
-                # Part URLs are short-lived: an upload longer than their life asks for new ones.
-                if exc.status != 403 or renewal == URL_RENEWALS:
+                offset = int(response.headers["Upload-Offset"])
+                failures = 0
+            except (httpx.TransportError, ApiError) as exc:
+                retryable = not isinstance(exc, ApiError) or exc.status >= 500 or exc.status == 409
+                failures += 1
+                if not retryable or failures > PATCH_RETRIES:
                     raise
-                upload = self.api.call("GET", f"/api/videos/uploads/{upload['upload_id']}")
-        result = self.api.call("POST", f"/api/videos/uploads/{upload['upload_id']}/complete")
+                self.api.sleep(min(30.0, 0.5 * 2**failures))
+                # Ask the server what it kept (it keeps what reached it) and go on from there.
+                shown = offset + sent
+                offset = int(self._request("HEAD", url).headers["Upload-Offset"])
+                advance(offset - shown)
+        if response is None or "Video-Id" not in response.headers:
+            response = self._request("HEAD", url)
         self.state.put(key, None)
-        return result
+        video_id = response.headers["Video-Id"]
+        return {"message": UPLOADED, "task_id": video_id, "video_id": video_id}

@@ -25,7 +25,7 @@ async def email_taken(pool: asyncpg.Pool, email: str) -> bool:
 
 async def create(pool: asyncpg.Pool, form: SignupForm, password_hash: str) -> asyncpg.Record:
     """Insert the account; a chosen username must be free, a derived one is made unique."""
-    names = iter([form.username]) if form.username else usernames.candidates(form.email)
+    names = iter([form.username]) if form.username else usernames.candidates(form.first_name)
     for name in names:
         try:
             return await pool.fetchrow(
@@ -47,7 +47,7 @@ async def create(pool: asyncpg.Pool, form: SignupForm, password_hash: str) -> as
                 raise
             if form.username:
                 raise UsernameTaken(form.username) from None
-    raise UsernameTaken(usernames.base(form.email))
+    raise UsernameTaken(usernames.base(form.first_name))
 
 
 async def by_id(pool: asyncpg.Pool, user_id: str) -> asyncpg.Record | None:

@@ -18,6 +18,8 @@ INTERVAL_SECONDS = 300
 
 async def sweep(pool: asyncpg.Pool, settings: Settings) -> None:
     await pool.execute(queries.SWEEP_FAILURES, float(settings.login_window_seconds))
+    await pool.execute(queries.SWEEP_SIGNUPS, float(settings.signup_window_seconds))
+    await pool.execute(queries.SWEEP_SEALED_SUCCESSORS)
     await pool.execute(queries.SWEEP_REFRESH_TOKENS)
 
 

@@ -6,7 +6,8 @@ where a replica signs with a key another replica does not publish yet:
 1. add the new key under a name that sorts *first* (published, not signing); roll out;
 2. rename it to sort last (`genkey` names keys by UTC time); roll out: it signs from now on;
 3. delete the old key once the access-token TTL has passed.
-Verifiers in other services refetch the JWKS when they meet an unknown `kid`.
+Verifiers in other services refetch the JWKS when they meet an unknown `kid` and when its
+`max-age` (routes/jwks.py) has passed, so a deleted key stops verifying within that time.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter
 
 SIGNUPS = Counter("auth_signups_total", "Accounts created")
+SIGNUPS_THROTTLED = Counter(
+    "auth_signups_throttled_total", "Signups refused because their address signed up too often"
+)
 LOGINS = Counter("auth_logins_total", "Login attempts by outcome", ["outcome"])
 TOKENS_ISSUED = Counter(
     "auth_tokens_issued_total", "Access tokens issued, by grant (password or refresh)", ["grant"]
@@ -12,7 +15,7 @@ TOKENS_ISSUED = Counter(
 REFRESHES = Counter("auth_token_refreshes_total", "Refresh attempts by outcome", ["outcome"])
 
 LOGIN_OUTCOMES = ("success", "invalid_credentials", "throttled")
-REFRESH_OUTCOMES = ("rotated", "unknown", "expired", "revoked", "reused")
+REFRESH_OUTCOMES = ("rotated", "repeated", "unknown", "expired", "revoked", "reused")
 
 # Every series exists from the start, so rates and alerts see zeros instead of gaps.
 for _outcome in LOGIN_OUTCOMES:

@@ -1,7 +1,9 @@
-"""Password hashing with scrypt (memory-hard, salted), off the event loop.
+"""Password hashing with argon2id (memory-hard, salted; OWASP's first choice), off the event loop.
 
-Stored form: `scrypt$<log2 n>$<r>$<p>$<salt>$<hash>` (base64url), so the cost can be raised
-later: old hashes still verify and are upgraded at the next successful login.
+New hashes are argon2id PHC strings (`$argon2id$v=19$m=...,t=...,p=...$<salt>$<hash>`) with the
+first configuration of OWASP's Password Storage Cheat Sheet: 19 MiB, 2 passes, 1 lane. Hashes of
+the service's earlier scheme, `scrypt$<log2 n>$<r>$<p>$<salt>$<hash>` (base64url), still verify
+and are replaced at the next successful login, as is any argon2 hash with other parameters.
 """
 
 from __future__ import annotations
@@ -16,19 +18,25 @@ import secrets
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+
 log = logging.getLogger("risingstars.auth.passwords")
 
-# n = 2**15, r = 8: 32 MiB and ~70 ms per hash on the reference machine (the target is >= 25 ms).
-LOG2_N = 15
-R = 8
-P = 1
+MEMORY_KIB = 19_456
+TIME_COST = 2
+PARALLELISM = 1
 SALT_BYTES = 16
 HASH_BYTES = 32
-_SCHEME = "scrypt"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+_ARGON2 = argon2.PasswordHasher(
+    time_cost=TIME_COST,
+    memory_cost=MEMORY_KIB,
+    parallelism=PARALLELISM,
+    hash_len=HASH_BYTES,
+    salt_len=SALT_BYTES,
+    type=argon2.Type.ID,
+)
+_SCRYPT = "scrypt"
 
 
 def _unb64(text: str) -> bytes:
@@ -40,25 +48,23 @@ def _normalize(password: str) -> bytes:
     return unicodedata.normalize("NFKC", password).encode("utf-8")
 
 
-def _derive(password: bytes, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
-    n = 1 << log2_n
-    return hashlib.scrypt(
-        password, salt=salt, n=n, r=r, p=p, dklen=HASH_BYTES, maxmem=256 * r * (n + p + 2)
-    )
-
-
 def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(SALT_BYTES)
-    digest = _derive(_normalize(password), salt, LOG2_N, R, P)
-    return f"{_SCHEME}${LOG2_N}${R}${P}${_b64(salt)}${_b64(digest)}"
+    return _ARGON2.hash(_normalize(password))
 
 
-def _parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
+def _argon2_parameters(stored: str) -> argon2.Parameters:
+    params = argon2.extract_parameters(stored)  # InvalidHashError when malformed
+    # Bounds keep a corrupted row from asking for gigabytes of memory or minutes of CPU.
+    if not (params.memory_cost <= 262_144 and params.time_cost <= 16 and params.parallelism <= 16):
+        raise InvalidHashError(f"argon2 parameters out of range: {params}")
+    return params
+
+
+def _scrypt_parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
     scheme, log2_n, r, p, salt, digest = stored.split("$")
-    if scheme != _SCHEME:
+    if scheme != _SCRYPT:
         raise ValueError(f"unknown scheme {scheme!r}")
     params = int(log2_n), int(r), int(p)
-    # Bounds keep a corrupted row from asking for gigabytes of memory.
     if not (1 <= params[0] <= 20 and 1 <= params[1] <= 32 and 1 <= params[2] <= 16):
         raise ValueError(f"scrypt parameters out of range: {params}")
     salt_bytes, digest_bytes = _unb64(salt), _unb64(digest)
@@ -67,27 +73,40 @@ def _parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
     return *params, salt_bytes, digest_bytes
 
 
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        log2_n, r, p, salt, expected = _parse(stored)
-    except ValueError as exc:
-        log.error("unusable password hash", extra={"error": str(exc)})
-        return False
-    actual = _derive(_normalize(password), salt, log2_n, r, p)
+def _scrypt_verify(password: bytes, stored: str) -> bool:
+    log2_n, r, p, salt, expected = _scrypt_parse(stored)
+    n = 1 << log2_n
+    actual = hashlib.scrypt(
+        password, salt=salt, n=n, r=r, p=p, dklen=len(expected), maxmem=256 * r * (n + p + 2)
+    )
     return hmac.compare_digest(actual, expected)
 
 
-def needs_rehash(stored: str) -> bool:
+def verify_password(password: str, stored: str) -> bool:
     try:
-        log2_n, r, p, _, _ = _parse(stored)
-    except ValueError:
+        if stored.startswith("$argon2"):
+            _argon2_parameters(stored)
+            try:
+                return _ARGON2.verify(stored, _normalize(password))
+            except VerificationError:  # a mismatch (VerifyMismatchError is one)
+                return False
+        return _scrypt_verify(_normalize(password), stored)
+    except (ValueError, InvalidHashError) as exc:
+        log.error("unusable password hash", extra={"error": str(exc)})
+        return False
+
+
+def needs_rehash(stored: str) -> bool:
+    """True for anything but an argon2id hash with today's parameters."""
+    try:
+        return not stored.startswith("$argon2id$") or _ARGON2.check_needs_rehash(stored)
+    except (ValueError, InvalidHashError):
         return True
-    return (log2_n, r, p) < (LOG2_N, R, P)
 
 
 class Hasher:
     """Runs the KDF on a small dedicated thread pool: the event loop stays free, and at most
-    `workers` hashes (32 MiB each) are in memory at once."""
+    `workers` hashes (19 MiB each) are in memory at once."""
 
     def __init__(self, workers: int | None = None) -> None:
         workers = workers or max(2, min(8, os.cpu_count() or 2))

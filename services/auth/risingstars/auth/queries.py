@@ -42,6 +42,19 @@ SELECT extract(epoch FROM greatest((SELECT at FROM email_limit), (SELECT at FROM
 
 RECORD_FAILURE = "INSERT INTO auth.login_failures (email_key, ip) VALUES ($1, $2)"
 
+# Seconds until the address may sign up again (NULL: now), as THROTTLE_WAIT for one key.
+SIGNUP_WAIT = """
+SELECT extract(epoch FROM at + make_interval(secs => $2) - clock_timestamp())::float8
+FROM auth.signup_attempts
+WHERE ip = $1 AND at > now() - make_interval(secs => $2)
+ORDER BY at DESC OFFSET $3 - 1 LIMIT 1
+"""
+
+RECORD_SIGNUP = "INSERT INTO auth.signup_attempts (ip) VALUES ($1)"
+
+# Serializes the transactions that name the same key (released at commit or rollback).
+ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
 # A correct password clears the email's count; the address's count stays (an attacker could
 # otherwise reset it by logging in to an account of their own).
 CLEAR_EMAIL_FAILURES = "DELETE FROM auth.login_failures WHERE email_key = $1"
@@ -51,17 +64,26 @@ INSERT INTO auth.refresh_tokens (token_hash, family_id, user_id, expires_at)
 VALUES ($1, $2, $3, now() + make_interval(secs => $4))
 """
 
-# FOR UPDATE serializes two refreshes of the same token: the second sees it spent.
+# FOR UPDATE serializes two refreshes of the same token: the second sees it spent (and, within
+# the grace window of $2 seconds, finds the successor the first one sealed).
 LOCK_REFRESH_TOKEN = """
 SELECT t.family_id, t.user_id, t.used_at IS NOT NULL AS spent,
        t.revoked_at IS NOT NULL AS revoked, t.expires_at <= now() AS expired,
+       t.used_at > now() - make_interval(secs => $2) AS in_grace, t.successor_sealed,
        u.username, u.city
 FROM auth.refresh_tokens t JOIN auth.users u ON u.id = t.user_id
 WHERE t.token_hash = $1
 FOR UPDATE OF t
 """
 
-SPEND_REFRESH_TOKEN = "UPDATE auth.refresh_tokens SET used_at = now() WHERE token_hash = $1"
+SPEND_REFRESH_TOKEN = """
+UPDATE auth.refresh_tokens SET used_at = now(), successor_sealed = $2 WHERE token_hash = $1
+"""
+
+REFRESH_TOKEN_LIVE = """
+SELECT EXISTS (SELECT 1 FROM auth.refresh_tokens
+               WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL)
+"""
 
 FAMILY_OF = "SELECT family_id FROM auth.refresh_tokens WHERE token_hash = $1"
 
@@ -74,6 +96,16 @@ WHERE family_id = $1 AND revoked_at IS NULL
 # until all of them expired, so reuse of a spent token is still recognized until then.
 SWEEP_FAILURES = """
 DELETE FROM auth.login_failures WHERE at < now() - make_interval(secs => $1)
+"""
+
+SWEEP_SIGNUPS = """
+DELETE FROM auth.signup_attempts WHERE at < now() - make_interval(secs => $1)
+"""
+
+# A sealed successor is only needed within the grace window (at most a minute).
+SWEEP_SEALED_SUCCESSORS = """
+UPDATE auth.refresh_tokens SET successor_sealed = NULL
+WHERE successor_sealed IS NOT NULL AND used_at < now() - interval '1 minute'
 """
 
 SWEEP_REFRESH_TOKENS = """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -12,6 +13,8 @@ import uuid
 from typing import Any
 
 import asyncpg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from risingstars.auth import metrics, queries
 from risingstars.auth.keys import KeyRing
@@ -23,6 +26,28 @@ log = logging.getLogger("risingstars.auth.sessions")
 def hash_refresh_token(token: str) -> bytes:
     # The tokens are 256 random bits: a fast hash is enough, and a stolen table is useless.
     return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def _sealing_key(token: str) -> bytes:
+    return hmac.new(token.encode("utf-8"), b"risingstars refresh successor", "sha256").digest()
+
+
+# Each key seals exactly one message (a token is spent once), so a fixed nonce is safe.
+_NONCE = bytes(12)
+
+
+def seal_successor(token: str, successor: str) -> bytes:
+    """The successor, readable only by whoever holds `token` (the table stores only hashes)."""
+    return AESGCM(_sealing_key(token)).encrypt(_NONCE, successor.encode("utf-8"), None)
+
+
+def unseal_successor(token: str, sealed: bytes | None) -> str | None:
+    if sealed is None:
+        return None
+    try:
+        return AESGCM(_sealing_key(token)).decrypt(_NONCE, sealed, None).decode("utf-8")
+    except (InvalidTag, UnicodeDecodeError):
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +103,19 @@ async def start(
     return issuer.response(user["id"], user["username"], user["city"], refresh)
 
 
+async def _repeated(conn: asyncpg.Connection, token: str, row: asyncpg.Record) -> str | None:
+    """The successor already handed out for `token`, if it is being presented again within the
+    grace window and that successor is still unused; None otherwise (a reuse)."""
+    if not row["in_grace"] or row["expired"]:
+        return None
+    successor = unseal_successor(token, row["successor_sealed"])
+    if successor is None or not await conn.fetchval(
+        queries.REFRESH_TOKEN_LIVE, hash_refresh_token(successor)
+    ):
+        return None
+    return successor
+
+
 class Refused(enum.Enum):
     UNKNOWN = "unknown"
     EXPIRED = "expired"
@@ -86,14 +124,20 @@ class Refused(enum.Enum):
 
 
 async def rotate(pool: asyncpg.Pool, issuer: Issuer, token: str) -> dict[str, Any] | Refused:
-    """Spend `token` and hand out its successor; a spent token revokes its whole family (it
-    was stolen, or the rightful client is replaying it: either way nobody may continue)."""
+    """Spend `token` and hand out its successor. A spent token presented again within the grace
+    window (one client refreshing twice at once) gets the same successor; later, it revokes its
+    whole family (it was stolen, or the rightful client is replaying it: either way nobody may
+    continue)."""
+    grace = float(issuer.settings.refresh_token_grace_seconds)
+    repeated = None
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(queries.LOCK_REFRESH_TOKEN, hash_refresh_token(token))
+        row = await conn.fetchrow(queries.LOCK_REFRESH_TOKEN, hash_refresh_token(token), grace)
         if row is None:
             outcome: dict[str, Any] | Refused = Refused.UNKNOWN
         elif row["revoked"]:
             outcome = Refused.REVOKED
+        elif row["spent"] and (repeated := await _repeated(conn, token, row)):
+            outcome = issuer.response(row["user_id"], row["username"], row["city"], repeated)
         elif row["spent"]:
             await conn.execute(queries.REVOKE_FAMILY, row["family_id"])
             log.warning(
@@ -104,15 +148,19 @@ async def rotate(pool: asyncpg.Pool, issuer: Issuer, token: str) -> dict[str, An
         elif row["expired"]:
             outcome = Refused.EXPIRED
         else:
-            await conn.execute(queries.SPEND_REFRESH_TOKEN, hash_refresh_token(token))
             refresh = await _add_refresh_token(
                 conn, row["family_id"], row["user_id"], issuer.settings.refresh_token_ttl_seconds
+            )
+            await conn.execute(
+                queries.SPEND_REFRESH_TOKEN,
+                hash_refresh_token(token),
+                seal_successor(token, refresh),
             )
             outcome = issuer.response(row["user_id"], row["username"], row["city"], refresh)
     if isinstance(outcome, Refused):
         metrics.REFRESHES.labels(outcome.value).inc()
     else:
-        metrics.REFRESHES.labels("rotated").inc()
+        metrics.REFRESHES.labels("repeated" if repeated else "rotated").inc()
         metrics.TOKENS_ISSUED.labels("refresh").inc()
     return outcome
 

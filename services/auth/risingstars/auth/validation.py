@@ -1,19 +1,20 @@
-"""Request bodies: parsed and checked here, with Spanish messages that name the field.
+"""Request bodies as Pydantic models, with Spanish messages that name the field.
 
 Every text field is stripped and NFC-normalized, bounded in length, and refused when it holds
 control characters or lone surrogates (PostgreSQL cannot store NUL, UTF-8 cannot encode a lone
-surrogate: either would otherwise surface as a 500).
+surrogate: either would otherwise surface as a 500). The checks raise `PydanticCustomError`s
+whose message is the reason; `messages.describe` turns the first error into the 400's detail
+(`Campo requerido: email`, `Campo inválido: email: no es una dirección de correo válida`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import re
 import unicodedata
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 PASSWORD_MAX_LENGTH = 256
 EMAIL_MAX_LENGTH = 254
@@ -42,37 +43,26 @@ COMMON_PASSWORDS = frozenset(
 )  # fmt: skip
 
 
-def bad_request(detail: str) -> HTTPException:
-    return HTTPException(status_code=400, detail=detail)
+# Error types the messages module knows: a required field is absent or empty, or invalid.
+MISSING = "missing"
+INVALID = "invalid"
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """FastAPI dependency: the request body as a JSON object, or 400."""
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
-        raise bad_request("El cuerpo debe ser JSON (Content-Type: application/json)")
-    body = await request.body()
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and bad JSON alike
-        raise bad_request("JSON inválido en el cuerpo de la petición") from None
-    if not isinstance(data, dict):
-        raise bad_request("El cuerpo debe ser un objeto JSON")
-    return data
+def _invalid(reason: str) -> PydanticCustomError:
+    return PydanticCustomError(INVALID, reason)
 
 
-def _invalid(field: str, reason: str) -> HTTPException:
-    return bad_request(f"Campo inválido: {field}: {reason}")
+def _missing() -> PydanticCustomError:
+    return PydanticCustomError(MISSING, "Campo requerido")
 
 
-def _raw_string(data: dict[str, Any], field: str) -> str | None:
-    value = data.get(field)
+def _raw_string(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _invalid(field, "debe ser un texto")
+        raise _invalid("debe ser un texto")
     if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise _invalid(field, "contiene caracteres no válidos")
+        raise _invalid("contiene caracteres no válidos")
     return value
 
 
@@ -84,34 +74,35 @@ def _printable(value: str) -> bool:
     return True
 
 
-def optional_text(
-    data: dict[str, Any], field: str, *, max_length: int = NAME_MAX_LENGTH
-) -> str | None:
-    raw = _raw_string(data, field)
-    value = unicodedata.normalize("NFC", raw).strip() if raw is not None else ""
-    if not value:
+def _optional_text(value: Any, max_length: int) -> str | None:
+    raw = _raw_string(value)
+    text = unicodedata.normalize("NFC", raw).strip() if raw is not None else ""
+    if not text:
         return None
-    if len(value) > max_length:
-        raise _invalid(field, f"máximo {max_length} caracteres")
-    if not _printable(value):
-        raise _invalid(field, "contiene caracteres de control")
-    return value
+    if len(text) > max_length:
+        raise _invalid(f"máximo {max_length} caracteres")
+    if not _printable(text):
+        raise _invalid("contiene caracteres de control")
+    return text
 
 
-def text(data: dict[str, Any], field: str, *, max_length: int = NAME_MAX_LENGTH) -> str:
-    value = optional_text(data, field, max_length=max_length)
-    if value is None:
-        raise bad_request(f"Campo requerido: {field}")
-    return value
+def _text(max_length: int):
+    def check(value: Any) -> str:
+        text = _optional_text(value, max_length)
+        if text is None:
+            raise _missing()
+        return text
+
+    return check
 
 
-def password(data: dict[str, Any], field: str) -> str:
-    value = _raw_string(data, field)
-    if not value:
-        raise bad_request(f"Campo requerido: {field}")
-    if len(value) > PASSWORD_MAX_LENGTH:
-        raise _invalid(field, f"máximo {PASSWORD_MAX_LENGTH} caracteres")
-    return value
+def _password(value: Any) -> str:
+    raw = _raw_string(value)
+    if not raw:
+        raise _missing()
+    if len(raw) > PASSWORD_MAX_LENGTH:
+        raise _invalid(f"máximo {PASSWORD_MAX_LENGTH} caracteres")
+    return raw
 
 
 def is_email(value: str) -> bool:
@@ -126,24 +117,47 @@ def is_email(value: str) -> bool:
     )
 
 
-def email(data: dict[str, Any], field: str = "email") -> str:
-    value = text(data, field, max_length=EMAIL_MAX_LENGTH)
-    if not is_email(value):
-        raise _invalid(field, "no es una dirección de correo válida")
-    return value
+def _email(value: Any) -> str:
+    address = _text(EMAIL_MAX_LENGTH)(value)
+    if not is_email(address):
+        raise _invalid("no es una dirección de correo válida")
+    return address
 
 
-def username(data: dict[str, Any], field: str = "username") -> str | None:
-    value = optional_text(data, field, max_length=USERNAME_MAX_LENGTH)
-    if value is None:
+def _username(value: Any) -> str | None:
+    name = _optional_text(value, USERNAME_MAX_LENGTH)
+    if name is None:
         return None
-    if len(value) < USERNAME_MIN_LENGTH or not _USERNAME.fullmatch(value):
+    if len(name) < USERNAME_MIN_LENGTH or not _USERNAME.fullmatch(name):
         raise _invalid(
-            field,
             f"entre {USERNAME_MIN_LENGTH} y {USERNAME_MAX_LENGTH} caracteres: letras, números, "
-            "'.', '_' o '-'",
+            "'.', '_' o '-'"
         )
-    return value
+    return name
+
+
+Name = Annotated[str, BeforeValidator(_text(NAME_MAX_LENGTH)), Field(max_length=NAME_MAX_LENGTH)]
+Password = Annotated[
+    str, BeforeValidator(_password), Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+]
+Email = Annotated[
+    str, BeforeValidator(_email), Field(max_length=EMAIL_MAX_LENGTH, examples=["ana@example.com"])
+]
+# Login takes any text: a malformed email simply matches no account (the same 401 as any other).
+LoginEmail = Annotated[
+    str, BeforeValidator(_text(EMAIL_MAX_LENGTH)), Field(max_length=EMAIL_MAX_LENGTH)
+]
+Username = Annotated[
+    str | None,
+    BeforeValidator(_username),
+    Field(
+        description=f"{USERNAME_MIN_LENGTH} to {USERNAME_MAX_LENGTH} letters, digits, '.', '_' "
+        "or '-'. Optional: when absent, one is made from the first name and a number.",
+    ),
+]
+RefreshToken = Annotated[
+    str, BeforeValidator(_text(TOKEN_MAX_LENGTH)), Field(max_length=TOKEN_MAX_LENGTH)
+]
 
 
 def weak_password_reason(value: str, min_length: int, *, email_address: str) -> str | None:
@@ -157,46 +171,32 @@ def weak_password_reason(value: str, min_length: int, *, email_address: str) -> 
     return None
 
 
-@dataclasses.dataclass(frozen=True)
-class SignupForm:
-    first_name: str
-    last_name: str
-    email: str
-    password: str
-    city: str
-    country: str
-    username: str | None
+class SignupForm(BaseModel):
+    # Fields are checked in this order; the first problem is the one reported.
+    first_name: Name
+    last_name: Name
+    email: Email
+    password1: Password
+    password2: Password
+    city: Name
+    country: Name
+    username: Username = None
+
+    @model_validator(mode="after")
+    def _passwords_match(self) -> SignupForm:
+        if self.password1 != self.password2:
+            raise PydanticCustomError(INVALID, "Las contraseñas no coinciden")
+        return self
+
+    @property
+    def password(self) -> str:
+        return self.password1
 
 
-def signup_form(data: dict[str, Any], *, password_min_length: int) -> SignupForm:
-    first_name = text(data, "first_name")
-    last_name = text(data, "last_name")
-    address = email(data)
-    password1 = password(data, "password1")
-    password2 = password(data, "password2")
-    city = text(data, "city")
-    country = text(data, "country")
-    chosen = username(data)
-    if password1 != password2:
-        raise bad_request("Las contraseñas no coinciden")
-    reason = weak_password_reason(password1, password_min_length, email_address=address)
-    if reason:
-        raise bad_request(reason)
-    return SignupForm(first_name, last_name, address, password1, city, country, chosen)
+class Credentials(BaseModel):
+    email: LoginEmail
+    password: Password
 
 
-@dataclasses.dataclass(frozen=True)
-class Credentials:
-    email: str
-    password: str
-
-
-def credentials(data: dict[str, Any]) -> Credentials:
-    # No format check: a malformed email simply matches no account (same 401 as any other).
-    address = text(data, "email", max_length=EMAIL_MAX_LENGTH)
-    secret = password(data, "password")
-    return Credentials(address, secret)
-
-
-def refresh_token(data: dict[str, Any]) -> str:
-    return text(data, "refresh_token", max_length=TOKEN_MAX_LENGTH)
+class RefreshRequest(BaseModel):
+    refresh_token: RefreshToken

@@ -1,8 +1,8 @@
 """Configuration read once, from the environment, validated at start-up.
 
-A service declares its settings as a frozen dataclass whose field names are the upper-cased
-environment variable names; `load` reads, converts and validates them, and fails with one error
-that names every missing or bad variable.
+A service declares its settings as a frozen dataclass; each field is read from the environment
+variable of the same name in upper case (`database_url` from `DATABASE_URL`). `load` reads,
+converts and validates them, and fails with one error that names every missing or bad variable.
 """
 
 from __future__ import annotations

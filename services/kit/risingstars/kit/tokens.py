@@ -1,9 +1,14 @@
 """Access-token verification against a JWKS, done locally by every service.
 
-Keys are cached; a token whose `kid` is unknown triggers at most one refetch per
+Keys are cached for the JWKS response's `max-age` (bounded), so a key the auth service removed
+stops verifying within that time; a token whose `kid` is unknown triggers at most one refetch per
 `min_refetch_seconds` (a rotated key is picked up at once, a flood of forged kids costs nothing).
 Only the allow-listed algorithms are accepted, and `exp`, `nbf`, `iat`, `iss`, `aud` are
 checked with a small leeway.
+
+`Claims` names the claims of the platform's access token (`sub`, `username`, `city`): like the
+queue messages, the token is a contract between the auth service and every verifier, so it is
+written down once, here.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import base64
 import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +32,25 @@ log = logging.getLogger("risingstars.tokens")
 ALGORITHMS = ("EdDSA",)
 NOT_AUTHENTICATED = "No autenticado: se requiere un token Bearer válido"
 INVALID_TOKEN = "Token inválido o expirado"  # noqa: S105 (a message, not a secret)
+
+
+# The JWKS is refetched after its max-age, kept between these bounds (seconds): never more often
+# than unknown kids may cause, never trusted longer than an hour; 5 minutes when it says nothing.
+MAX_JWKS_LIFETIME = 3600
+DEFAULT_JWKS_LIFETIME = 300
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-cache|no-store)(?:$|[,\s])", re.IGNORECASE)
+
+
+def jwks_lifetime(
+    cache_control: str | None, *, floor: float, ceiling: float, default: float
+) -> float:
+    """How long a fetched JWKS may be used, from its Cache-Control header."""
+    if cache_control and _NO_CACHE.search(cache_control):
+        return floor
+    match = _MAX_AGE.search(cache_control or "")
+    seconds = int(match.group(1)) if match else default
+    return min(max(seconds, floor), ceiling)
 
 
 class TokenError(Exception):
@@ -80,11 +105,10 @@ class TokenVerifier:
         self._http = http
         self._keys: dict[str, jwt.PyJWK] = parse_jwks(jwks, algorithms) if jwks else {}
         self._last_fetch = float("-inf")
+        # A JWKS given as a document (the auth service's own) never goes stale.
+        self._stale_at = float("inf") if jwks_url is None else float("-inf")
         self._lock = asyncio.Lock()
         self._decoder = jwt.PyJWT()
-
-    def set_jwks(self, document: Mapping[str, Any]) -> None:
-        self._keys = parse_jwks(document, self.algorithms)
 
     @property
     def has_keys(self) -> bool:
@@ -108,7 +132,22 @@ class TokenVerifier:
                     await client.aclose()
             if keys:
                 self._keys = keys
+                lifetime = jwks_lifetime(
+                    response.headers.get("cache-control"),
+                    floor=self.min_refetch,
+                    ceiling=MAX_JWKS_LIFETIME,
+                    default=DEFAULT_JWKS_LIFETIME,
+                )
+                self._stale_at = self._last_fetch + lifetime
             return True
+
+    async def _refresh_quietly(self) -> None:
+        # On failure the last keys stay in use: an outage of the auth service must not log
+        # every player out; refetches are retried every `min_refetch_seconds`.
+        try:
+            await self.refresh()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("JWKS refetch failed", extra={"error": repr(exc)})
 
     async def ensure_keys(self) -> None:
         """Readiness: keys are loaded (fetching them if none are)."""
@@ -123,12 +162,11 @@ class TokenVerifier:
         if alg not in self.algorithms:
             raise TokenError(f"algorithm {alg!r} not allowed")
         kid = header.get("kid")
+        if time.monotonic() >= self._stale_at:
+            await self._refresh_quietly()
         key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
-            try:
-                await self.refresh()
-            except (httpx.HTTPError, ValueError) as exc:
-                log.warning("JWKS refetch failed", extra={"error": repr(exc)})
+            await self._refresh_quietly()
             key = self._keys.get(kid) if isinstance(kid, str) else None
             if key is None:
                 raise TokenError(f"unknown key id {kid!r}")
@@ -147,6 +185,8 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from exc
+        except RecursionError:  # a payload nested past the parser's depth (signed by us: never)
+            raise TokenError("malformed token: nested too deeply") from None
         iat = claims.get("iat")
         if not isinstance(iat, int | float) or iat > time.time() + self.leeway:
             raise TokenError("issued in the future")
@@ -166,6 +206,8 @@ def _unverified_header(token: str) -> dict[str, Any]:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (ValueError, TypeError) as exc:  # binascii.Error and bad UTF-8 are ValueErrors
         raise TokenError(f"malformed token: {exc}") from exc
+    except RecursionError:  # `[[[[...` past the JSON parser's depth limit
+        raise TokenError("malformed token: the header is nested too deeply") from None
     if not isinstance(header, dict):
         raise TokenError("malformed token: the header is not a JSON object")
     return header

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,12 +18,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from risingstars.kit import aws, db, errors
 from risingstars.kit.app import create_app as kit_create_app
 from risingstars.kit.tokens import TokenVerifier
-from risingstars.upload import messages, metrics, storage
+from risingstars.upload import catalog, messages, metrics, storage, tus
 from risingstars.upload.cleanup import Sweeper
 from risingstars.upload.events import EventsConsumer
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.routes import public, uploads, videos
+from risingstars.upload.routes import tus as tus_routes
 from risingstars.upload.runtime import Runtime
 from risingstars.upload.s3upload import BufferPool
 from risingstars.upload.settings import Settings
@@ -134,6 +137,25 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     wait_seconds=settings.events_wait_seconds,
                 ),
             )
+            runtime.tus = tus.TusUploads(
+                pool=pool,
+                s3=s3,
+                bucket=settings.s3_bucket,
+                buffers=buffers,
+                limits=runtime.limits,
+                ttl_seconds=settings.direct_upload_ttl_seconds,
+                max_open_per_user=settings.max_open_uploads_per_user,
+                record=lambda conn, video_id, owner, title, size, info: catalog.record(
+                    conn,
+                    runtime,
+                    video_id,
+                    catalog.Uploader(*dataclasses.astuple(owner)),
+                    title,
+                    size,
+                    info,
+                ),
+                deliver=lambda delivery: catalog.deliver(runtime, delivery),
+            )
             app.state.runtime = runtime
             metrics.BUFFERS_IN_USE.set_function(lambda: buffers.in_use)
 
@@ -142,12 +164,14 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
             lifecycle.add_check("s3", lambda: storage.bucket_reachable(s3, settings.s3_bucket))
             lifecycle.add_check("jwks", token_verifier.ensure_keys)
 
+            interval = settings.cleanup_interval_seconds
             tasks = [
                 asyncio.create_task(_supervise(name, loop), name=f"upload-{name}")
                 for name, loop in (
                     ("outbox", runtime.outbox.run),
                     ("events", runtime.events.run),
                     ("cleanup", runtime.sweeper.run),
+                    ("tus-expiry", functools.partial(tus.expire_forever, runtime.tus, interval)),
                 )
             ]
             try:
@@ -161,7 +185,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
         SERVICE,
         lifespan=lifespan,
         max_body_bytes=JSON_BODY_LIMIT,
-        body_limit_exempt=(STREAM_PATH,),
+        body_limit_exempt=(STREAM_PATH, tus_routes.PATH),
     )
     app.add_middleware(_StreamOnlyExemption)
     for fault in db.UNAVAILABLE:
@@ -173,4 +197,5 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
     app.include_router(public.router)
     app.include_router(videos.router)
     app.include_router(uploads.router)
+    app.include_router(tus_routes.router)
     return app

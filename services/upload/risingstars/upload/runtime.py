@@ -29,6 +29,8 @@ class Runtime:
     rankings: Rankings
     sweeper: Sweeper
     events: EventsConsumer
+    # Set once the rest exists (it records videos through catalog, which takes the runtime).
+    tus: Any = None
 
     @property
     def limits(self) -> Limits:

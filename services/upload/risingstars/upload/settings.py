@@ -48,6 +48,8 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     # Direct-to-S3 uploads (and any multipart upload) older than this are aborted.
     direct_upload_ttl_seconds: int = 86_400
     cleanup_interval_seconds: float = 3600.0
+    # Resumable uploads (direct and tus) a user may have open at once.
+    max_open_uploads_per_user: int = 5
 
     def validate(self) -> None:
         problems = []

@@ -1,0 +1,287 @@
+"""tus 1.0 resumable uploads: the protocol's answers, bytes kept across requests (the incomplete
+part as a tail object), any replica continuing an upload, and the same checks and outcome as a
+streamed upload once the last byte arrives."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+
+import pytest
+
+from risingstars.upload import tus
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}
+
+
+def metadata(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+async def create(svc, size: int, headers=None, title="Tiro libre") -> str:
+    response = await svc.client.post(
+        "/api/videos/tus/",
+        headers={**(headers or svc.headers()), **TUS, "Upload-Length": str(size),
+                 "Upload-Metadata": metadata(title=title, filename="clip.mp4")},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    assert response.headers["Upload-Offset"] == "0" and response.headers["Upload-Expires"]
+    return response.headers["Location"]
+
+
+async def patch(svc, location: str, offset: int, data: bytes, headers=None):
+    return await svc.client.patch(
+        location,
+        headers={**(headers or svc.headers()), **OCTETS, "Upload-Offset": str(offset)},
+        content=data,
+    )
+
+
+async def head_offset(svc, location: str) -> int:
+    response = await svc.client.head(location, headers={**svc.headers(), **TUS})
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    return int(response.headers["Upload-Offset"])
+
+
+async def test_capabilities_are_announced_without_a_token(svc) -> None:
+    response = await svc.client.options("/api/videos/tus/")
+    assert response.status_code == 204
+    assert response.headers["Tus-Version"] == "1.0.0"
+    assert set(response.headers["Tus-Extension"].split(",")) == {
+        "creation", "creation-with-upload", "termination", "expiration"
+    }  # fmt: skip
+    assert int(response.headers["Tus-Max-Size"]) == svc.settings.max_upload_bytes
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Upload-Length": "10"}, 412),  # no Tus-Resumable
+        ({**TUS}, 400),  # no Upload-Length
+        ({**TUS, "Upload-Length": "-5"}, 400),
+        ({**TUS, "Upload-Length": "0"}, 400),
+        ({**TUS, "Upload-Defer-Length": "1"}, 400),
+        ({**TUS, "Upload-Length": str(200 * 1024 * 1024)}, 413),
+        ({**TUS, "Upload-Length": "10", "Upload-Metadata": "title %%%"}, 400),
+        ({**TUS, "Upload-Length": "10", "Upload-Metadata": metadata(filename="")}, 400),
+    ],
+)
+async def test_bad_creations_are_refused_with_a_reason(svc, headers, status, tools, s3) -> None:
+    before = len(tools.open_uploads(s3, svc.settings.s3_bucket))
+    response = await svc.client.post("/api/videos/tus/", headers={**svc.headers(), **headers})
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+    assert len(tools.open_uploads(s3, svc.settings.s3_bucket)) == before
+
+
+async def test_a_token_is_required(svc) -> None:
+    response = await svc.client.post("/api/videos/tus/", headers={**TUS, "Upload-Length": "10"})
+    assert response.status_code == 401
+
+
+async def test_an_upload_in_pieces_becomes_a_video_with_its_job(svc, clips, tools, s3, sqs):
+    data = clips["big"].read_bytes()
+    location = await create(svc, len(data))
+    # Uneven pieces: a small one, one crossing a part boundary, then the rest.
+    cuts = [0, 100_000, 7 * 1024 * 1024, len(data)]
+    for start, end in itertools.pairwise(cuts):
+        response = await patch(svc, location, start, data[start:end])
+        assert response.status_code == 204, response.text
+        assert int(response.headers["Upload-Offset"]) == end
+        assert await head_offset(svc, location) == end
+    video_id = response.headers["Video-Id"]
+    assert response.headers["Task-Id"] == video_id
+
+    row = await svc.runtime.pool.fetchrow("SELECT * FROM videos WHERE id = $1::uuid", video_id)
+    assert row["status"] == "uploaded" and row["title"] == "Tiro libre"
+    assert row["size_bytes"] == len(data) and row["user_id"] == svc.user
+    bucket = svc.settings.s3_bucket
+    stored = tools.keys(s3, bucket)
+    assert f"originals/{video_id}.mp4" in stored and not [k for k in stored if k.startswith("tus/")]
+    assert s3.head_object(Bucket=bucket, Key=f"originals/{video_id}.mp4")["ContentLength"] == len(
+        data
+    )
+
+    async def job_sent() -> bool:
+        jobs = tools.receive_jobs(sqs, svc.settings.jobs_queue_url)
+        return any(j["video_id"] == video_id for j in jobs)
+
+    await tools.eventually(job_sent)
+    # Asked again after the end, the upload says it is complete and names its video.
+    finished = await svc.client.head(location, headers={**svc.headers(), **TUS})
+    assert finished.headers["Upload-Offset"] == str(len(data))
+    assert finished.headers["Video-Id"] == video_id
+
+
+async def test_offsets_and_content_types_are_enforced(svc, clips) -> None:
+    data = clips["big"].read_bytes()
+    location = await create(svc, len(data))
+    assert (await patch(svc, location, 5, data[5:100])).status_code == 409
+    wrong_type = await svc.client.patch(
+        location,
+        headers={**svc.headers(), **TUS, "Upload-Offset": "0", "Content-Type": "video/mp4"},
+        content=data[:100],
+    )
+    assert wrong_type.status_code == 415
+    assert (await patch(svc, location, 0, data[: len(data) + 1] + b"x")).status_code == 400
+    assert await head_offset(svc, location) == 0
+
+
+async def test_someone_elses_upload_does_not_exist_for_you(svc, clips) -> None:
+    data = clips["big"].read_bytes()
+    location = await create(svc, len(data))
+    stranger = svc.headers("someone-else")
+    assert (await svc.client.head(location, headers={**stranger, **TUS})).status_code == 404
+    assert (await patch(svc, location, 0, data[:100], headers=stranger)).status_code == 404
+    gone = await svc.client.head("/api/videos/tus/not-an-id", headers={**svc.headers(), **TUS})
+    assert gone.status_code == 404
+
+
+async def test_any_replica_continues_an_upload_another_started(service, clips, tokens) -> None:
+    data = clips["big"].read_bytes()
+    half = len(data) // 2
+    async with service() as first, service() as second:
+        second.user = first.user
+        location = await create(first, len(data))
+        assert (await patch(first, location, 0, data[:half])).status_code == 204
+        assert await head_offset(second, location) == half
+        done = await patch(second, location, half, data[half:])
+        assert done.status_code == 204, done.text
+        video_id = done.headers["Video-Id"]
+        assert await first.sql("SELECT count(*) FROM videos WHERE id = $1::uuid", video_id) == 1
+
+
+async def test_bytes_of_a_dropped_request_are_kept(svc, clips, tools, s3) -> None:
+    from starlette.requests import ClientDisconnect
+
+    data = clips["big"].read_bytes()
+    location = await create(svc, len(data))
+    upload = await svc.runtime.tus.get(_id(location), svc.user)
+    sent = 6 * 1024 * 1024
+
+    async def drops_after_six_mib():
+        yield data[: sent // 2]
+        yield data[sent // 2 : sent]
+        raise ClientDisconnect
+
+    with pytest.raises(ClientDisconnect):
+        await svc.runtime.tus.append(upload, 0, drops_after_six_mib())
+    # One whole part went to S3, the rest of what arrived waits in the tail object.
+    assert await head_offset(svc, location) == sent
+    assert f"tus/{_id(location)}.tail" in tools.keys(s3, svc.settings.s3_bucket)
+    done = await patch(svc, location, sent, data[sent:])
+    assert done.status_code == 204, done.text
+    row = await svc.runtime.pool.fetchrow(
+        "SELECT size_bytes FROM videos WHERE id = $1::uuid", done.headers["Video-Id"]
+    )
+    assert row["size_bytes"] == len(data)
+    key = f"originals/{done.headers['Video-Id']}.mp4"
+    assert s3.get_object(Bucket=svc.settings.s3_bucket, Key=key)["Body"].read() == data
+
+
+@pytest.mark.parametrize("clip", ["pdf", "truncated"])
+async def test_an_invalid_file_is_refused_and_leaves_nothing(svc, clips, clip, tools, s3) -> None:
+    data = clips[clip].read_bytes()
+    bucket = svc.settings.s3_bucket
+    before = (tools.keys(s3, bucket), len(tools.open_uploads(s3, bucket)))
+    videos = await svc.sql("SELECT count(*) FROM videos")
+    location = await create(svc, len(data))
+    response = await patch(svc, location, 0, data)
+    assert response.status_code == 400 and response.json()["detail"]
+    assert await svc.sql("SELECT count(*) FROM videos") == videos
+    if clip == "truncated":  # refused at the end: the upload and its bytes are gone
+        assert (tools.keys(s3, bucket), len(tools.open_uploads(s3, bucket))) == before
+        gone = await svc.client.head(location, headers={**svc.headers(), **TUS})
+        assert gone.status_code == 404
+
+
+async def test_termination_removes_the_bytes(svc, clips, tools, s3) -> None:
+    data = clips["big"].read_bytes()
+    bucket = svc.settings.s3_bucket
+    before = len(tools.open_uploads(s3, bucket))
+    location = await create(svc, len(data))
+    assert (await patch(svc, location, 0, data[: 6 * 1024 * 1024])).status_code == 204
+    response = await svc.client.delete(location, headers={**svc.headers(), **TUS})
+    assert response.status_code == 204
+    assert len(tools.open_uploads(s3, bucket)) == before
+    assert f"tus/{_id(location)}.tail" not in tools.keys(s3, bucket)
+    assert (await svc.client.head(location, headers={**svc.headers(), **TUS})).status_code == 404
+
+
+async def test_expired_uploads_are_removed(svc, clips, tools, s3) -> None:
+    data = clips["big"].read_bytes()
+    bucket = svc.settings.s3_bucket
+    before = len(tools.open_uploads(s3, bucket))
+    location = await create(svc, len(data))
+    assert (await patch(svc, location, 0, data[:1000])).status_code == 204
+    await svc.runtime.pool.execute(
+        "UPDATE tus_uploads SET expires_at = now() - interval '1 second' WHERE id = $1",
+        _id(location),
+    )
+    assert (await svc.client.head(location, headers={**svc.headers(), **TUS})).status_code == 410
+    assert await svc.runtime.tus.expire() >= 1
+    assert len(tools.open_uploads(s3, bucket)) == before
+    assert f"tus/{_id(location)}.tail" not in tools.keys(s3, bucket)
+    assert (await svc.client.head(location, headers={**svc.headers(), **TUS})).status_code == 404
+
+
+async def test_open_uploads_per_user_are_capped(service) -> None:
+    async with service(max_open_uploads_per_user=2) as svc:
+        await create(svc, 1000)
+        await create(svc, 1000)
+        response = await svc.client.post(
+            "/api/videos/tus/",
+            headers={**svc.headers(), **TUS, "Upload-Length": "1000",
+                     "Upload-Metadata": metadata(title="Otra")},
+        )  # fmt: skip
+        assert response.status_code == 429 and response.json()["detail"]
+
+
+def test_metadata_is_parsed_as_the_protocol_defines() -> None:
+    assert tus.parse_metadata(metadata(title="Año", filename="a.mp4") + ",flag") == {
+        "title": "Año", "filename": "a.mp4", "flag": ""
+    }  # fmt: skip
+    for bad in ["title", "title a,title b", "title ***", " ,"]:
+        with pytest.raises(tus.TusError):
+            tus.parse_metadata(bad if bad != "title" else "title a b")
+
+
+def _id(location: str):
+    import uuid
+
+    return uuid.UUID(location.rsplit("/", 1)[1])
+
+
+async def test_a_stale_request_cannot_complete_over_a_newer_offset(svc, clips, tools, s3) -> None:
+    """A client resumes from an offset the server has since moved past (a dropped request's
+    bytes were still being stored): its request is refused and changes nothing."""
+    from starlette.requests import ClientDisconnect
+
+    data = clips["big"].read_bytes()
+    # Up to the last part boundary: what follows is the last part, which completes the upload.
+    part = len(data) // (5 * 1024 * 1024) * 5 * 1024 * 1024
+    assert len(data) - part > 262_144
+    location = await create(svc, len(data))
+    assert (await patch(svc, location, 0, data[:part])).status_code == 204
+    stale = await svc.runtime.tus.get(_id(location), svc.user)
+
+    async def quarter_mib_then_drop():
+        yield data[part : part + 262_144]
+        raise ClientDisconnect
+
+    with pytest.raises(ClientDisconnect):
+        await svc.runtime.tus.append(stale, part, quarter_mib_then_drop())
+
+    async def the_rest():
+        yield data[part:]
+
+    with pytest.raises(tus.TusError) as caught:
+        await svc.runtime.tus.append(stale, part, the_rest())
+    assert caught.value.status == 409
+    # Nothing was completed in S3 on the stale request's word.
+    assert stale.key not in tools.keys(s3, svc.settings.s3_bucket)
+    done = await patch(svc, location, part + 262_144, data[part + 262_144 :])
+    assert done.status_code == 204, done.text
+    key = f"originals/{done.headers['Video-Id']}.mp4"
+    assert s3.get_object(Bucket=svc.settings.s3_bucket, Key=key)["Body"].read() == data
