@@ -366,10 +366,11 @@ def findings(web: list[tuple[analysis.Phase, dict]], cores: int) -> list[str]:
     )
     if busy and ours:
         lines.append(
-            f"- Our whole stack (gateway, auth, upload, PostgreSQL, moto) used only "
-            f"{min(ours):.0f}–{max(ours):.0f} % of one core during the holds: the rest of the "
-            "machine went to other work, so these figures are what the system does with that "
-            "share, not its limit; see the sizing sketch for the figures per core."
+            f"- Our whole stack (gateway, auth, upload, PostgreSQL, moto) used "
+            f"{min(ours):.0f}–{max(ours):.0f} % of one core during the holds, of the "
+            f"{100 * cores} % the machine has: the rest went to other work, so where it is low "
+            "these figures are what the system did with its share, not its limit; the sizing "
+            "sketch gives the cost per core."
         )
     return ["## Findings", "", *lines, ""]
 
