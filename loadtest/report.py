@@ -496,7 +496,8 @@ def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
             out.append(
                 f"| {w['mb']} MB | {w['concurrency']} | {w['jobs']} | {w['processed']} | "
                 f"{w['videos_per_min']:.1f} | {w['mean_service_s'] or 0:.1f} | "
-                f"{w['cpu_s_per_video'] or 0:.0f} | {machine or 0:.0f} | {slope:+.1f} |"
+                f"{w['cpu_s_per_video'] or 0:.0f} | "
+                f"{'–' if machine is None else f'{machine:.0f}'} | {slope:+.1f} |"
             )
         out += ["", f"![worker backlog]({plot_worker(workers, phases, target)})"]
     out += ["", "## Sizing sketch (on paper)", "", *sizing(web, workers), "", "## Plots", ""]
