@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import boto3
 import psutil
+
+from loadtest.stack import moto_client
 
 INTERVAL = 1.0
 MACHINE = "machine (all processes)"
@@ -36,15 +39,13 @@ class Sampler:
         self._sqs = None
         self._machine: float | None = None
         if queues:
-            moto = "127.0.0.1" in next(iter(queues.values()))
-            kw = {"region_name": "us-east-1"}
-            if moto:
-                kw.update(
-                    endpoint_url=next(iter(queues.values())).rsplit("/", 2)[0],
-                    aws_access_key_id="testing",
-                    aws_secret_access_key="testing",
-                )
-            self._sqs = boto3.client("sqs", **kw)
+            endpoint = next(iter(queues.values())).rsplit("/", 2)[0]
+            local = "127.0.0.1" in endpoint
+            self._sqs = (
+                moto_client("sqs", endpoint)
+                if local
+                else boto3.client("sqs", region_name=os.environ.get("AWS_REGION", "us-east-1"))
+            )
 
     def __enter__(self) -> Sampler:
         self._thread.start()

@@ -114,6 +114,19 @@ class Stack:
         self.signal_processor(signal.SIGCONT)
 
 
+def moto_client(service: str, endpoint: str):
+    """A boto3 client for the emulated S3 or SQS (moto takes any credentials)."""
+    import boto3  # dev-only dependency
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 QUEUE_ENV = {"jobs": "JOBS_QUEUE_URL", "events": "EVENTS_QUEUE_URL"}
 
 
@@ -123,15 +136,7 @@ class Janitor:
     a 300-user phase uploads tens of GB. Nothing reads them while the processor is paused."""
 
     def __init__(self, moto_url: str, bucket: str = f"{AWS_PREFIX}-videos", age: float = 10):
-        import boto3
-
-        self.s3 = boto3.client(
-            "s3",
-            endpoint_url=moto_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        self.s3 = moto_client("s3", moto_url)
         self.bucket = bucket
         self.age = age
         self.deleted = 0

@@ -15,12 +15,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psutil
 
 from loadtest import media
 from loadtest.sampler import Sampler
-from loadtest.stack import ROOT
+from loadtest.stack import ROOT, moto_client
 from risingstars.dev import infra
 from risingstars.jobs import Job, encode, parse_event
 from risingstars.upload import storage
@@ -168,9 +167,7 @@ def run(ctx, args) -> list[dict[str, Any]]:
     if args.pause_processor:
         ctx.stack.pause_processor()  # the stack's own processor must not take these CPUs
     res = infra.create_aws_resources(moto, "loadtest-worker", max_receive_count=5)
-    kw = {"endpoint_url": moto, "region_name": "us-east-1"}
-    kw.update(aws_access_key_id="testing", aws_secret_access_key="testing")
-    s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
+    s3, sqs = moto_client("s3", moto), moto_client("sqs", moto)
     results = []
     for mb in args.worker_sizes:
         source = media.worker_input(mb, Path(args.cache)).read_bytes()
