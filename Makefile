@@ -68,3 +68,10 @@ faults: $(STAMP) ## the fault suite against the real processes (as root; ~15 min
 
 soak: $(STAMP) ## SOAK_MINUTES (30) of mixed load, sampling each service every 10 s; CSV + PNG in docs/reliability/
 	SOAK_MINUTES=$(SOAK_MINUTES) PYTHONPATH=tests $(BIN)/python -m faults.soak docs/reliability
+
+.PHONY: loadtest loadtest-report
+loadtest: $(STAMP) ## load test (HOST=url, default: starts make run; LOADTEST_ARGS='--plan capacity --scale 1')
+	$(BIN)/python -m loadtest run $(if $(HOST),--host $(HOST)) $(LOADTEST_ARGS)
+
+loadtest-report: $(STAMP) ## a load-test run (RUN=.dev/loadtest/runs/<time>) as a report in docs/capacity/
+	$(BIN)/python -m loadtest report $(RUN) $(if $(OUT),--out $(OUT)) $(if $(NOTE),--note "$(NOTE)")

@@ -23,12 +23,24 @@ _HOP = {
 }
 
 
+# Sized so the gateway is never what a load test measures: httpx's default pool (100
+# connections) queued the 101st concurrent upload behind the others. Each upload holds one
+# upstream connection for its whole duration; 1,000 covers the client's 300-user plan three
+# times over (the services' own limits answer 503/429 well before).
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+# A link-limited upload of 100 MB at 130 KB/s takes ~13 minutes, and a service holding back a
+# body (back-pressure) stops reading for a while: write and read waits are generous but bounded
+# (UPLOAD_DEADLINE_SECONDS bounds an upload in the service); a free connection is found at once
+# or never.
+TIMEOUT = httpx.Timeout(connect=5, read=900, write=900, pool=30)
+
+
 class Gateway:
     def __init__(self, routes: Sequence[tuple[str, str]]) -> None:
         # Longest prefix first, as ingress controllers match.
         self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
         self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(300, connect=5), follow_redirects=False
+            timeout=TIMEOUT, limits=LIMITS, follow_redirects=False, trust_env=False
         )
 
     def upstream(self, path: str) -> str | None:
@@ -84,6 +96,10 @@ class Gateway:
         )
         try:
             response = await self.client.send(request, stream=True)
+        except httpx.PoolTimeout:
+            # Every upstream connection busy: the gateway itself is full, say when to come back.
+            await _json(send, 503, {"detail": "Servicio saturado, intente de nuevo"}, retry=5)
+            return
         except httpx.HTTPError as exc:
             await _json(send, 502, {"detail": f"Servicio no disponible: {type(exc).__name__}"})
             return
@@ -102,16 +118,13 @@ class Gateway:
             await response.aclose()
 
 
-async def _json(send: Send, status: int, payload: dict) -> None:
+async def _json(send: Send, status: int, payload: dict, retry: int | None = None) -> None:
     body = json.dumps(payload, ensure_ascii=False).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if retry is not None:
+        headers.append((b"retry-after", str(retry).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,43 @@
+"""`make loadtest` in small: the suite starts its own make run stack, signs its users up, and runs
+a few seconds of headless Locust on both upload paths with every client profile, access tokens
+living 4 s (so they are refreshed during the run); then the report is generated from the run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # the loadtest package lives at the root, beside bench/
+
+from loadtest import analysis  # noqa: E402
+
+
+def test_a_short_run_uploads_on_both_paths_refreshes_tokens_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "loadtest", "run", "--plan", "smoke", "--paths", "stream,direct",
+        "--smoke-users", "3", "--smoke-seconds", "6", "--sizes", "0",
+        "--profiles", "full:1,link:1,stall:1", "--rate", "2000000", "--stall-seconds", "1",
+        "--env", "ACCESS_TOKEN_TTL_SECONDS=4", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    for name in ("smoke", "smoke-direct"):
+        phase = analysis.load(out / name)
+        s = analysis.summary(phase)
+        assert s["requests"] >= 3, (name, s)
+        assert s["success_pct"] == 100.0, (name, s["errors"])
+        assert s["unauthorized"] == 0
+        assert s["refreshes"] >= 1, "a 4 s token was never refreshed"
+        assert {r["profile"] for r in phase.uploads()} == {"full", "link", "stall"}
+        assert (out / name / "processes.csv").read_text().count("upload") > 0
+
+    report = (out / "report" / "README.md").read_text()
+    assert "| **ours: smoke-direct** | 3 |" in report
+    assert (out / "report" / "smoke.png").stat().st_size > 10_000
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert [p["phase"] for p in summary["web"]] == ["smoke", "smoke-direct"]
