@@ -169,6 +169,8 @@ def test_ingress_routes_auth_and_upload_paths(renders, name):
         "/.well-known": auth,
         "/api/videos": upload,
         "/api/public": upload,
+        "/api/openapi.json": upload,
+        "/api/docs": upload,
     }
 
 

@@ -130,3 +130,14 @@ def test_header_budget_holds_in_any_chunking(budget: int, data) -> None:
 def test_unusable_content_types_are_form_errors(content_type) -> None:
     with pytest.raises(FormError):
         boundary_of(content_type)
+
+
+PREAMBLES = [b"\n\x00", b"\r\n\r\n--" + BOUNDARY, b"preamble\r\n--" + BOUNDARY]
+
+
+@pytest.mark.parametrize("body", PREAMBLES)
+def test_a_preamble_is_refused_however_it_is_chunked(body: bytes) -> None:
+    # Found by the fuzz above: python-multipart judged b"\n\x00" by its chunking.
+    whole = read([body])
+    assert whole == "error"
+    assert all(read([body[:i], body[i:]]) == whole for i in range(1, len(body)))

@@ -161,7 +161,13 @@ def run_flow(c: Client, clip: bytes, *, city: str = "Bogotá", log: Callable[[st
         raise FlowError("the original link does not return the uploaded bytes")
     sizes = ", ".join(f"{k}={v['bytes']} B" for k, v in downloads.items())
     log(f"links ok ({sizes})")
-    expect(c.json("POST", f"/api/public/videos/{video_id}/vote", token=token), 200, "vote")
+    # Another player votes (nobody may vote for their own video).
+    voter = f"fan.{uuid.uuid4().hex[:10]}@example.com"
+    fan = signup | {"email": voter, "first_name": "Luis"}
+    expect(c.json("POST", "/api/auth/signup", fan), 201, "signup of a voter")
+    voter_login = c.json("POST", "/api/auth/login", {"email": voter, "password": password})
+    voter_token = expect(voter_login, 200, "login of a voter").json()["access_token"]
+    expect(c.json("POST", f"/api/public/videos/{video_id}/vote", token=voter_token), 200, "vote")
     log("vote ok")
 
     def ranked():

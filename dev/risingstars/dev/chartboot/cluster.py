@@ -535,7 +535,11 @@ class Cluster:
         return found
 
     def audit_network_policies(self) -> None:
-        policies = self.manifests.of("NetworkPolicy")
+        # The release's policies and those already in the namespace (k8s/kind/deps).
+        policies = [
+            *self.manifests.of("NetworkPolicy"),
+            *(o for o in self.manifests.existing if o.get("kind") == "NetworkPolicy"),
+        ]
         flows = self.flows()
         self.report["connections"] = sorted(f"{s.name} -> {d.name}:{p}" for s, d, p in flows)
         problems = sorted(

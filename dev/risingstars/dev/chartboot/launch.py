@@ -60,6 +60,27 @@ def _new_root(stage: Path) -> None:
     os.chdir("/")
 
 
+def _cover(directory: Path) -> None:
+    """A tmpfs over `directory` that still shows what the directory held (each entry bound
+    back from the original, reached through an open descriptor), so a mount point can be made
+    in it without touching the machine and without hiding anything (the pod's own files live
+    under /var/tmp: a volume at /var/spill must not hide them)."""
+    fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+    entries = list(os.scandir(directory))
+    _mount("tmpfs", str(directory), "tmpfs", 0, "mode=0755,size=1m")
+    for entry in entries:
+        source, new = f"/proc/self/fd/{fd}/{entry.name}", directory / entry.name
+        if entry.is_symlink():
+            new.symlink_to(os.readlink(source))
+        elif entry.is_dir(follow_symlinks=False):
+            new.mkdir()
+            _mount(source, str(new), None, _MS_BIND | _MS_REC)
+        else:
+            new.touch()
+            _mount(source, str(new), None, _MS_BIND)
+    os.close(fd)
+
+
 def _mount_point(target: Path, stage: Path) -> None:
     """Make `target` exist without touching the machine's filesystem: below the deepest
     existing ancestor, a tmpfs takes its place (as an image's empty directory would)."""
@@ -78,7 +99,7 @@ def _mount_point(target: Path, stage: Path) -> None:
     if ancestor == Path("/"):
         _new_root(stage)
     else:
-        _mount("tmpfs", str(ancestor), "tmpfs", 0, "mode=0755,size=1m")
+        _cover(ancestor)
     # mkdir below the new tmpfs (target may go through a symlink such as /var/run).
     target.mkdir(parents=True, exist_ok=True)
 
@@ -128,17 +149,23 @@ def main(spec_path: str) -> None:
     stage = Path(spec_path).parent
     _expose(spec["expose"], stage)
     targets = []
+    # Sources are held open first: a mount point made below (a tmpfs over /var for /var/spill)
+    # may hide the pod's own directory (under /var/tmp); /proc/self/fd still reaches it.
+    held = {m["source"]: os.open(m["source"], os.O_PATH) for m in spec["mounts"]}
+    is_dir = {source: Path(source).is_dir() for source in held}
     for mount in sorted(spec["mounts"], key=lambda m: m["target"].count("/")):
         target = Path(mount["target"])
-        if Path(mount["source"]).is_dir():
+        if is_dir[mount["source"]]:
             _mount_point(target, stage)
         elif not target.exists():
             _mount_point(target.parent, stage)
             target.touch()
-        _mount(mount["source"], str(target), None, _MS_BIND)
+        _mount(f"/proc/self/fd/{held[mount['source']]}", str(target), None, _MS_BIND)
         if mount["readOnly"]:
             _mount("none", str(target), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
         targets.append(str(target.resolve()))
+    for fd in held.values():
+        os.close(fd)
     if spec["readOnlyRootFilesystem"]:
         _read_only_root(targets)
     os.chdir(spec["workingDir"])

@@ -74,11 +74,10 @@ def eks() -> Overlay:
 
 
 def _kind_deps() -> list[dict]:
-    """k8s/kind/deps as kustomize renders it: its Secrets and its Services (their pods are the
-    local PostgreSQL and moto)."""
-    return [
-        o for o in kustomize(ROOT / "k8s" / "kind" / "deps") if o["kind"] in ("Secret", "Service")
-    ]
+    """k8s/kind/deps as kustomize renders it: its Secrets, its Services (their pods are the
+    local PostgreSQL and moto) and the NetworkPolicies that admit the release to them."""
+    kinds = ("Secret", "Service", "NetworkPolicy")
+    return [o for o in kustomize(ROOT / "k8s" / "kind" / "deps") if o["kind"] in kinds]
 
 
 def kind() -> Overlay:

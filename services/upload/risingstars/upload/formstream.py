@@ -57,6 +57,10 @@ class FormStream:
         self._headers: dict[bytes, bytes] = {}
         self._header_bytes = 0
         self._max_header_bytes = max_header_bytes
+        # The body must open with the boundary (after at most one CRLF): clients send no
+        # preamble, and python-multipart judges a preamble differently by how it was chunked.
+        self._openings = (b"--" + boundary, b"\r\n--" + boundary)
+        self._head: bytearray | None = bytearray()
         self._parser = MultipartParser(
             boundary,
             callbacks={
@@ -76,6 +80,14 @@ class FormStream:
         if self.finished:
             # The epilogue after the closing boundary is ignored, as RFC 2046 allows.
             return []
+        if self._head is not None:
+            self._head += chunk
+            head = bytes(self._head)
+            if any(opening.startswith(head) for opening in self._openings):
+                return []  # too short to judge yet
+            if not any(head.startswith(opening) for opening in self._openings):
+                raise FormError("the body does not start with the multipart boundary")
+            chunk, self._head = head, None
         try:
             self._parser.write(chunk)
         except MultipartParseError as exc:
