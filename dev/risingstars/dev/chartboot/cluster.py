@@ -54,6 +54,7 @@ class External:
     server: str
     service: str | None = None  # a Service name, when it stands in for one
     real_port: int | None = None  # the real endpoint's port, when the values redirect it
+    address: str | None = None  # where it stands, when the values place it (RDS in its subnet)
 
 
 @dataclasses.dataclass
@@ -250,7 +251,7 @@ class Cluster:
         for ext in self.overlay.externals:
             if ext.service:
                 continue
-            addr = self.net.node_address()
+            addr = self.net.node_address(ext.address)
             self.hosts.append((addr, ext.names))
             backend = externals[ext.server]
             fwd = Forwarder(addr, ext.port, lambda b=backend: [b], ext.names[0])

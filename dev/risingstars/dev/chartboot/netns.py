@@ -116,9 +116,10 @@ class Network:
     def address(self) -> str:
         return str(next(self._hosts))
 
-    def node_address(self) -> str:
-        """An extra address on the node's bridge (a Service's cluster IP, an external endpoint)."""
-        addr = self.address()
+    def node_address(self, addr: str | None = None) -> str:
+        """An extra address on the node's bridge (a Service's cluster IP, an external endpoint),
+        the next free one unless the caller names it (inside the subnet)."""
+        addr = addr or self.address()
         ip("addr", "add", f"{addr}/32", "dev", "br0", ns=self.node)
         return addr
 

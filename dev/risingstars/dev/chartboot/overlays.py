@@ -45,8 +45,11 @@ def _database_secret() -> list[dict]:
     ]
 
 
-def _externals(aws_real_port: int | None = None) -> list[External]:
-    return [External([RDS], 5432, "postgres"), External([AWS], 4566, "moto", None, aws_real_port)]
+def _externals(aws_real_port: int | None = None, rds_address: str | None = None) -> list[External]:
+    return [
+        External([RDS], 5432, "postgres", address=rds_address),
+        External([AWS], 4566, "moto", None, aws_real_port),
+    ]
 
 
 def boot() -> Overlay:
@@ -65,7 +68,8 @@ def eks() -> Overlay:
         name="eks",
         values=[CHART / "values-eks.yaml", HERE / "eks-endpoints.yaml"],
         # The real endpoints are HTTPS (443), which the NetworkPolicies allow.
-        externals=_externals(aws_real_port=443),
+        # RDS in the database subnets values-eks.yaml admits (10.0.16.0/22).
+        externals=_externals(aws_real_port=443, rds_address="10.0.16.10"),
         # The VPC's CIDR in values-eks.yaml (the ALB and RDS are in it).
         subnet="10.0.0.0/16",
         existing=_database_secret,
