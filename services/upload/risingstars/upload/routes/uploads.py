@@ -23,6 +23,8 @@ class NewUpload(BaseModel):
     "",
     status_code=201,
     response_model=schemas.DirectUpload,
+    # A stored part has no URL: the field is left out, not null.
+    response_model_exclude_unset=True,
     responses=schemas.errors(400, 401, 429, 503),
 )
 async def create_upload(user: User, body: NewUpload, rt: Runtime) -> Any:
@@ -35,6 +37,8 @@ async def create_upload(user: User, body: NewUpload, rt: Runtime) -> Any:
 @router.get(
     "/{upload_id}",
     response_model=schemas.DirectUpload,
+    # A stored part has no URL: the field is left out, not null.
+    response_model_exclude_unset=True,
     responses=schemas.errors(401, 403, 404, 503),
 )
 async def upload_status(user: User, upload_id: UploadId, rt: Runtime) -> Any:
