@@ -189,7 +189,8 @@ def test_a_policy_missing_a_needed_peer_denies_the_connection() -> None:
             != "upload"
         ]
     assert netpol.denied(policies, upload, auth, 8080) == (
-        "the ingress of auth (NetworkPolicy rising-stars-auth) allows none"
+        "the ingress of auth (NetworkPolicy rising-stars-auth, "
+        "rising-stars-namespace-default-deny) allows none"
     )
 
 
