@@ -153,6 +153,9 @@ def main(spec_path: str) -> None:
     # may hide the pod's own directory (under /var/tmp); /proc/self/fd still reaches it.
     held = {m["source"]: os.open(m["source"], os.O_PATH) for m in spec["mounts"]}
     is_dir = {source: Path(source).is_dir() for source in held}
+    # The interpreter and the checkout must stay visible even below a volume's mount point (a
+    # checkout under /tmp, where the pod mounts its emptyDir): bound back inside the volume.
+    kept = {Path(p).resolve(): os.open(Path(p).resolve(), os.O_PATH) for p in spec["expose"]}
     for mount in sorted(spec["mounts"], key=lambda m: m["target"].count("/")):
         target = Path(mount["target"])
         if is_dir[mount["source"]]:
@@ -164,7 +167,11 @@ def main(spec_path: str) -> None:
         if mount["readOnly"]:
             _mount("none", str(target), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
         targets.append(str(target.resolve()))
-    for fd in held.values():
+        for path, fd in kept.items():
+            if target.resolve() in path.parents:
+                path.mkdir(parents=True, exist_ok=True)
+                _mount(f"/proc/self/fd/{fd}", str(path), None, _MS_BIND | _MS_REC)
+    for fd in [*held.values(), *kept.values()]:
         os.close(fd)
     if spec["readOnlyRootFilesystem"]:
         _read_only_root(targets)
