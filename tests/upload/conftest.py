@@ -107,6 +107,9 @@ def make_settings(upload_db: str, aws: Any, moto_url: str) -> Callable[..., Sett
             "upload_part_bytes": 5 * MiB,
             "upload_buffer_bytes": 20 * MiB,
             "db_pool_size": 60,
+            # Opening dozens of connections at once on a loaded 2-core machine can take longer
+            # than the production wait (5 s); the tests of that wait set their own.
+            "db_acquire_timeout_seconds": 30,
         }
         values.update(overrides)
         return Settings(**values)
