@@ -81,13 +81,14 @@ def settings_fields(service: str) -> set[str]:
 
 def required_fields(service: str) -> set[str]:
     """Variables without a default, for the service."""
-    return _required([c for c in _dataclasses(service) if not c.__name__.startswith("Migrate")])
+    return _required(_dataclasses(service))
 
 
-def migrate_required_fields(service: str) -> set[str]:
-    """Variables without a default for the service's `migrate` command (its Migrate* settings
-    class; none yet: nothing known beyond the database)."""
-    return _required([c for c in _dataclasses(service) if c.__name__.startswith("Migrate")])
+def migrate_required_fields() -> set[str]:
+    """Variables without a default for `migrate` (the kit's, the same for every service)."""
+    from risingstars.kit.db import MigrateSettings
+
+    return _required([MigrateSettings])
 
 
 def _required(chosen: list[type]) -> set[str]:

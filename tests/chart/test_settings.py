@@ -72,8 +72,7 @@ def test_migrations_get_the_database_and_nothing_else(renders, name):
             continue
         assert env_names(container) == MIGRATION_ENV, service
         assert "envFrom" not in container, f"{service} migrate gets AWS credentials"
-        # Where the service has its own migrate settings, they need no more than that.
-        assert service_settings.migrate_required_fields(service) <= MIGRATION_ENV, service
+        assert service_settings.migrate_required_fields() <= MIGRATION_ENV, service
 
 
 @pytest.mark.parametrize("name", SETS)

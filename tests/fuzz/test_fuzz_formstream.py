@@ -15,14 +15,7 @@ from fuzz.chunking import chunkings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from risingstars.upload.formstream import (
-    FormError,
-    FormStream,
-    PartData,
-    PartEnd,
-    PartStart,
-    boundary_of,
-)
+from risingstars.upload import formstream
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 MAX_PARTS = 5
@@ -66,23 +59,23 @@ def encode(parts: list[tuple[str, str | None, bytes]], boundary: bytes = BOUNDAR
 
 def read(chunks: list[bytes], *, max_header_bytes: int = 16 * 1024):
     """The parts the events describe, and whether the closing boundary was seen; or the error."""
-    stream = FormStream(BOUNDARY, max_header_bytes=max_header_bytes)
+    stream = formstream.FormStream(BOUNDARY, max_header_bytes=max_header_bytes)
     parts: list[list] = []
     open_part = False
     try:
         for chunk in chunks:
             for event in stream.feed(chunk):
-                if isinstance(event, PartStart):
+                if isinstance(event, formstream.PartStart):
                     assert not open_part, "a part started inside another"
                     parts.append([event.name, event.filename, bytearray()])
                     open_part = True
-                elif isinstance(event, PartData):
+                elif isinstance(event, formstream.PartData):
                     assert open_part, "data outside a part"
                     parts[-1][2] += event.data
-                elif isinstance(event, PartEnd):
+                elif isinstance(event, formstream.PartEnd):
                     assert open_part, "a part ended twice"
                     open_part = False
-    except FormError:
+    except formstream.FormError:
         return "error"
     return [(n, f, bytes(c)) for n, f, c in parts], stream.finished
 
@@ -128,8 +121,8 @@ def test_header_budget_holds_in_any_chunking(budget: int, data) -> None:
     [None, "", "text/plain", "multipart/form-data", "multipart/form-data; boundary=" + "b" * 201],
 )
 def test_unusable_content_types_are_form_errors(content_type) -> None:
-    with pytest.raises(FormError):
-        boundary_of(content_type)
+    with pytest.raises(formstream.FormError):
+        formstream.boundary_of(content_type)
 
 
 PREAMBLES = [b"\n\x00", b"\r\n\r\n--" + BOUNDARY, b"preamble\r\n--" + BOUNDARY]

@@ -36,9 +36,7 @@ class Emulator(kmock.KubernetesEmulator):
 
 
 def declare(api: kmock.KubernetesEmulator) -> None:
-    """The resources the operator reads and writes, and what its tests create. kopf discovers
-    namespaces and CRDs (never reads them: scanning is off) and silently watches nothing
-    unless they are declared."""
+    """The resources the operator reads and writes, and what its tests create."""
     info = kmock.ResourceInfo
     api.resources[QUEUESCALERS] = info(
         kind="QueueScaler",
@@ -63,6 +61,13 @@ def declare(api: kmock.KubernetesEmulator) -> None:
     api.resources[EVENTS] = info(
         kind="Event", singular="event", namespaced=True, verbs={"list", "create"}
     )
+    declare_discovery(api)
+
+
+def declare_discovery(api: kmock.KubernetesEmulator) -> None:
+    """What kopf discovers before it watches anything: namespaces and CRDs (it never reads
+    them while scanning is off, but watches nothing unless they are declared)."""
+    info = kmock.ResourceInfo
     api.resources["v1/namespaces"] = info(
         kind="Namespace", singular="namespace", namespaced=False, verbs={"list", "watch", "get"}
     )

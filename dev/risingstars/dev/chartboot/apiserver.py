@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from risingstars.dev.chartboot.manifests import CHART
+from risingstars.dev.kube_api import Emulator, declare_discovery
 
 _CORE = {
     "apps/v1/deployments": ("Deployment", "deployment", {"scale", "status"}),
@@ -64,17 +65,6 @@ def self_signed(addr: str, names: list[str], directory: Path) -> tuple[Path, Pat
     return crt, pem
 
 
-class _Emulator(kmock.KubernetesEmulator):
-    """Names from metadata.generateName (kopf's Events), as the API server makes them up."""
-
-    async def _handle(self, request: kmock.Request) -> Any:
-        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
-            meta = request.data.setdefault("metadata", {})
-            if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:10]}"
-        return await super()._handle(request)
-
-
 def _resources(api: kmock.KubernetesEmulator, crds: list[dict]) -> None:
     info = kmock.ResourceInfo
     verbs = {"list", "watch", "get", "create", "patch", "update", "delete"}
@@ -82,15 +72,7 @@ def _resources(api: kmock.KubernetesEmulator, crds: list[dict]) -> None:
         api.resources[path] = info(
             kind=kind, singular=singular, namespaced=True, verbs=verbs, subresources=subs
         )
-    api.resources["v1/namespaces"] = info(
-        kind="Namespace", singular="namespace", namespaced=False, verbs={"list", "watch", "get"}
-    )
-    api.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = info(
-        kind="CustomResourceDefinition",
-        singular="customresourcedefinition",
-        namespaced=False,
-        verbs={"list", "watch", "get"},
-    )
+    declare_discovery(api)
     for crd in crds:
         spec = crd["spec"]
         for version in spec["versions"]:
@@ -148,7 +130,7 @@ class APIServer:
         ctx.load_cert_chain(self.cert, self.key)
         self._stop = asyncio.Event()
         trust = ssl.create_default_context(cafile=str(self.cert))
-        async with _Emulator() as api:
+        async with Emulator() as api:
             _resources(api, chart_crds())
             self.api = api
             runner = aiohttp.web.ServerRunner(aiohttp.web.Server(api))

@@ -18,6 +18,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+
 PREFIX = "rscb"
 # Work directories (pod volumes, logs); not /tmp, which pods mount their own /tmp over.
 WORK_ROOT = "/var/tmp"  # noqa: S108
@@ -46,16 +48,6 @@ def ip(*args: str, ns: str | None = None) -> None:
         raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _delete_namespace(name: str) -> None:
     pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
     for pid in pids.split():
@@ -76,14 +68,14 @@ def clean_stale() -> list[str]:
     # Work directories of the harness (/var/tmp/rscb-<pid>-*: pod volumes, logs).
     for path in Path(WORK_ROOT).glob(f"{PREFIX}-*"):
         pid = path.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
     removed = []
     for name in sorted(names):
         parts = name.split("-")
         if len(parts) < 3 or parts[0] != PREFIX or not parts[1].isdigit():
             continue
-        if _alive(int(parts[1])):
+        if psutil.pid_exists(int(parts[1])):
             continue
         _delete_namespace(name)
         removed.append(name)

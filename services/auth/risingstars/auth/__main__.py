@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -19,15 +18,6 @@ def _serve() -> None:
     config = settings.load()
     logs.setup(SERVICE, config.log_level)
     serve(create_app(config), config)
-
-
-def _migrate() -> None:
-    from risingstars.auth.app import MIGRATIONS, SERVICE
-
-    config = settings.load_migrate()
-    logs.setup(SERVICE, config.log_level)
-    applied = asyncio.run(db.migrate(config.database_url, SERVICE, MIGRATIONS))
-    print(f"auth: {len(applied)} migration(s) applied", file=sys.stderr)
 
 
 def _genkey(directory: Path, if_empty: bool) -> None:
@@ -53,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "genkey":
             _genkey(args.directory, args.if_empty)
         elif args.command == "migrate":
-            _migrate()
+            from risingstars.auth.app import MIGRATIONS, SERVICE
+
+            db.run_migrations(SERVICE, MIGRATIONS)
         else:
             _serve()
     except (SettingsError, keys.SigningKeyError) as exc:

@@ -46,17 +46,5 @@ class Settings(HTTPSettings, TokenSettings):
             raise ValueError("REFRESH_TOKEN_GRACE_SECONDS must be between 0 and 60")
 
 
-@dataclasses.dataclass(frozen=True)
-class MigrateSettings:
-    """`migrate` needs only the database: a migration job carries no signing keys."""
-
-    database_url: str
-    log_level: str = "info"
-
-
 def load() -> Settings:
     return kit_settings.load(Settings)
-
-
-def load_migrate() -> MigrateSettings:
-    return kit_settings.load(MigrateSettings)

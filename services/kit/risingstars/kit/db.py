@@ -8,14 +8,17 @@ at most `acquire_timeout` seconds: a pool exhausted by slow requests answers 503
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import logging
+import sys
 from pathlib import Path
 
 import asyncpg
 import asyncpg.pool
 
-from risingstars.kit import errors
+from risingstars.kit import errors, logs, settings
 
 log = logging.getLogger("risingstars.db")
 
@@ -155,6 +158,22 @@ async def migrate(dsn: str, service: str, directory: Path) -> list[str]:
     finally:
         await conn.close()
     return applied_now
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrateSettings:
+    """All a migration job reads: it carries no keys, storage or queue settings."""
+
+    database_url: str
+    log_level: str = "info"
+
+
+def run_migrations(service: str, directory: Path) -> None:
+    """`python -m risingstars.<service> migrate`; raises `SettingsError` on bad settings."""
+    config = settings.load(MigrateSettings)
+    logs.setup(service, config.log_level)
+    applied = asyncio.run(migrate(config.database_url, service, directory))
+    print(f"{service}: {len(applied)} migration(s) applied", file=sys.stderr)
 
 
 async def ping(pool: asyncpg.Pool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -34,13 +33,6 @@ def _worker() -> None:
     serve(create_worker(config), config)
 
 
-def _migrate() -> None:
-    config = settings.load_migrate()
-    logs.setup(SERVICE, config.log_level)
-    applied = asyncio.run(db.migrate(config.database_url, SERVICE, MIGRATIONS))
-    print(f"upload: {len(applied)} migration(s) applied", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m risingstars.upload")
     commands = parser.add_subparsers(dest="command")
@@ -52,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "migrate":
-            _migrate()
+            db.run_migrations(SERVICE, MIGRATIONS)
         elif args.command == "worker":
             _worker()
         else:

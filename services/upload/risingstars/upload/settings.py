@@ -109,17 +109,5 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
         )
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class MigrateSettings:
-    """All `migrate` needs: no keys, storage or queues."""
-
-    database_url: str
-    log_level: str = "info"
-
-
 def load() -> Settings:
     return kit_settings.load(Settings)
-
-
-def load_migrate() -> MigrateSettings:
-    return kit_settings.load(MigrateSettings)
