@@ -75,6 +75,32 @@ async def test_public_videos_pages_and_filters_by_city_ignoring_case_and_accents
     assert (await svc.client.get("/api/public/videos?city=Cali")).json() == []
 
 
+async def test_public_videos_follow_the_next_link_to_any_depth(svc) -> None:
+    ids = [await _seed(svc, f"u{i}", f"p{i}", "Bogotá" if i % 2 else "Cali") for i in range(7)]
+    for query, expected in (
+        ({"limit": 2}, ids[::-1]),
+        ({"limit": 3, "city": "BOGOTA"}, [i for i in ids[::-1] if ids.index(i) % 2]),
+    ):
+        seen, pages, response = [], 0, await svc.client.get("/api/public/videos", params=query)
+        while True:
+            assert response.status_code == 200
+            seen += [v["video_id"] for v in response.json()]
+            pages += 1
+            if "next" not in response.links:
+                break
+            assert pages <= len(ids), "the pages never end"
+            response = await svc.client.get(response.links["next"]["url"])
+        assert seen == expected
+        assert pages == -(-len(expected) // query["limit"]) + (len(expected) % query["limit"] == 0)
+
+
+@pytest.mark.parametrize("after", ["x", "bm90IGEgY3Vyc29y", "MjAyNi0xMS0zMHxub3QtYS11dWlk"])
+async def test_public_videos_refuse_a_bad_cursor(svc, after: str) -> None:
+    response = await svc.client.get("/api/public/videos", params={"after": after})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Parámetro inválido: after"
+
+
 @pytest.mark.parametrize(
     "query",
     ["limit=0", "limit=101", "limit=abc", "offset=-1", "offset=x", "city=", "city=%20%20",

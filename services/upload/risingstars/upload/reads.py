@@ -4,6 +4,8 @@ the contract says, with its download links. The reads of the service; the writes
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime
 import uuid
 from typing import Any
@@ -15,7 +17,7 @@ from risingstars.upload import messages, queries
 from risingstars.upload.storage import Links
 
 # Deep offsets make PostgreSQL walk and drop every row before them (finding 10.20): public pages
-# go this deep at most; further is what the `city` filter is for.
+# go this deep at most by offset; deeper pages follow the `after` cursor.
 PUBLIC_MAX_OFFSET = 1000
 
 
@@ -76,15 +78,52 @@ async def _processed(links: Links, row: asyncpg.Record, column: str) -> str | No
     return await links.media_url(row[column])
 
 
+@dataclasses.dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    # The cursor of the next page (`after`), or None on the last one.
+    after: str | None
+
+
+def cursor(processed_at: datetime.datetime, video_id: uuid.UUID) -> str:
+    raw = f"{processed_at.isoformat()}|{video_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _position(after: str) -> tuple[datetime.datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
+        moment, video_id = raw.split("|")
+        parsed = datetime.datetime.fromisoformat(moment)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(video_id)
+    except ValueError as exc:  # also binascii.Error and UnicodeDecodeError
+        raise errors.Invalid(messages.INVALID_CURSOR) from exc
+
+
 async def public_videos(
-    pool: asyncpg.Pool, links: Links, limit: int, offset: int, city: str | None
-) -> list[dict[str, Any]]:
-    """Processed videos, newest first; `city` is a city key (`text.city_key`)."""
-    if city is None:
+    pool: asyncpg.Pool,
+    links: Links,
+    limit: int,
+    offset: int,
+    city: str | None,
+    after: str | None = None,
+) -> Page:
+    """Processed videos, newest first; `city` is a city key (`text.city_key`). A page is
+    chosen by `offset` (shallow pages) or by `after`, the cursor of the page before (any
+    depth); a full page names the cursor of the next one."""
+    if after is not None:
+        moment, video_id = _position(after)
+        if city is None:
+            rows = await pool.fetch(queries.PUBLIC_AFTER, limit, moment, video_id)
+        else:
+            rows = await pool.fetch(queries.PUBLIC_AFTER_CITY, limit, moment, video_id, city)
+    elif city is None:
         rows = await pool.fetch(queries.PUBLIC_LIST, limit, offset)
     else:
         rows = await pool.fetch(queries.PUBLIC_LIST_CITY, limit, offset, city)
-    return [
+    items = [
         {
             "video_id": str(r["id"]),
             "title": r["title"],
@@ -95,3 +134,5 @@ async def public_videos(
         }
         for r in rows
     ]
+    last = rows[-1] if len(rows) == limit else None
+    return Page(items, cursor(last["processed_at"], last["id"]) if last else None)

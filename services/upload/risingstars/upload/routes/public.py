@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from risingstars.upload import messages, reads, schemas, votes
 from risingstars.upload.deps import Runtime, User, VideoId
@@ -27,11 +28,24 @@ def _city(city: str | None) -> str | None:
 @router.get("/videos", response_model=list[schemas.PublicVideo], responses=schemas.errors(400))
 async def public_videos(
     rt: Runtime,
+    request: Request,
+    response: Response,
     limit: int = Query(20, ge=1, le=100),
     offset: int = Query(0, ge=0, le=reads.PUBLIC_MAX_OFFSET),
     city: str | None = Query(None, min_length=1, max_length=CITY_MAX),
+    after: str | None = Query(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Extension: the cursor of the page before, from its `Link: rel=next` "
+        "header; pages at any depth (offset stops at 1000).",
+    ),
 ) -> Any:
-    return await reads.public_videos(rt.pool, rt.links, limit, offset, _city(city))
+    page = await reads.public_videos(rt.pool, rt.links, limit, offset, _city(city), after)
+    if page.after is not None:
+        query = {"limit": limit, "after": page.after} | ({"city": city} if city else {})
+        response.headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+    return page.items
 
 
 @router.post(
