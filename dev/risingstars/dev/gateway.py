@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 
@@ -27,18 +28,34 @@ _HOP = {
 # connections) queued the 101st concurrent upload behind the others. Each upload holds one
 # upstream connection for its whole duration; 1,000 covers the client's 300-user plan three
 # times over (the services' own limits answer 503/429 well before).
-LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+# An idle upstream connection is dropped here well before the service drops it (uvicorn's
+# keep-alive, KEEPALIVE_SECONDS: 75 s), so the gateway never sends a request on a connection the
+# service is closing at that moment (the keep-alive race); a service that closes early anyway
+# (stopping) is covered by the retry below.
+KEEPALIVE_SECONDS = 30
+LIMITS = httpx.Limits(
+    max_connections=1000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_SECONDS
+)
 # A link-limited upload of 100 MB at 130 KB/s takes ~13 minutes, and a service holding back a
 # body (back-pressure) stops reading for a while: write and read waits are generous but bounded
 # (UPLOAD_DEADLINE_SECONDS bounds an upload in the service); a free connection is found at once
 # or never.
 TIMEOUT = httpx.Timeout(connect=5, read=900, write=900, pool=30)
+# A service restarting (make run has one instance of each) refuses connections for a few
+# seconds: a request is tried again after these pauses before the client gets 503 + Retry-After.
+RETRY_PAUSES = (0.2, 0.5, 1.0)
+RETRY_AFTER_SECONDS = 2
+UNAVAILABLE = "Servicio no disponible temporalmente. Intente de nuevo más tarde."
+_IDEMPOTENT = {"GET", "HEAD", "OPTIONS"}
 
 
 class Gateway:
-    def __init__(self, routes: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self, routes: Sequence[tuple[str, str]], retry_pauses: Sequence[float] = RETRY_PAUSES
+    ) -> None:
         # Longest prefix first, as ingress controllers match.
         self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
+        self.retry_pauses = tuple(retry_pauses)
         self.client = httpx.AsyncClient(
             timeout=TIMEOUT, limits=LIMITS, follow_redirects=False, trust_env=False
         )
@@ -82,27 +99,48 @@ class Gateway:
             k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"]
         )
 
+        sent_body = False
+
         async def body() -> AsyncIterator[bytes]:
+            nonlocal sent_body
             while True:
                 message: Message = await receive()
                 if message["type"] == "http.disconnect":
                     return
+                sent_body = True
                 yield message.get("body", b"")
                 if not message.get("more_body", False):
                     return
 
-        request = self.client.build_request(
-            scope["method"], url, headers=headers, content=body() if has_body else None
-        )
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.PoolTimeout:
-            # Every upstream connection busy: the gateway itself is full, say when to come back.
-            await _json(send, 503, {"detail": "Servicio saturado, intente de nuevo"}, retry=5)
-            return
-        except httpx.HTTPError as exc:
-            await _json(send, 502, {"detail": f"Servicio no disponible: {type(exc).__name__}"})
-            return
+        method = scope["method"]
+        pauses = iter(self.retry_pauses)
+        while True:
+            request = self.client.build_request(
+                method, url, headers=headers, content=body() if has_body else None
+            )
+            try:
+                response = await self.client.send(request, stream=True)
+                break
+            except httpx.PoolTimeout:
+                # Every upstream connection busy: the gateway itself is full.
+                await _json(send, 503, _unavailable("Servicio saturado, intente de nuevo"), 5)
+                return
+            except (httpx.ReadTimeout, httpx.WriteTimeout):
+                detail = "El servicio no respondió a tiempo. Intente de nuevo más tarde."
+                await _json(send, 504, {"detail": detail, "code": "timeout"})
+                return
+            except httpx.TransportError as exc:
+                # Refused (the service is restarting): nothing reached it, any request may go
+                # again. Closed before an answer (a service stopping, or an idle connection it
+                # closed as it was reused): it may have acted, so only a GET or HEAD goes again.
+                again = isinstance(exc, httpx.ConnectError) or (
+                    method in _IDEMPOTENT and not sent_body
+                )
+                pause = next(pauses, None) if again else None
+                if pause is None:
+                    await _json(send, 503, _unavailable(UNAVAILABLE), RETRY_AFTER_SECONDS)
+                    return
+                await asyncio.sleep(pause)
         try:
             await send(
                 {
@@ -116,6 +154,11 @@ class Gateway:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()
+
+
+def _unavailable(detail: str) -> dict[str, str]:
+    # The services' own error shape (kit/errors.py), so a client handles one kind of 503.
+    return {"detail": detail, "code": "unavailable"}
 
 
 async def _json(send: Send, status: int, payload: dict, retry: int | None = None) -> None:

@@ -6,13 +6,15 @@
 - a signing key generated once under .dev/keys; migrations applied;
 - every service built so far (and the upload worker, its own process), and a gateway on
   http://localhost:8080 routing like the ingress.
-Ctrl-C stops everything.
+Ctrl-C stops everything; so does killing this process, even with SIGKILL (its children get
+SIGTERM from the kernel when it dies: PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import datetime
 import importlib.util
 import json
@@ -59,6 +61,28 @@ ROUTES = [
 ]
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_runner() -> None:
+    # Runs in the child before exec. The kernel signals the child when the thread that started
+    # it ends: asyncio starts children from the loop's (main) thread, which lives as long as we do.
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def spawn(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python <args>` as a child that dies with this process, its output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=_die_with_runner,
+    )
+
+
 def say(service: str, text: str) -> None:
     stamp = datetime.datetime.now().strftime("%H:%M:%S")
     print(f"\033[{COLORS.get(service, 37)}m{stamp} {service:<9}\033[0m {text}", flush=True)
@@ -93,15 +117,7 @@ async def pump(service: str, stream: asyncio.StreamReader) -> None:
 
 
 async def run_once(service: str, args: list[str], env: dict[str, str]) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        f"risingstars.{service}",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await spawn(["-m", f"risingstars.{service}", *args], env)
     await pump(service, proc.stdout)
     if await proc.wait() != 0:
         raise RuntimeError(f"risingstars.{service} {' '.join(args)} failed")
@@ -202,14 +218,8 @@ async def main() -> None:
             for name, command in EXTRA_PROCESSES.get(service, [])
         ]
         for service, name, args in processes:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                f"risingstars.{service}",
-                *args,
-                env=service_env(service, env, name),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+            proc = await spawn(
+                ["-m", f"risingstars.{service}", *args], service_env(service, env, name)
             )
             procs.append(proc)
             pumps.append(asyncio.create_task(pump(name, proc.stdout)))

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-OUTCOMES = ("processed", "reused", "rejected", "retried", "failed", "handed_back", "malformed")
+OUTCOMES = (
+    "processed",
+    "reused",
+    "rejected",
+    "retried",
+    "failed",
+    "handed_back",
+    "malformed",
+    "no_space",
+)
 
 JOBS = Counter("processor_jobs_total", "Job attempts finished, by outcome", ["outcome"])
 JOB_SECONDS = Histogram(

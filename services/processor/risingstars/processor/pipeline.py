@@ -21,7 +21,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from risingstars.jobs import Job, Processed, Reason
 from risingstars.processor import media, metrics, scratch
-from risingstars.processor.failures import Gone, Rejected, Transient
+from risingstars.processor.failures import (
+    Gone,
+    NoScratchSpace,
+    Rejected,
+    Transient,
+    ffmpeg_out_of_space,
+    no_space,
+)
 from risingstars.processor.settings import Settings
 
 log = logging.getLogger("risingstars.processor.pipeline")
@@ -81,11 +88,16 @@ class Pipeline:
         existing = await self._existing(job, etag)
         if existing is not None:
             return Result(existing, reused=True)
-        workdir = scratch.job_dir(self.settings.work_dir)
         try:
-            return Result(await self._make(job, etag, size, workdir), reused=False)
-        finally:
-            await asyncio.to_thread(scratch.remove, workdir)
+            workdir = scratch.job_dir(self.settings.work_dir)
+            try:
+                return Result(await self._make(job, etag, size, workdir), reused=False)
+            finally:
+                await asyncio.to_thread(scratch.remove, workdir)
+        except OSError as exc:
+            if no_space(exc):
+                raise NoScratchSpace("no space left in WORK_DIR") from exc
+            raise
 
     async def _source(self, job: Job) -> tuple[str, int]:
         try:
@@ -154,6 +166,8 @@ class Pipeline:
         result = await encoding
         elapsed = time.monotonic() - started
         if result.returncode != 0:
+            if ffmpeg_out_of_space(result.stderr_tail):
+                raise NoScratchSpace("no space left in WORK_DIR while encoding")
             raise media.describe_failure(result, "encoding", video_id=job.video_id)
         if video.stat().st_size >= self.settings.max_output_bytes:
             # ffmpeg stopped writing at the limit (-fs): the picture itself is that costly.
@@ -217,6 +231,8 @@ class Pipeline:
                 raise _source_missing() from exc
             raise _storage_error(exc, "downloading the original") from exc
         except (BotoCoreError, aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+            if no_space(exc):  # our disk, not the storage
+                raise NoScratchSpace("no space left in WORK_DIR for the original") from exc
             raise _storage_error(exc, "downloading the original") from exc
         if received != size:
             raise Transient(f"incomplete download of the original: {received} of {size} bytes")

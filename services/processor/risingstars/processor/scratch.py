@@ -22,6 +22,11 @@ def job_dir(root: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-{_INSTANCE}-", dir=root))
 
 
+def free_bytes(root: str) -> int:
+    stat = os.statvfs(root)
+    return stat.f_bavail * stat.f_frsize
+
+
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 

@@ -8,7 +8,11 @@ Failure handling, per attempt (events carry a `Reason` code, see failures.py):
   message deleted (a retry cannot help, and the dead-letter queue is for what a person must see);
 - anything else: the message comes back after an exponential backoff; on the last attempt a
   `failed` event is published and the message is released, so the queue's redrive policy moves
-  it to the dead-letter queue on its next receive.
+  it to the dead-letter queue on its next receive;
+- WORK_DIR full (NoScratchSpace): this worker's problem, never the video's. The message comes
+  back after the backoff (to any worker; on its last delivery as a fresh copy, so the redrive
+  policy never sends it to the dead-letter queue), and this worker is not ready and receives
+  nothing until its scratch has more room than when it filled up (or RETRY_MAX_SECONDS passed).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from risingstars import jobs
 from risingstars.jobs import Failed, Job, Reason
 from risingstars.kit.app import Lifecycle
 from risingstars.processor import metrics, scratch
-from risingstars.processor.failures import Gone, Rejected, TimedOut, Transient
+from risingstars.processor.failures import Gone, NoScratchSpace, Rejected, TimedOut, Transient
 from risingstars.processor.pipeline import Pipeline
 from risingstars.processor.settings import Settings
 
@@ -77,6 +81,8 @@ class Worker:
         self._loop_task: asyncio.Task | None = None
         self._watch_task: asyncio.Task | None = None
         self._receive_failures = 0
+        # (free bytes, monotonic time) when a job last met a full WORK_DIR; None when it has room.
+        self._scratch_full: tuple[int, float] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -127,6 +133,8 @@ class Worker:
             raise RuntimeError("worker loop is not running")
         if self._receive_failures >= _READINESS_RECEIVE_FAILURES:
             raise RuntimeError("jobs queue unreachable")
+        if self._scratch_full is not None:
+            raise RuntimeError("scratch disk (WORK_DIR) full")
 
     @property
     def running(self) -> int:
@@ -178,6 +186,9 @@ class Worker:
             if free <= 0:
                 await self._wait_for_slot()
                 continue
+            if self._scratch_full is not None:
+                await self._wait_for_room()
+                continue
             received = await self._receive(min(free, _SQS_MAX_BATCH))
             if self._stop.is_set():
                 for message in received:
@@ -194,6 +205,20 @@ class Worker:
             await asyncio.wait({stopping, *self._jobs}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
+
+    async def _wait_for_room(self) -> None:
+        assert self._scratch_full is not None
+        free_then, since = self._scratch_full
+        root = self.settings.work_dir
+        while not self._stop.is_set():
+            if await asyncio.to_thread(scratch.free_bytes, root) > free_then:
+                break
+            if time.monotonic() - since > self.settings.retry_max_seconds:
+                break  # nothing changed here: try again rather than stay idle for ever
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 1.0)
+        self._scratch_full = None
+        log.info("receiving again after a full scratch disk")
 
     async def _receive(self, count: int) -> list[dict[str, Any]]:
         # Not cancelled when stopping: a message delivered to an abandoned long poll would stay
@@ -275,6 +300,8 @@ class Worker:
                 detail = f"{exc.detail} on {attempt} attempts"
                 event, outcome = _failed(job, "rejected", Reason.TOO_SLOW, detail), "rejected"
             await self._publish(event)
+        except NoScratchSpace as exc:
+            return await self._no_space(body, attempt, exc, extra)
         except Exception as exc:
             return await self._retry_or_fail(job, attempt, exc)
         log.info("job finished", extra={**extra, "outcome": outcome, "event": event})
@@ -303,6 +330,33 @@ class Worker:
         if self.dead_letter_queue:
             return _Settle("failed", visibility=0)
         return _Settle("failed", delete=True)
+
+    async def _no_space(
+        self, body: str, attempt: int, exc: NoScratchSpace, extra: dict[str, Any]
+    ) -> _Settle:
+        free = await asyncio.to_thread(scratch.free_bytes, self.settings.work_dir)
+        self._scratch_full = (free, time.monotonic())
+        delay = backoff_seconds(
+            attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds
+        )
+        log.warning(
+            "scratch disk full: job handed back, not counted against the video",
+            extra={**extra, "detail": exc.detail, "free_bytes": free, "retry_in_s": delay},
+        )
+        if attempt >= self.max_attempts and self.dead_letter_queue:
+            # Its next receive would move it to the dead-letter queue (a failed video): send
+            # a fresh copy instead. Should the delete fail, the copy finds the output (reused).
+            try:
+                await self.sqs.send_message(
+                    QueueUrl=self.settings.jobs_queue_url,
+                    MessageBody=body,
+                    DelaySeconds=min(delay, 900),
+                )
+            except Exception as send_exc:
+                log.warning("could not requeue the job", extra={**extra, "error": repr(send_exc)})
+            else:
+                return _Settle("no_space", delete=True)
+        return _Settle("no_space", visibility=delay)
 
     async def _malformed(self, exc: jobs.InvalidMessage, body: str) -> _Settle:
         log.error("malformed job message", extra={"reason": exc.reason, "body": body[:1000]})

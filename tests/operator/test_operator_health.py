@@ -1,0 +1,64 @@
+"""The operator's liveness endpoint (kopf's /healthz, what the chart's probes call) reports
+whether the operator can use the Kubernetes API: 200 against the (emulated) API server, 500
+while it cannot log in (kopf alone answers 200 then, retrying its login every minute while it
+does nothing), so Kubernetes restarts it. (Credentials the API server refuses make kopf stop
+on its own: "Ran out of valid credentials", the process exits.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from risingstars.dev.infra import free_port
+
+
+@contextlib.asynccontextmanager
+async def operator(kubeconfig: Path, namespace: str, moto_url: str) -> AsyncIterator[str]:
+    """`python -m risingstars.operator` as the chart runs it; yields its /healthz URL."""
+    health_port = free_port()
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "WATCH_NAMESPACES": namespace,
+        "METRICS_PORT": str(free_port()),
+        "HEALTH_PORT": str(health_port),
+        "AWS_ENDPOINT_URL": moto_url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "risingstars.operator"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{health_port}/healthz"
+        assert proc.poll() is None, f"the operator exited with {proc.returncode}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+
+
+async def _answers(url: str, code: int) -> bool:
+    async with httpx.AsyncClient(timeout=5) as http:
+        try:
+            return (await http.get(url)).status_code == code
+        except httpx.HTTPError:
+            return False
+
+
+async def test_liveness_fails_while_the_operator_cannot_log_in(
+    cluster, kubeconfig, namespace, moto_url, wait_for, tmp_path
+):
+    async with operator(kubeconfig, namespace, moto_url) as healthz:
+        await wait_for(lambda: _answers(healthz, 200), "healthy with the API", timeout=60)
+    missing = tmp_path / "no-kubeconfig"  # and no service account token: login fails
+    async with operator(missing, namespace, moto_url) as healthz:
+        await wait_for(lambda: _answers(healthz, 500), "unhealthy without a login", timeout=60)
