@@ -90,7 +90,8 @@ async def test_the_position_counts_down_as_the_jobs_ahead_finish(service, clips,
         # An older processor's event, without a service time, leaves the mean alone.
         await _finish(svc, sqs, tools, mine[1], None)
         await _until(svc, tools, mine, [None, None, place(0, 30)], headers)
-        assert await svc.sql("SELECT service_seconds FROM videos WHERE id = $1::uuid", mine[1]) is None
+        unmeasured = "SELECT service_seconds FROM videos WHERE id = $1::uuid"
+        assert await svc.sql(unmeasured, mine[1]) is None
 
         await _finish(svc, sqs, tools, mine[2], 30)
         await _until(svc, tools, mine, [None, None, None], headers)
