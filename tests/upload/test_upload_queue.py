@@ -43,9 +43,7 @@ async def _queues(svc, video_ids: list[str], headers: dict | None = None) -> lis
     """Each video's `queue` field, as its detail answers it."""
     places = []
     for video_id in video_ids:
-        response = await svc.client.get(
-            f"/api/videos/{video_id}", headers=headers or svc.headers()
-        )
+        response = await svc.client.get(f"/api/videos/{video_id}", headers=headers or svc.headers())
         assert response.status_code == 200
         places.append(response.json()["queue"])
     return places
