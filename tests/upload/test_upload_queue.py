@@ -5,38 +5,18 @@ jobs in flight, and a poll reads the replica's snapshot, never the database's qu
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from risingstars.upload import queries
 
 
-def _events_consumed(sqs: Any, url: str) -> bool:
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return attrs["ApproximateNumberOfMessages"] == attrs[
-        "ApproximateNumberOfMessagesNotVisible"
-    ] == "0"  # fmt: skip
-
-
 async def _finish(svc, sqs, tools, video_id: str, service_seconds: float | None) -> None:
     """The processor's `processed` event for a video (an older processor's, without the service
     time, when `service_seconds` is None), applied by the worker."""
-    event: dict[str, Any] = {
-        "type": "processed",
-        "video_id": video_id,
-        "processed_key": f"processed/{video_id}.mp4",
-        "thumbnail_key": f"processed/{video_id}.jpg",
-        "duration_seconds": 30.0,
-        "size_bytes": 1234,
-    }
+    event = tools.processed_event(video_id)
     if service_seconds is not None:
         event |= {"service_seconds": service_seconds, "version": 1}
-    url = svc.settings.events_queue_url
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
-    await tools.eventually(lambda: _events_consumed(sqs, url), what="the event applied")
+    await tools.send_events(svc, sqs, event)
 
 
 async def _queues(svc, video_ids: list[str], headers: dict | None = None) -> list[Any]:
