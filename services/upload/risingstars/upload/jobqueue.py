@@ -8,8 +8,8 @@ says whether it still waits: a video processed since the last refresh answers `q
 once; the positions of the others lag by at most one refresh.
 
 - position: the videos waiting ahead of this one, in the order their jobs were queued (the
-  upload's commit, which sends the job right after it): 0 is being processed or next. A video
-  newer than the snapshot is behind everything in it.
+  upload's time, the job being sent right after its commit): 0 is being processed or next. A
+  video newer than the snapshot is behind everything in it.
 - eta_seconds: (position + 1) × S ÷ P, where S is the mean service time of the newest
   QUEUE_SERVICE_WINDOW processed videos (what the processor measured, `service_seconds` in its
   events) and P the jobs being processed now (the jobs queue's in-flight messages; at least 1:
@@ -23,10 +23,11 @@ once; the positions of the others lag by at most one refresh.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
+import datetime
 import logging
 import math
-import uuid
 from typing import Any
 
 import asyncpg
@@ -36,19 +37,28 @@ from risingstars.upload import queries
 log = logging.getLogger("risingstars.upload.jobqueue")
 
 WAITING = frozenset({"uploaded", "processing"})
-# A snapshot holds at most this many waiting videos (about 100 bytes each); a video behind
-# them is told it has at least this many ahead.
+# A snapshot holds at most this many waiting videos (an integer each); a video behind them is
+# told it has at least this many ahead.
 MAX_TRACKED = 50_000
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+def micros(moment: datetime.datetime) -> int:
+    """A timestamp as the whole microseconds since the epoch, exactly as QUEUE_STATE gives it."""
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    positions: dict[uuid.UUID, int]
+    # When each waiting video was queued (`micros`), oldest first: a video's position is the
+    # number queued before it, found by bisection.
+    queued: list[int]
     mean_service_seconds: float | None
     in_flight: int
 
-    def place(self, video_id: uuid.UUID) -> dict[str, int | None]:
-        position = self.positions.get(video_id, len(self.positions))
+    def place(self, uploaded_at: datetime.datetime) -> dict[str, int | None]:
+        position = bisect.bisect_left(self.queued, micros(uploaded_at))
         eta = None
         if self.mean_service_seconds is not None:
             processors = max(1, self.in_flight)
@@ -76,20 +86,21 @@ class JobQueue:
         self.snapshot: Snapshot | None = None
         self.refreshes = 0
 
-    def place(self, video_id: uuid.UUID, status: str) -> dict[str, int | None] | None:
-        """The `queue` field of a video in `status`: None once it no longer waits."""
+    def place(self, status: str, uploaded_at: datetime.datetime) -> dict[str, int | None] | None:
+        """The `queue` field of a video (its row's status and upload time): None once it no
+        longer waits."""
         if status not in WAITING:
             return None
         if self.snapshot is None:  # not read yet (the database was down since start-up)
             return {"position": None, "eta_seconds": None}
-        return self.snapshot.place(video_id)
+        return self.snapshot.place(uploaded_at)
 
     async def refresh(self) -> Snapshot:
         row = await self.pool.fetchrow(queries.QUEUE_STATE, MAX_TRACKED, self.service_window)
         in_flight = await self._in_flight()
         mean = row["mean_service_seconds"]
         self.snapshot = Snapshot(
-            positions={video_id: n for n, video_id in enumerate(row["waiting"])},
+            queued=row["waiting"],
             mean_service_seconds=None if mean is None else float(mean),
             in_flight=in_flight,
         )

@@ -39,7 +39,7 @@ async def own_videos(
             "processed_at": iso(r["processed_at"]),
             "processed_url": await _processed(links, r, "processed_key"),
             # Extension.
-            "queue": queue.place(r["id"], r["status"]),
+            "queue": queue.place(r["status"], r["uploaded_at"]),
         }
         for r in rows
     ]
@@ -70,7 +70,7 @@ async def own_video(
         "duration_seconds": row["duration_seconds"],
         "width": row["width"],
         "height": row["height"],
-        "queue": queue.place(row["id"], row["status"]),
+        "queue": queue.place(row["status"], row["uploaded_at"]),
     }
 
 
