@@ -3,9 +3,9 @@
 Clients poll a video every few seconds while it waits, so nothing here costs a request a query:
 each API replica keeps a snapshot of the queue, refreshed every QUEUE_REFRESH_SECONDS by one
 background task (one SQL query and one SQS call per refresh, whatever the traffic), and a
-request finds its video's place in it by bisection on the upload time its row already gave. The video's own row, which the request reads anyway,
-says whether it still waits: a video processed since the last refresh answers `queue: null` at
-once; the positions of the others lag by at most one refresh.
+request finds its video's place in it by bisection on the upload time of the video's row, which
+it reads anyway. That row also says whether the video still waits: one processed since the last
+refresh answers `queue: null` at once; the positions of the others lag by at most one refresh.
 
 - position: the videos waiting ahead of this one, in the order their jobs were queued (the
   upload's time, the job being sent right after its commit): 0 is being processed or next. A
