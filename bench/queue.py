@@ -14,19 +14,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import asyncpg
 import httpx
 
+from bench._servers import servers
 from bench.upload import Service, service_env
 from risingstars.dev import infra
-from risingstars.dev.tokens import TokenFactory, serve_jwks
 from risingstars.upload import queries
 from risingstars.upload.jobqueue import MAX_TRACKED
 
@@ -113,58 +110,50 @@ async def query_ms(conn: asyncpg.Connection, query: str, *args: object) -> float
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)
-        os.environ.update(infra.AWS_DUMMY_ENV)
-        keys = TokenFactory()
-        with (
-            infra.running(infra.start_postgres, tmp / "pg", log_path=tmp / "pg.log") as pg,
-            infra.running(infra.start_moto, log_path=tmp / "moto.log") as moto,
-            serve_jwks(keys.jwks) as jwks_url,
-        ):
-            resources = infra.create_aws_resources(moto.url, "bench")
-            dsn = infra.create_database(pg, "queue_bench")
-            env = service_env(moto.url, dsn, jwks_url, resources)  # the default refresh: 5 s
-            user = str(uuid.uuid4())
-            token = keys.token(user, username="bench", ttl=7200)
-            conn = await asyncpg.connect(dsn)
-            try:
-                small_ids = await seed(conn, 0, SMALL, user)
-                # The newest video, mine: 20 ahead with the small queue, 49,990 with the backlog.
-                marker = (await seed(conn, SMALL, BACKLOG - SMALL, user))[-1]
-                polled = [*small_ids, marker]
-                first = "SELECT id FROM videos ORDER BY uploaded_at LIMIT $1"
-                kept = [*(r["id"] for r in await conn.fetch(first, SMALL)), marker]
-                runs: dict[bool, list[float]] = {False: [], True: []}
-                with Service(env, tmp / "upload.log") as service:
-                    # Alternated rounds, the best of each: the backlog waits, or is gone.
-                    for backlog in (True, False) * ROUNDS:
-                        await backlog_waiting(conn, backlog, kept)
-                        ahead = BACKLOG - 10 if backlog else SMALL
-                        deadline = time.monotonic() + 60
-                        # The refresh that sees it (polled, not slept on).
-                        while await place(service.port, token, marker) != ahead:
-                            if time.monotonic() > deadline:
-                                raise RuntimeError("the snapshot never saw the change")
-                            await asyncio.sleep(0.2)
-                        runs[backlog].append(await polls(service.port, token, polled))
-                small, backlog = max(runs[False]), max(runs[True])
-                bench("poll_rps_small", small, "req/s")
-                bench("poll_rps_backlog", backlog, "req/s")
-                bench("poll_backlog_ratio", backlog / small)
+    with servers("bench-queue-") as up:
+        tmp, keys = up.tmp, up.keys
+        resources = infra.create_aws_resources(up.moto.url, "bench")
+        dsn = infra.create_database(up.pg, "queue_bench")
+        env = service_env(up.moto.url, dsn, up.jwks_url, resources)  # default refresh: 5 s
+        user = str(uuid.uuid4())
+        token = keys.token(user, username="bench", ttl=7200)
+        conn = await asyncpg.connect(dsn)
+        try:
+            small_ids = await seed(conn, 0, SMALL, user)
+            # The newest video, mine: 20 ahead with the small queue, 49,990 with the backlog.
+            marker = (await seed(conn, SMALL, BACKLOG - SMALL, user))[-1]
+            polled = [*small_ids, marker]
+            first = "SELECT id FROM videos ORDER BY uploaded_at LIMIT $1"
+            kept = [*(r["id"] for r in await conn.fetch(first, SMALL)), marker]
+            runs: dict[bool, list[float]] = {False: [], True: []}
+            with Service(env, tmp / "upload.log") as service:
+                # Alternated rounds, the best of each: the backlog waits, or is gone.
+                for backlog in (True, False) * ROUNDS:
+                    await backlog_waiting(conn, backlog, kept)
+                    ahead = BACKLOG - 10 if backlog else SMALL
+                    deadline = time.monotonic() + 60
+                    # The refresh that sees it (polled, not slept on).
+                    while await place(service.port, token, marker) != ahead:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError("the snapshot never saw the change")
+                        await asyncio.sleep(0.2)
+                    runs[backlog].append(await polls(service.port, token, polled))
+            small, backlog = max(runs[False]), max(runs[True])
+            bench("poll_rps_small", small, "req/s")
+            bench("poll_rps_backlog", backlog, "req/s")
+            bench("poll_backlog_ratio", backlog / small)
 
-                await backlog_waiting(conn, True, kept)
-                last = await conn.fetchrow(
-                    "SELECT uploaded_at, id FROM videos ORDER BY uploaded_at DESC, id DESC LIMIT 1"
-                )
-                refresh = await query_ms(conn, queries.QUEUE_STATE, MAX_TRACKED, 20)
-                count = await query_ms(conn, COUNT_AHEAD, last["uploaded_at"], last["id"])
-                bench("refresh_query_ms", refresh, "ms")
-                bench("count_ahead_ms", count, "ms")
-                bench("refresh_per_count_ratio", refresh / count)
-            finally:
-                await conn.close()
+            await backlog_waiting(conn, True, kept)
+            last = await conn.fetchrow(
+                "SELECT uploaded_at, id FROM videos ORDER BY uploaded_at DESC, id DESC LIMIT 1"
+            )
+            refresh = await query_ms(conn, queries.QUEUE_STATE, MAX_TRACKED, 20)
+            count = await query_ms(conn, COUNT_AHEAD, last["uploaded_at"], last["id"])
+            bench("refresh_query_ms", refresh, "ms")
+            bench("count_ahead_ms", count, "ms")
+            bench("refresh_per_count_ratio", refresh / count)
+        finally:
+            await conn.close()
 
 
 def run() -> None:
