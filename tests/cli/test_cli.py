@@ -19,6 +19,7 @@ import pytest
 from videos import make_clip
 
 from risingstars.cli import store
+from risingstars.cli.__main__ import _status_line
 from risingstars.cli.api import Api, ApiError
 from risingstars.cli.upload import Uploader
 
@@ -137,8 +138,13 @@ def test_an_interrupted_upload_resumes_and_the_video_is_processed(
     video_id = result["video_id"]
 
     watched = cli(cli_env, "--json", "status", video_id, "--watch", "--timeout", "240")
-    states = [json.loads(line)["status"] for line in watched.stdout.splitlines()]
-    assert states[-1] == "processed", watched.stdout
+    seen = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert seen[-1]["status"] == "processed", watched.stdout
+    # The queue place while it waited (position known, ETA once a service time is measured);
+    # none once processed.
+    assert seen[-1]["queue"] is None
+    for video in seen[:-1]:
+        assert set(video["queue"]) == {"position", "eta_seconds"}, video
 
     own = cli(cli_env, "vote", video_id, check=False)
     assert own.returncode == 1 and "No puedes votar por tu propio video" in own.stderr
@@ -174,6 +180,21 @@ def test_errors_show_the_api_message_and_exit_1(cli_env):
     os.environ["RISING_STARS_PASSWORD"] = "wrong-password-here"
     result = cli(os.environ.copy(), "login", "--email", "nobody@example.com", check=False)
     assert result.returncode == 1 and "Email o contraseña incorrectos" in result.stderr
+
+
+def test_status_shows_the_queue_place_while_the_video_waits():
+    video = {"video_id": "v1", "status": "uploaded", "failure_reason": None}
+    place = {"position": 3, "eta_seconds": 95}
+    assert _status_line(video | {"queue": place}) == (
+        "v1  uploaded  posición en la cola: 3, listo en ~95 s"
+    )
+    later = {"position": 40, "eta_seconds": 1290}
+    assert _status_line(video | {"queue": later}).endswith("cola: 40, listo en ~22 min")
+    unmeasured = {"position": 0, "eta_seconds": None}
+    assert _status_line(video | {"queue": unmeasured}).endswith("posición en la cola: 0")
+    unknown = {"position": None, "eta_seconds": None}
+    assert _status_line(video | {"queue": unknown}) == "v1  uploaded"
+    assert _status_line(video | {"status": "processed", "queue": None}) == "v1  processed"
 
 
 def test_transient_answers_are_retried_after_retry_after(tmp_path, monkeypatch):

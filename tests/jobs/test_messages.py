@@ -94,6 +94,32 @@ def test_bad_jobs_are_refused_naming_their_video(overrides):
     assert caught.value.video_id == VIDEO
 
 
+def test_the_service_time_is_optional_and_old_processed_events_still_parse():
+    """`service_seconds` came after version 1: events of older processors (without it) parse,
+    an event without a measurement leaves it out, and a bad one never costs the event."""
+    measured = jobs.Processed(VIDEO, "processed/a.mp4", "processed/a.jpg", 35.0, 1234, 41.5)
+    assert jobs.parse_event(jobs.encode(measured)).service_seconds == 41.5
+    old = {
+        "type": "processed",
+        "video_id": VIDEO,
+        "processed_key": "processed/a.mp4",
+        "thumbnail_key": "processed/a.jpg",
+        "duration_seconds": 35.0,
+        "size_bytes": 1234,
+    }
+    for body in (old, old | {"version": 1}):
+        event = jobs.parse_event(json.dumps(body))
+        assert event == jobs.Processed(VIDEO, "processed/a.mp4", "processed/a.jpg", 35.0, 1234)
+        assert event.service_seconds is None
+    unmeasured = json.loads(jobs.encode(jobs.parse_event(json.dumps(old))))
+    assert "service_seconds" not in unmeasured and unmeasured["version"] == 1
+    for bad in ("41", -1, True, None, [1]):
+        assert jobs.parse_event(json.dumps(old | {"service_seconds": bad})).service_seconds is None
+    assert jobs.parse_event(json.dumps(old).replace("}", ', "service_seconds": NaN}')) == (
+        jobs.parse_event(json.dumps(old))
+    )
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

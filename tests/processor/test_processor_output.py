@@ -86,6 +86,8 @@ async def test_a_45s_qhd_clip_with_audio_becomes_35s_of_720p_without_audio(
     assert tools.difference(picture, decoded.at[3.5]) < 10
     assert tools.difference(picture, card) > 30
 
+    # How long the job took: the upload service's queue ETA averages it.
+    assert event["service_seconds"] > 0
     assert event == {
         "type": "processed",
         "video_id": event["video_id"],
@@ -93,6 +95,7 @@ async def test_a_45s_qhd_clip_with_audio_becomes_35s_of_720p_without_audio(
         "thumbnail_key": f"processed/{event['video_id']}.jpg",
         "duration_seconds": pytest.approx(35.0, abs=0.1),
         "size_bytes": video.stat().st_size,
+        "service_seconds": event["service_seconds"],
         "version": 1,
     }
     assert head["ContentType"] == "video/mp4"

@@ -246,6 +246,40 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _queue_empty(sqs: Any, url: str) -> bool:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        attrs["ApproximateNumberOfMessages"]
+        == attrs["ApproximateNumberOfMessagesNotVisible"]
+        == "0"
+    )
+
+
+async def send_events(svc: Service, sqs: Any, *events: dict | str) -> None:
+    """The processor's events (dicts, or raw text) into the events queue, applied by the
+    worker: consumed means deleted, nothing visible or in flight."""
+    url = svc.settings.events_queue_url
+    for event in events:
+        body = event if isinstance(event, str) else json.dumps(event)
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    await eventually(lambda: _queue_empty(sqs, url), what="events consumed")
+
+
+def processed_event(video_id: str, **fields: Any) -> dict:
+    """A `processed` event as an older processor sends it (no version, no service time)."""
+    return {
+        "type": "processed",
+        "video_id": video_id,
+        "processed_key": f"processed/{video_id}.mp4",
+        "thumbnail_key": f"processed/{video_id}.jpg",
+        "duration_seconds": 30.0,
+        "size_bytes": 1234,
+    } | fields
+
+
 @pytest.fixture
 def tools() -> Any:
     """The helpers above, for test modules (conftest modules are not importable)."""
@@ -258,5 +292,7 @@ def tools() -> Any:
         receive_jobs=receive_jobs,
         multipart_body=multipart_body,
         new_id=new_id,
+        send_events=send_events,
+        processed_event=processed_event,
         PDF=PDF,
     )

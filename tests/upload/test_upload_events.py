@@ -3,7 +3,6 @@ dropped when they name no existing video."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from prometheus_client import REGISTRY
@@ -23,41 +22,9 @@ async def _state(svc, video_id: str):
     return tuple(row[f] for f in EVENTS_FIELDS) if row else None
 
 
-def _queue_empty(sqs, url: str) -> bool:
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        attrs["ApproximateNumberOfMessages"]
-        == attrs["ApproximateNumberOfMessagesNotVisible"]
-        == "0"
-    )
-
-
-async def _send_and_settle(svc, sqs, tools, *events) -> None:
-    url = svc.settings.events_queue_url
-    for event in events:
-        body = event if isinstance(event, str) else json.dumps(event)
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-    # Consumed means deleted: nothing visible or in flight.
-    await tools.eventually(lambda: _queue_empty(sqs, url), what="events consumed")
-
-
-def _processed(video_id: str) -> dict:
-    return {
-        "type": "processed",
-        "video_id": video_id,
-        "processed_key": f"processed/{video_id}.mp4",
-        "thumbnail_key": f"processed/{video_id}.jpg",
-        "duration_seconds": 30.0,
-        "size_bytes": 1234,
-    }
-
-
 async def test_processed_is_applied_once_and_repeats_change_nothing(svc, clips, sqs, tools):
     video_id = (await svc.upload(clips["ok"])).json()["video_id"]
-    await _send_and_settle(svc, sqs, tools, _processed(video_id))
+    await tools.send_events(svc, sqs, tools.processed_event(video_id))
     status, reason, processed_key, thumbnail_key, processed_at = await _state(svc, video_id)
     assert (status, reason) == ("processed", None)
     assert (processed_key, thumbnail_key) == (
@@ -65,11 +32,12 @@ async def test_processed_is_applied_once_and_repeats_change_nothing(svc, clips, 
         f"processed/{video_id}.jpg",
     )
     assert processed_at is not None
-    await _send_and_settle(svc, sqs, tools, _processed(video_id), _processed(video_id))
+    again = tools.processed_event(video_id)
+    await tools.send_events(svc, sqs, again, again)
     assert (await _state(svc, video_id))[4] == processed_at
     # A stale failure report after the success does not undo it.
     failed = {"type": "failed", "video_id": video_id, "reason": "too_slow"}
-    await _send_and_settle(svc, sqs, tools, failed)
+    await tools.send_events(svc, sqs, failed)
     assert (await _state(svc, video_id))[:2] == ("processed", None)
 
 
@@ -80,10 +48,9 @@ async def test_finding_10_14_owners_read_a_spanish_reason_never_the_processors_t
     rejected_id = (await svc.upload(clips["ok"])).json()["video_id"]
     legacy_id = (await svc.upload(clips["ok"])).json()["video_id"]
     scratch = "ffmpeg exited with 1: /tmp/work/abc/in.mp4: Invalid data"
-    await _send_and_settle(
+    await tools.send_events(
         svc,
         sqs,
-        tools,
         {"type": "failed", "video_id": failed_id, "reason": "processing_failed",
          "detail": scratch, "version": 1},
         {"type": "rejected", "video_id": rejected_id, "reason": "not_a_video",
@@ -104,7 +71,7 @@ async def test_finding_10_14_owners_read_a_spanish_reason_never_the_processors_t
         legacy_id: messages.FAILURES["processing_failed"],
     }
     # A success that arrives after all (a retry) wins: a video that succeeds ends processed.
-    await _send_and_settle(svc, sqs, tools, _processed(failed_id))
+    await tools.send_events(svc, sqs, tools.processed_event(failed_id))
     assert (await _state(svc, failed_id))[:2] == ("processed", None)
 
 
@@ -116,11 +83,10 @@ def _consumed(kind: str, result: str) -> float:
 async def test_events_for_unknown_videos_and_malformed_events_are_dropped(svc, sqs, tools):
     unknown = str(uuid.uuid4())
     before = {k: _consumed(*k) for k in COUNTED}
-    await _send_and_settle(
+    await tools.send_events(
         svc,
         sqs,
-        tools,
-        _processed(unknown),
+        tools.processed_event(unknown),
         {"type": "failed", "video_id": unknown, "reason": "processing_failed"},
         "not json",
         {"type": "processed"},
@@ -149,7 +115,7 @@ async def test_finding_10_17_source_missing_for_a_deleted_video_is_dropped(
     before = _consumed("failed", "dropped")
     missing = {"type": "failed", "video_id": video_id, "reason": "source_missing",
                "detail": "NoSuchKey originals/x.mp4", "version": 1}  # fmt: skip
-    await _send_and_settle(svc, sqs, tools, missing)
+    await tools.send_events(svc, sqs, missing)
     assert _consumed("failed", "dropped") - before == 1
     assert await svc.sql("SELECT count(*) FROM videos") == 0
 

@@ -53,7 +53,8 @@ async def test_list_shows_the_callers_videos_newest_first(svc, clips, s3, sqs, t
     assert response.status_code == 200
     videos = response.json()
     assert [v["video_id"] for v in videos] == [second, first]
-    assert all(set(v) == LIST_FIELDS for v in videos)
+    # The contract's fields, and one extension: `queue` (tests/upload/test_upload_queue.py).
+    assert all(set(v) == LIST_FIELDS | {"queue"} for v in videos)
     newest, oldest = videos
     assert (newest["title"], newest["status"]) == ("segundo", "uploaded")
     assert newest["processed_at"] is None and newest["processed_url"] is None

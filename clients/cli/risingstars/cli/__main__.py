@@ -57,13 +57,18 @@ def _show(args: argparse.Namespace, body: Any, columns: list[str] | None = None)
         out.print(_table([{"campo": k, "valor": v} for k, v in body.items()], ["campo", "valor"]))
 
 
+def _about(seconds: float) -> str:
+    return f"~{int(seconds)} s" if seconds < 120 else f"~{round(seconds / 60)} min"
+
+
 def _status_line(video: dict[str, Any]) -> str:
     line = f"{video['video_id']}  {video['status']}"
+    # While it waits: {"position": n, "eta_seconds": s}, either null while unknown.
     queue = video.get("queue")
     if isinstance(queue, dict) and queue.get("position") is not None:
         line += f"  posición en la cola: {queue['position']}"
         if queue.get("eta_seconds") is not None:
-            line += f", listo en ~{int(queue['eta_seconds'])} s"
+            line += f", listo en {_about(queue['eta_seconds'])}"
     if video.get("failure_reason"):
         line += f"  ({video['failure_reason']})"
     return line

@@ -3,8 +3,10 @@
 Jobs queue (upload -> processor): `Job`. Events queue (processor -> upload): `Processed` and
 `Failed` (kind `failed` or `rejected`). Every message carries `version`; a message without one
 is version 1 (sent before the field existed), a newer major version is refused rather than
-misread. Failures travel as stable `Reason` codes: the upload service turns a code into the
-owner's message, so nothing the processor saw (ffmpeg's stderr, scratch paths) reaches a client.
+misread. Optional fields added later (`Processed.service_seconds`) keep the version: a message
+without them still parses, and readers that predate them ignore them. Failures travel as stable
+`Reason` codes: the upload service turns a code into the owner's message, so nothing the
+processor saw (ffmpeg's stderr, scratch paths) reaches a client.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class Processed:
     thumbnail_key: str
     duration_seconds: float
     size_bytes: int
+    # How long the processor worked on the job (absent from older processors, and when it only
+    # found the output of an earlier attempt): the upload service's queue ETA averages it.
+    service_seconds: float | None = None
     type: Literal["processed"] = "processed"
 
 
@@ -101,6 +106,8 @@ def encode(message: Message) -> str:
     else:
         body = dataclasses.asdict(message)
         body["type"] = message.type
+        if body.get("service_seconds", 0) is None:
+            del body["service_seconds"]
     body["version"] = VERSION
     return json.dumps(body, separators=(",", ":"))
 
@@ -133,6 +140,15 @@ def _key(body: dict[str, Any], name: str, video_id: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_KEY_LENGTH:
         raise InvalidMessage(f"message has no valid {name}", video_id)
     return value
+
+
+def _seconds(value: Any) -> float | None:
+    """An optional measurement: an unusable one reads as absent, never refuses the event."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value < float("inf"):
+        return None
+    return float(value)
 
 
 def parse_job(text: str | bytes) -> Job:
@@ -168,6 +184,7 @@ def parse_event(text: str | bytes) -> Event:
             thumbnail_key=_key(body, "thumbnail_key", video_id),
             duration_seconds=float(duration),
             size_bytes=size,
+            service_seconds=_seconds(body.get("service_seconds")),
         )
     if kind in ("failed", "rejected"):
         detail = body.get("detail")

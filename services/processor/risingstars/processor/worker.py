@@ -286,8 +286,12 @@ class Worker:
         event: jobs.Event
         try:
             try:
+                started = time.monotonic()
                 result = await self.pipeline.run(job)
                 event, outcome = result.event, "reused" if result.reused else "processed"
+                if not result.reused:  # a reused output took no work: no service time
+                    seconds = round(time.monotonic() - started, 3)
+                    event = dataclasses.replace(result.event, service_seconds=seconds)
             except Rejected as exc:
                 event, outcome = _failed(job, "rejected", exc.reason, exc.detail), "rejected"
             except Gone as exc:

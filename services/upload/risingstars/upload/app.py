@@ -4,6 +4,7 @@ after the commit, and the worker's relay sends whatever that attempt could not."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from risingstars.kit.tokens import TokenVerifier
 from risingstars.upload import apidocs, messages, metrics, resources, storage
 from risingstars.upload.capacity import UserSlots
 from risingstars.upload.direct import DirectUploads
+from risingstars.upload.jobqueue import JobQueue
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.routes import public, uploads, videos
 from risingstars.upload.routes import tus as tus_routes
@@ -111,6 +113,13 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     daily_quota=settings.upload_daily_quota,
                 ),
                 upload_slots=UserSlots(settings.upload_max_per_user),
+                queue=JobQueue(
+                    pool,
+                    clients.sqs,
+                    jobs_queue_url=settings.jobs_queue_url,
+                    refresh_seconds=settings.queue_refresh_seconds,
+                    service_window=settings.queue_service_window,
+                ),
             )
             app.state.runtime = runtime
             metrics.BUFFERS_IN_USE.set_function(lambda: buffers.in_use)
@@ -119,7 +128,13 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
             lifecycle = app.state.lifecycle
             resources.add_checks(lifecycle, settings, clients)
             lifecycle.add_check("jwks", token_verifier.ensure_keys)
-            yield
+            refresher = asyncio.create_task(runtime.queue.run(), name="upload-queue-snapshot")
+            try:
+                yield
+            finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
 
     app = kit_create_app(
         SERVICE,

@@ -88,7 +88,9 @@ class EventsConsumer:
             if status == "processed":
                 return DUPLICATE
             if status is not None:
-                await conn.execute(queries.MARK_PROCESSED, video_id, processed, thumbnail)
+                await conn.execute(
+                    queries.MARK_PROCESSED, video_id, processed, thumbnail, event.service_seconds
+                )
                 return APPLIED
         # Deleted while processing: only this video's own output keys are ever removed.
         leftovers = [

@@ -115,13 +115,28 @@ FROM videos WHERE status = 'processed'
 GROUP BY user_id
 """
 
+# The processing queue as clients see it (jobqueue.py), read once per refresh by each API
+# replica, never per request: when each waiting video was queued, in order (the
+# `videos_waiting` index; at most $1 of them), as whole microseconds since the epoch (exact:
+# extract gives a numeric since PostgreSQL 14; a third of the cost of sending the ids); and the
+# mean service time of the newest $2 processed videos (the `videos_public` index: $2 rows,
+# whatever the table's size).
+QUEUE_STATE = """
+SELECT ARRAY(SELECT (extract(epoch FROM uploaded_at) * 1000000)::bigint FROM videos
+             WHERE status IN ('uploaded', 'processing')
+             ORDER BY uploaded_at, id LIMIT $1) AS waiting,
+       (SELECT avg(service_seconds) FROM (
+            SELECT service_seconds FROM videos WHERE status = 'processed'
+            ORDER BY processed_at DESC, id DESC LIMIT $2) AS newest) AS mean_service_seconds
+"""
+
 # Events from the processor.
 LOCK_STATUS = "SELECT status FROM videos WHERE id = $1 FOR UPDATE"
 
 MARK_PROCESSED = """
 UPDATE videos
 SET status = 'processed', processed_at = now(), processed_key = $2, thumbnail_key = $3,
-    failure_reason = NULL
+    failure_reason = NULL, service_seconds = $4
 WHERE id = $1
 """
 

@@ -14,6 +14,7 @@ import asyncpg
 
 from risingstars.kit import errors
 from risingstars.upload import messages, queries
+from risingstars.upload.jobqueue import JobQueue
 from risingstars.upload.storage import Links
 
 # Deep offsets make PostgreSQL walk and drop every row before them (finding 10.20): public pages
@@ -28,7 +29,7 @@ def iso(moment: datetime.datetime | None) -> str | None:
 
 
 async def own_videos(
-    pool: asyncpg.Pool, links: Links, user_id: str, limit: int, offset: int
+    pool: asyncpg.Pool, links: Links, queue: JobQueue, user_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(queries.LIST_OWN, user_id, limit, offset)
     return [
@@ -39,13 +40,15 @@ async def own_videos(
             "uploaded_at": iso(r["uploaded_at"]),
             "processed_at": iso(r["processed_at"]),
             "processed_url": await _processed(links, r, "processed_key"),
+            # Extension.
+            "queue": queue.place(r["status"], r["uploaded_at"]),
         }
         for r in rows
     ]
 
 
 async def own_video(
-    pool: asyncpg.Pool, links: Links, video_id: uuid.UUID, user_id: str
+    pool: asyncpg.Pool, links: Links, queue: JobQueue, video_id: uuid.UUID, user_id: str
 ) -> dict[str, Any]:
     row = await pool.fetchrow(queries.GET_VIDEO, video_id)
     if row is None:
@@ -69,6 +72,7 @@ async def own_video(
         "duration_seconds": row["duration_seconds"],
         "width": row["width"],
         "height": row["height"],
+        "queue": queue.place(row["status"], row["uploaded_at"]),
     }
 
 

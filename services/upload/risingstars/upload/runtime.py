@@ -12,6 +12,7 @@ from risingstars.upload import storage
 from risingstars.upload.capacity import UserSlots
 from risingstars.upload.direct import DirectUploads
 from risingstars.upload.ingest import Limits, Pace
+from risingstars.upload.jobqueue import JobQueue
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.settings import Settings
@@ -31,6 +32,7 @@ class Runtime:
     direct: DirectUploads
     tus: TusUploads
     upload_slots: UserSlots
+    queue: JobQueue
 
     @property
     def limits(self) -> Limits:

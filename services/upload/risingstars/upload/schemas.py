@@ -17,6 +17,20 @@ class Uploaded(BaseModel):
     video_id: str
 
 
+class QueuePlace(BaseModel):
+    position: int | None = Field(
+        description="Videos waiting ahead of this one (0: being processed or next); null "
+        "while the service has not read the queue yet",
+        examples=[3],
+    )
+    eta_seconds: int | None = Field(
+        description="About how long until it is processed: (position + 1) × the mean "
+        "processing time of recent videos ÷ the videos being processed now; null until a "
+        "processing time has been measured",
+        examples=[90],
+    )
+
+
 class VideoSummary(BaseModel):
     video_id: str
     title: str
@@ -24,6 +38,12 @@ class VideoSummary(BaseModel):
     uploaded_at: str
     processed_at: str | None
     processed_url: str | None
+    # Extension.
+    queue: QueuePlace | None = Field(
+        None,
+        description="While the video waits for processing or is being processed; null once "
+        "processed, failed or rejected. Refreshed every few seconds.",
+    )
 
 
 class VideoDetail(VideoSummary):

@@ -70,6 +70,10 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     cleanup_interval_seconds: float = 3600.0
     # Resumable uploads a user may have open at once, of each kind (direct and tus).
     max_open_uploads_per_user: int = 5
+    # A waiting video's queue position and ETA (jobqueue.py): each API replica rereads the
+    # queue this often; the ETA averages the service time of this many newest processed videos.
+    queue_refresh_seconds: float = 5.0
+    queue_service_window: int = 20
 
     def validate(self) -> None:
         problems = []
@@ -95,6 +99,8 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
             problems.append("DB_ACQUIRE_TIMEOUT_SECONDS and DIRECT_COMPLETE_SECONDS must be > 0")
         if not 1 <= self.events_wait_seconds <= 20:
             problems.append("EVENTS_WAIT_SECONDS must be between 1 and 20 (SQS long polling)")
+        if self.queue_refresh_seconds <= 0 or self.queue_service_window < 1:
+            problems.append("QUEUE_REFRESH_SECONDS must be > 0, QUEUE_SERVICE_WINDOW at least 1")
         if problems:
             raise ValueError("; ".join(problems))
 

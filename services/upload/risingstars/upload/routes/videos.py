@@ -131,14 +131,14 @@ async def list_videos(
     limit: int = Query(100, ge=1, le=100),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> Any:
-    return await reads.own_videos(rt.pool, rt.links, user.sub, limit, offset)
+    return await reads.own_videos(rt.pool, rt.links, rt.queue, user.sub, limit, offset)
 
 
 @router.get(
     "/{video_id}", response_model=schemas.VideoDetail, responses=schemas.errors(401, 403, 404)
 )
 async def video_detail(user: User, video_id: VideoId, rt: Runtime) -> Any:
-    return await reads.own_video(rt.pool, rt.links, video_id, user.sub)
+    return await reads.own_video(rt.pool, rt.links, rt.queue, video_id, user.sub)
 
 
 @router.delete(
