@@ -30,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,9 +40,8 @@ from urllib.parse import urlsplit
 import httpx
 from aiobotocore.config import AioConfig
 
-from bench.upload import PART_BYTES, Service, empty_bucket, make_clip, padded, service_env
-from risingstars.dev import infra
-from risingstars.dev.tokens import TokenFactory, serve_jwks
+from bench.upload import PART_BYTES, Service, empty_bucket, make_clip, padded, servers
+from risingstars.dev.tokens import TokenFactory
 from risingstars.kit import aws
 from risingstars.kit.settings import AWSSettings
 
@@ -418,27 +415,15 @@ async def run_phases(
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-capacity-") as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)
-        os.environ.update(infra.AWS_DUMMY_ENV)
-        keys = TokenFactory()
-        with (
-            infra.running(infra.start_postgres, tmp / "pg", log_path=tmp / "pg.log") as pg,
-            infra.running(infra.start_moto, log_path=tmp / "moto.log") as moto,
-            serve_jwks(keys.jwks) as jwks_url,
-        ):
-            resources = infra.create_aws_resources(moto.url, "capacity")
-            env = service_env(
-                moto.url,
-                infra.create_database(pg, "capacity_bench"),
-                jwks_url,
-                resources,
-                UPLOAD_SPILL_DIR=str(tmp / "spill"),
-                UPLOAD_SPILL_BYTES=str(SPILL_BYTES),
-                DB_POOL_SIZE="30",
-            )
-            await run_phases(env, tmp / "upload.log", moto.url, resources.bucket, keys, tmp)
+    with servers("capacity") as run:
+        env = {
+            **run.env,
+            "UPLOAD_SPILL_DIR": str(run.tmp / "spill"),
+            "UPLOAD_SPILL_BYTES": str(SPILL_BYTES),
+            "DB_POOL_SIZE": "30",
+        }
+        bucket = run.resources.bucket
+        await run_phases(env, run.tmp / "upload.log", run.moto_url, bucket, run.keys, run.tmp)
 
 
 def run() -> None:
