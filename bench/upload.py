@@ -258,6 +258,10 @@ class Service:
         assert self.proc is not None
         infra.stop(self.proc)
 
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        return cpu_seconds(self.proc.pid)
+
     def status(self, field: str) -> float:
         """A VmRSS/VmHWM-style line of /proc/<pid>/status, in MB."""
         assert self.proc is not None
@@ -265,6 +269,12 @@ class Service:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024 / MB
         raise KeyError(field)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def service_env(
@@ -299,6 +309,7 @@ class Servers:
     tmp: Path
     keys: TokenFactory
     moto_url: str
+    moto_pid: int
     resources: infra.AWSResources
     dsn: str
     env: dict[str, str]
@@ -321,7 +332,7 @@ def servers(name: str) -> Iterator[Servers]:
             resources = infra.create_aws_resources(moto.url, name)
             dsn = infra.create_database(pg, f"{name}_bench")
             env = service_env(moto.url, dsn, jwks_url, resources)
-            yield Servers(tmp, keys, moto.url, resources, dsn, env)
+            yield Servers(tmp, keys, moto.url, moto.proc.pid, resources, dsn, env)
 
 
 # --- measurements ----------------------------------------------------------------------------

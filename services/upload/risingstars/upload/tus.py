@@ -6,7 +6,10 @@ parts are sent to S3 as they fill; what a request leaves of an incomplete part i
 small `tail` object and read back by the next request, so nothing stays in a process between
 requests and any replica can continue an upload that another started. PostgreSQL holds the
 offset and the parts' ETags; progress is recorded by compare-and-set on the offset, so two
-requests racing on one upload cannot both append.
+requests racing on one upload cannot both append. Within a request, the part being filled comes
+from the process's PartStore as a streamed upload's does (memory, then spill files; 503 at once
+when neither has room), and a request quiet for UPLOAD_IDLE_SECONDS ends (408), keeping what
+arrived.
 
 When the last byte arrives the multipart upload is completed and the file checked exactly as a
 streamed upload's (the MP4 header by ranged reads, the size, duration and resolution rules); a
