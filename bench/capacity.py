@@ -19,6 +19,10 @@ creates and completes. Every stored object is deleted as soon as its upload answ
   uploads straight to S3 (≥ 0.9); p95 latencies beside them.
 - capacity.upload_rss_mb_300: peak RSS (VmHWM) of a fresh upload process through the streamed
   300-user phase (≤ 150 MB).
+- capacity.streamed_cpu_ratio_300: the upload process's CPU-seconds per MB through the streamed
+  phase ÷ moto's CPU-seconds per MB through the straight-to-S3 phase: what our hop costs next to
+  the storage endpoint, whatever else the machine runs (the throughput ratios above are that CPU
+  competing with moto's and the clients' on the same cores).
 
 Scaled to fit `make bench ENTRY=capacity` in about 8 minutes on 2 cores: the 300-user phases
 use one 8 MB file per user (12 MB files would hold 3.6 GB in moto at once, and every round
@@ -30,9 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,9 +44,17 @@ from urllib.parse import urlsplit
 import httpx
 from aiobotocore.config import AioConfig
 
-from bench.upload import PART_BYTES, Service, empty_bucket, make_clip, padded, service_env
-from risingstars.dev import infra
-from risingstars.dev.tokens import TokenFactory, serve_jwks
+from bench.upload import (
+    PART_BYTES,
+    Servers,
+    Service,
+    cpu_seconds,
+    empty_bucket,
+    make_clip,
+    padded,
+    servers,
+)
+from risingstars.dev.tokens import TokenFactory
 from risingstars.kit import aws
 from risingstars.kit.settings import AWSSettings
 
@@ -364,9 +374,8 @@ async def stalled_ratio(target: Target, data: bytes) -> float:
     return stalled / alone
 
 
-async def run_phases(
-    env: dict[str, str], log: Path, moto_url: str, bucket: str, keys: TokenFactory, tmp: Path
-) -> None:
+async def run_phases(env: dict[str, str], log: Path, run: Servers, bucket: str) -> None:
+    moto_url, keys, tmp = run.moto_url, run.keys, run.tmp
     clip = make_clip(tmp)
     slow_data = padded(clip, SLOW_FILE_BYTES, tmp / "slow.mp4").read_bytes()
     user_data = padded(clip, USER_FILE_BYTES, tmp / "user.mp4").read_bytes()
@@ -398,10 +407,14 @@ async def run_phases(
 
         with Service(env, log) as service:  # fresh: its peak RSS is this phase's
             target = Target(f"http://127.0.0.1:{service.port}", s3, bucket, keys)
+            moto_before = cpu_seconds(run.moto_pid)
             s3_phase = await closed_loop(
                 target.straight_to_s3, USERS, USER_UPLOADS, user_data, None
             )
+            moto_cpu = cpu_seconds(run.moto_pid) - moto_before
+            service_before = service.cpu_seconds()
             streamed = await closed_loop(target.streamed, USERS, USER_UPLOADS, user_data, None)
+            service_cpu = service.cpu_seconds() - service_before
             bench("upload_rss_mb_300", service.status("VmHWM"), "MB")
             await settle(target.base)
             direct = await closed_loop(target.direct, USERS, USER_UPLOADS, user_data, None)
@@ -411,6 +424,15 @@ async def run_phases(
         bench("streamed_p95_s_300", streamed.p95, "s")
         bench("streamed_errors_300", len(streamed.errors))
         bench("streamed_ratio_300", streamed.rate / s3_phase.rate)
+        # Machine-independent: what our hop costs per MB next to what the storage endpoint
+        # (moto) costs per MB of the straight-to-S3 phase. On a shared 2-core machine the
+        # throughput ratio is this CPU competing with moto's and the clients'.
+        megabytes = USER_FILE_BYTES / MB
+        service_ms = 1000 * service_cpu / (megabytes * len(streamed.latencies))
+        moto_ms = 1000 * moto_cpu / (megabytes * len(s3_phase.latencies))
+        bench("streamed_service_cpu_ms_per_mb_300", service_ms, "ms/MB")
+        bench("s3_moto_cpu_ms_per_mb_300", moto_ms, "ms/MB")
+        bench("streamed_cpu_ratio_300", service_ms / moto_ms)
         bench("direct_uploads_s_300", direct.rate, "uploads/s")
         bench("direct_p95_s_300", direct.p95, "s")
         bench("direct_errors_300", len(direct.errors))
@@ -418,27 +440,15 @@ async def run_phases(
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-capacity-") as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)
-        os.environ.update(infra.AWS_DUMMY_ENV)
-        keys = TokenFactory()
-        with (
-            infra.running(infra.start_postgres, tmp / "pg", log_path=tmp / "pg.log") as pg,
-            infra.running(infra.start_moto, log_path=tmp / "moto.log") as moto,
-            serve_jwks(keys.jwks) as jwks_url,
-        ):
-            resources = infra.create_aws_resources(moto.url, "capacity")
-            env = service_env(
-                moto.url,
-                infra.create_database(pg, "capacity_bench"),
-                jwks_url,
-                resources,
-                UPLOAD_SPILL_DIR=str(tmp / "spill"),
-                UPLOAD_SPILL_BYTES=str(SPILL_BYTES),
-                DB_POOL_SIZE="30",
-            )
-            await run_phases(env, tmp / "upload.log", moto.url, resources.bucket, keys, tmp)
+    with servers("capacity") as run:
+        env = {
+            **run.env,
+            "UPLOAD_SPILL_DIR": str(run.tmp / "spill"),
+            "UPLOAD_SPILL_BYTES": str(SPILL_BYTES),
+            "DB_POOL_SIZE": "30",
+        }
+        bucket = run.resources.bucket
+        await run_phases(env, run.tmp / "upload.log", run, bucket)
 
 
 def run() -> None:

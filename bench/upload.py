@@ -7,6 +7,9 @@ throwaway PostgreSQL and moto's S3/SQS server; its memory is read from /proc.
 - upload.ingest_ratio: MB/s through POST /api/videos/upload ÷ MB/s of the same files sent as S3
   multipart uploads (same part size) straight to the same endpoint by this process with the
   service's own S3 client; 16 concurrent 12 MB uploads, best of several alternating rounds.
+- upload.tus_ratio: MB/s of the same 16 files uploaded by tus (creation, then PATCH requests of
+  TUS_CHUNK_BYTES on one keep-alive connection, as tuspy and our CLI send them) ÷ MB/s through
+  POST /api/videos/upload, best of the same alternating rounds (≥ 0.85).
 - upload.peak_rss_mb / upload.peak_rss_mb_small: the service's peak RSS (VmHWM) while 16
   concurrent 90 MB (resp. 10 MB) uploads stream, each on a fresh process.
 - upload.rankings_ratio: GET /api/public/rankings req/s with 100k videos and 1M votes ÷ GET
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import struct
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -45,6 +50,8 @@ CONCURRENCY = 16
 INGEST_ROUNDS = 8
 LOAD_SECONDS = 5.0
 LOAD_CONNECTIONS = 32
+# The CLI's chunk (clients/cli): one PATCH per S3 part, so no request leaves a tail behind.
+TUS_CHUNK_BYTES = 5 * MiB
 CITIES = ["Bogotá", "Medellín", "Cali", "Barranquilla", "Cartagena"]
 
 
@@ -92,6 +99,7 @@ class Connection:
         self.port = port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.headers: dict[str, str] = {}  # of the last response
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -106,13 +114,25 @@ class Connection:
         assert self.reader is not None
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
+        self.headers = {}
+        for line in head.decode("latin-1").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name:
+                self.headers[name.strip().lower()] = value.strip()
+        length = int(self.headers.get("content-length", "0"))
         body = await self.reader.readexactly(length) if length else b""
         return status, body
+
+    async def send_file(self, head: bytes, path: Path, offset: int, size: int) -> None:
+        """`head`, then `size` bytes of the file from `offset`, a MiB at a time."""
+        assert self.writer is not None
+        self.writer.write(head)
+        with path.open("rb") as f:
+            f.seek(offset)
+            while size and (chunk := f.read(min(MiB, size))):
+                self.writer.write(chunk)
+                size -= len(chunk)
+                await self.writer.drain()
 
 
 async def post_file(port: int, token: str, path: Path) -> int:
@@ -128,19 +148,13 @@ async def post_file(port: int, token: str, path: Path) -> int:
     await conn.open()
     assert conn.writer is not None
     try:
-        conn.writer.write(
-            (
-                f"POST /api/videos/upload HTTP/1.1\r\nHost: bench\r\n"
-                f"Authorization: Bearer {token}\r\n"
-                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                f"Content-Length: {length}\r\n\r\n"
-            ).encode()
-            + head
-        )
-        with path.open("rb") as f:
-            while chunk := f.read(MiB):
-                conn.writer.write(chunk)
-                await conn.writer.drain()
+        request = (
+            f"POST /api/videos/upload HTTP/1.1\r\nHost: bench\r\n"
+            f"Authorization: Bearer {token}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {length}\r\n\r\n"
+        ).encode()
+        await conn.send_file(request + head, path, 0, path.stat().st_size)
         conn.writer.write(tail)
         await conn.writer.drain()
         status, body = await conn.response()
@@ -149,6 +163,39 @@ async def post_file(port: int, token: str, path: Path) -> int:
     if status != 201:
         raise RuntimeError(f"upload answered {status}: {body[:200]!r}")
     return status
+
+
+async def tus_file(port: int, token: str, path: Path) -> None:
+    """One tus upload: creation, then PATCH requests of TUS_CHUNK_BYTES, one connection."""
+    size = path.stat().st_size
+    auth = f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\nHost: bench\r\n"
+    conn = Connection(port)
+    await conn.open()
+    assert conn.writer is not None
+    try:
+        conn.writer.write(
+            (
+                f"POST /api/videos/tus/ HTTP/1.1\r\n{auth}Upload-Length: {size}\r\n"
+                f"Upload-Metadata: title YmVuY2g=\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+        )
+        status, body = await conn.response()
+        if status != 201:
+            raise RuntimeError(f"tus creation answered {status}: {body[:200]!r}")
+        location = conn.headers["location"]
+        for offset in range(0, size, TUS_CHUNK_BYTES):
+            length = min(TUS_CHUNK_BYTES, size - offset)
+            head = (
+                f"PATCH {location} HTTP/1.1\r\n{auth}Upload-Offset: {offset}\r\n"
+                f"Content-Type: application/offset+octet-stream\r\n"
+                f"Content-Length: {length}\r\n\r\n"
+            ).encode()
+            await conn.send_file(head, path, offset, length)
+            status, body = await conn.response()
+            if status != 204:
+                raise RuntimeError(f"tus PATCH answered {status}: {body[:200]!r}")
+    finally:
+        await conn.close()
 
 
 async def load(port: int, paths: list[str], seconds: float, connections: int) -> float:
@@ -211,6 +258,10 @@ class Service:
         assert self.proc is not None
         infra.stop(self.proc)
 
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        return cpu_seconds(self.proc.pid)
+
     def status(self, field: str) -> float:
         """A VmRSS/VmHWM-style line of /proc/<pid>/status, in MB."""
         assert self.proc is not None
@@ -218,6 +269,12 @@ class Service:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024 / MB
         raise KeyError(field)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def service_env(
@@ -234,8 +291,10 @@ def service_env(
         "JOBS_QUEUE_URL": resources.jobs_queue_url,
         "EVENTS_QUEUE_URL": resources.events_queue_url,
         "UPLOAD_PART_BYTES": str(PART_BYTES),
-        # One user uploads every file of the run.
+        # One user uploads every file of the run, all at once.
         "UPLOAD_DAILY_QUOTA": "1000000",
+        "UPLOAD_MAX_PER_USER": "1000",
+        "MAX_OPEN_UPLOADS_PER_USER": "1000",
         "DRAIN_SECONDS": "0",
         "LOG_LEVEL": "warning",
         **extra,
@@ -243,6 +302,37 @@ def service_env(
     subprocess.run([sys.executable, "-m", "risingstars.upload", "migrate"],
                    env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     return env
+
+
+@dataclasses.dataclass(frozen=True)
+class Servers:
+    tmp: Path
+    keys: TokenFactory
+    moto_url: str
+    moto_pid: int
+    resources: infra.AWSResources
+    dsn: str
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def servers(name: str) -> Iterator[Servers]:
+    """A scratch directory, throwaway PostgreSQL and moto, a JWKS server for `keys`, and the
+    service's environment against them (its database migrated)."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)
+        os.environ.update(infra.AWS_DUMMY_ENV)
+        keys = TokenFactory()
+        with (
+            infra.running(infra.start_postgres, tmp / "pg", log_path=tmp / "pg.log") as pg,
+            infra.running(infra.start_moto, log_path=tmp / "moto.log") as moto,
+            serve_jwks(keys.jwks) as jwks_url,
+        ):
+            resources = infra.create_aws_resources(moto.url, name)
+            dsn = infra.create_database(pg, f"{name}_bench")
+            env = service_env(moto.url, dsn, jwks_url, resources)
+            yield Servers(tmp, keys, moto.url, moto.proc.pid, resources, dsn, env)
 
 
 # --- measurements ----------------------------------------------------------------------------
@@ -276,9 +366,11 @@ async def direct_multipart(settings: AWSSettings, bucket: str, files: list[Path]
     return sum(p.stat().st_size for p in files) / MB / elapsed
 
 
-async def through_service(service: Service, token: str, files: list[Path]) -> float:
+async def through_service(
+    service: Service, token: str, files: list[Path], send: Callable = post_file
+) -> float:
     start = time.perf_counter()
-    await asyncio.gather(*(post_file(service.port, token, p) for p in files))
+    await asyncio.gather(*(send(service.port, token, p) for p in files))
     elapsed = time.perf_counter() - start
     return sum(p.stat().st_size for p in files) / MB / elapsed
 
@@ -347,62 +439,55 @@ def rankings_paths() -> list[str]:
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)
-        os.environ.update(infra.AWS_DUMMY_ENV)
-        keys = TokenFactory()
-        with (
-            infra.running(infra.start_postgres, tmp / "pg", log_path=tmp / "pg.log") as pg,
-            infra.running(infra.start_moto, log_path=tmp / "moto.log") as moto,
-            serve_jwks(keys.jwks) as jwks_url,
-        ):
-            resources = infra.create_aws_resources(moto.url, "bench")
-            dsn = infra.create_database(pg, "upload_bench")
-            env = service_env(moto.url, dsn, jwks_url, resources)
-            sub = str(uuid.uuid4())
-            token = keys.token(sub, username=f"bench-{sub[:6]}", ttl=7200)
-            log = tmp / "upload.log"
-            clip = make_clip(tmp)
-            files12 = [padded(clip, 12 * MB, tmp / "f12.mp4")] * CONCURRENCY
-            aws_settings = AWSSettings(aws_endpoint_url=moto.url)
+    with servers("upload") as run:
+        tmp, keys, moto_url, resources = run.tmp, run.keys, run.moto_url, run.resources
+        env, dsn = run.env, run.dsn
+        sub = str(uuid.uuid4())
+        token = keys.token(sub, username=f"bench-{sub[:6]}", ttl=7200)
+        log = tmp / "upload.log"
+        clip = make_clip(tmp)
+        files12 = [padded(clip, 12 * MB, tmp / "f12.mp4")] * CONCURRENCY
+        aws_settings = AWSSettings(aws_endpoint_url=moto_url)
 
-            # Ingest: alternate direct and proxied rounds; best of each.
-            direct_runs, proxied_runs = [], []
-            with Service(env, log) as service:
-                await through_service(service, token, files12[:2])  # warm-up
-                for _ in range(INGEST_ROUNDS):
-                    direct_runs.append(
-                        await direct_multipart(aws_settings, resources.bucket, files12)
-                    )
-                    empty_bucket(moto.url, resources.bucket)
-                    proxied_runs.append(await through_service(service, token, files12))
-                    empty_bucket(moto.url, resources.bucket)
-            direct, proxied = max(direct_runs), max(proxied_runs)
-            bench("direct_s3_mb_s", direct, "MB/s")
-            bench("ingest_mb_s", proxied, "MB/s")
-            bench("ingest_ratio", proxied / direct)
+        # Ingest: alternate direct, proxied and tus rounds; best of each.
+        direct_runs, proxied_runs, tus_runs = [], [], []
+        with Service(env, log) as service:
+            await through_service(service, token, files12[:2])  # warm-up
+            await through_service(service, token, files12[:2], tus_file)
+            for _ in range(INGEST_ROUNDS):
+                direct_runs.append(await direct_multipart(aws_settings, resources.bucket, files12))
+                empty_bucket(moto_url, resources.bucket)
+                proxied_runs.append(await through_service(service, token, files12))
+                empty_bucket(moto_url, resources.bucket)
+                tus_runs.append(await through_service(service, token, files12, tus_file))
+                empty_bucket(moto_url, resources.bucket)
+        direct, proxied, by_tus = max(direct_runs), max(proxied_runs), max(tus_runs)
+        bench("direct_s3_mb_s", direct, "MB/s")
+        bench("ingest_mb_s", proxied, "MB/s")
+        bench("ingest_ratio", proxied / direct)
+        bench("tus_mb_s", by_tus, "MB/s")
+        bench("tus_ratio", by_tus / proxied)
 
-            # Memory: fresh processes, 16 concurrent uploads each.
-            files90 = [padded(clip, 90 * MB, tmp / "f90.mp4")] * CONCURRENCY
-            bench("peak_rss_mb", await peak_rss(env, log, token, files90), "MB")
-            (tmp / "f90.mp4").unlink()
-            empty_bucket(moto.url, resources.bucket)
-            files10 = [padded(clip, 10 * MB, tmp / "f10.mp4")] * CONCURRENCY
-            bench("peak_rss_mb_small", await peak_rss(env, log, token, files10), "MB")
-            empty_bucket(moto.url, resources.bucket)
+        # Memory: fresh processes, 16 concurrent uploads each.
+        files90 = [padded(clip, 90 * MB, tmp / "f90.mp4")] * CONCURRENCY
+        bench("peak_rss_mb", await peak_rss(env, log, token, files90), "MB")
+        (tmp / "f90.mp4").unlink()
+        empty_bucket(moto_url, resources.bucket)
+        files10 = [padded(clip, 10 * MB, tmp / "f10.mp4")] * CONCURRENCY
+        bench("peak_rss_mb_small", await peak_rss(env, log, token, files10), "MB")
+        empty_bucket(moto_url, resources.bucket)
 
-            # Rankings against a trivial endpoint.
-            votes = await seed_rankings(dsn)
-            bench("rankings_votes", votes)
-            with Service(env, log) as service:
-                paths = rankings_paths()
-                await load(service.port, paths, 1.0, 4)  # warm-up: first aggregate
-                trivial = await load(service.port, ["/healthz"], LOAD_SECONDS, LOAD_CONNECTIONS)
-                ranked = await load(service.port, paths, LOAD_SECONDS, LOAD_CONNECTIONS)
-            bench("healthz_rps", trivial, "req/s")
-            bench("rankings_rps", ranked, "req/s")
-            bench("rankings_ratio", ranked / trivial)
+        # Rankings against a trivial endpoint.
+        votes = await seed_rankings(dsn)
+        bench("rankings_votes", votes)
+        with Service(env, log) as service:
+            paths = rankings_paths()
+            await load(service.port, paths, 1.0, 4)  # warm-up: first aggregate
+            trivial = await load(service.port, ["/healthz"], LOAD_SECONDS, LOAD_CONNECTIONS)
+            ranked = await load(service.port, paths, LOAD_SECONDS, LOAD_CONNECTIONS)
+        bench("healthz_rps", trivial, "req/s")
+        bench("rankings_rps", ranked, "req/s")
+        bench("rankings_ratio", ranked / trivial)
 
 
 def run() -> None:

@@ -4,12 +4,15 @@ taken, quiet uploads are aborted, and what cannot be held is refused at once, ne
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import uuid
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from risingstars.upload import capacity
 from risingstars.upload.settings import MiB
 
 CHUNK = 64 * 1024
@@ -281,4 +284,121 @@ async def test_with_memory_and_disk_full_a_new_upload_is_503_at_once(
         # Room again: the next one is taken.
         response = await asyncio.wait_for(svc.upload(clips["big"]), ANSWER_TIMEOUT)
         assert response.status_code == 201, response.text
+        await nothing_left(svc, s3, tools)
+
+
+# --- tus: a PATCH request's part comes from the same store ---------------------------------
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+async def tus_create(svc, size: int) -> uuid.UUID:
+    response = await svc.client.post(
+        "/api/videos/tus/",
+        headers={**svc.headers(), **TUS, "Upload-Length": str(size),
+                 "Upload-Metadata": "title " + base64.b64encode(b"Tiro de esquina").decode()},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.headers["Location"].rsplit("/", 1)[1])
+
+
+async def tus_patch(svc, upload_id: uuid.UUID, offset: int, data: bytes):
+    return await svc.client.patch(
+        f"/api/videos/tus/{upload_id}",
+        headers={**svc.headers(), **TUS, "Upload-Offset": str(offset),
+                 "Content-Type": "application/offset+octet-stream"},
+        content=data,
+    )  # fmt: skip
+
+
+async def test_tus_parts_spill_when_memory_is_taken_and_are_removed(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    data = clips["big"].read_bytes()
+    async with service(upload_buffer_bytes=5 * MiB, upload_spill_dir=str(tmp_path)) as svc:
+        store = svc.runtime.buffers
+        store.reclaim_after = math.inf  # the holder's buffer stays put: tus must spill
+        holder = Client(svc, data, pause_at=CHUNK, then="disconnect")
+        holder_task = holder.start()
+        await asyncio.wait_for(holder.paused.wait(), ANSWER_TIMEOUT)
+        assert store.in_use == 1
+        spilled_before = await metric(svc, "upload_spilled_bytes_total")
+
+        upload_id = await tus_create(svc, len(data))
+        upload = await svc.runtime.tus.get(upload_id, svc.user)
+        files_mid_request = []
+
+        async def across_a_part_boundary():
+            yield data[:MiB]
+            files_mid_request.append(part_files(svc))
+            yield data[MiB : 6 * MiB]
+
+        upload = await svc.runtime.tus.append(upload, 0, across_a_part_boundary())
+        assert upload.offset == 6 * MiB and upload.tail_bytes == MiB
+        assert files_mid_request[0], "the part being filled is a spill file"
+        assert part_files(svc) == [] and store.parts == 1  # the tail waits in S3, not here
+        assert await metric(svc, "upload_spill_bytes_in_use") == 0
+
+        done = await tus_patch(svc, upload_id, 6 * MiB, data[6 * MiB :])
+        assert done.status_code == 204, done.text
+        key = f"originals/{done.headers['Video-Id']}.mp4"
+        assert s3.get_object(Bucket=svc.settings.s3_bucket, Key=key)["Body"].read() == data
+        assert await metric(svc, "upload_spilled_bytes_total") > spilled_before + 6 * MiB
+        assert part_files(svc) == [] and store.parts == 1
+
+        holder.resume.set()
+        await asyncio.wait_for(holder_task, ANSWER_TIMEOUT)
+        await nothing_left(svc, s3, tools)
+
+
+async def test_tus_with_memory_and_disk_full_is_503_and_keeps_its_offset(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    data = clips["big"].read_bytes()
+    async with service(
+        upload_buffer_bytes=5 * MiB, upload_spill_bytes=5 * MiB, upload_spill_dir=str(tmp_path)
+    ) as svc:
+        upload_id = await tus_create(svc, len(data))
+        assert (await tus_patch(svc, upload_id, 0, data[:MiB])).status_code == 204
+        holders = [Client(svc, data, pause_at=CHUNK, then="disconnect") for _ in range(2)]
+        tasks = [c.start() for c in holders]
+        for client in holders:
+            await asyncio.wait_for(client.paused.wait(), ANSWER_TIMEOUT)
+
+        refused = await tus_patch(svc, upload_id, MiB, data[MiB:])
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["Retry-After"] and refused.headers["Tus-Resumable"] == "1.0.0"
+        assert "demasiadas cargas" in refused.json()["detail"]
+        assert (await svc.runtime.tus.get(upload_id, svc.user)).offset == MiB
+
+        for client in holders:
+            client.resume.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
+        done = await tus_patch(svc, upload_id, MiB, data[MiB:])
+        assert done.status_code == 204, done.text
+        await nothing_left(svc, s3, tools)
+
+
+async def test_a_quiet_tus_request_ends_and_keeps_what_arrived(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    data = clips["big"].read_bytes()
+    async with service(upload_idle_seconds=0.5, upload_spill_dir=str(tmp_path)) as svc:
+        upload_id = await tus_create(svc, len(data))
+        upload = await svc.runtime.tus.get(upload_id, svc.user)
+        never = asyncio.Event()
+
+        async def then_silence():
+            yield data[:MiB]
+            await never.wait()
+
+        with pytest.raises(capacity.TimedOut):
+            await asyncio.wait_for(
+                svc.runtime.tus.append(upload, 0, then_silence()), ANSWER_TIMEOUT
+            )
+        assert (await svc.runtime.tus.get(upload_id, svc.user)).offset == MiB
+        store = svc.runtime.buffers
+        assert (store.parts, store.in_use, part_files(svc)) == (0, 0, [])
+        done = await tus_patch(svc, upload_id, MiB, data[MiB:])
+        assert done.status_code == 204, done.text
         await nothing_left(svc, s3, tools)

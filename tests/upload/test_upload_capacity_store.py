@@ -103,20 +103,3 @@ async def test_directories_of_dead_processes_are_removed_at_start(tmp_path) -> N
     assert alive.dir.exists() and newcomer.dir != alive.dir
     alive.close()
     newcomer.close()
-
-
-async def test_whole_buffers_for_code_that_fills_its_own(tmp_path) -> None:
-    store = store_in(tmp_path, disk_parts=1, reclaim_after=float("inf"))
-    assert store.size == PART
-    buffer = await store.acquire()
-    assert len(buffer) == PART and store.in_use == 1
-    on_disk = store.take_now()  # memory is taken: parts still go to disk
-    assert not on_disk.in_memory
-    waiting = asyncio.ensure_future(store.acquire())
-    await eventually(lambda: store._memory_waiters, 5, "the buffer request to wait")
-    on_disk.close()  # disk room does not help it
-    assert not waiting.done()
-    store.release(buffer)
-    assert await asyncio.wait_for(waiting, 5) is buffer
-    store.release(buffer)
-    assert store.in_use == 0

@@ -1,20 +1,70 @@
-"""Run an ASGI app under uvicorn with Kubernetes-friendly shutdown.
+"""Run an ASGI app under uvicorn with Kubernetes-friendly shutdown and bounded request buffers.
 
 On SIGTERM readiness fails at once while requests are still served for `drain_seconds` (the
 endpoint's removal from Services and the load balancer races the signal); then uvicorn stops
 accepting and waits up to `shutdown_timeout_seconds` for in-flight requests.
+
+Each connection reads at most READ_BYTES from its socket at a time and stops reading once
+BODY_BUFFER_BYTES of request body wait for the app: what a fast client sends beyond that waits
+in the kernel's socket buffer (flow control), not in the process. uvicorn alone reads up to
+256 KiB per receive and pauses past 64 KiB, so a connection could hold 320 KiB: 300 uploads
+arriving faster than the app consumes them held about 95 MB.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from risingstars.kit.settings import HTTPSettings
+
+READ_BYTES = 32 * 1024
+BODY_BUFFER_BYTES = 32 * 1024
+
+
+class BoundedReads(asyncio.BufferedProtocol):
+    """uvicorn's httptools protocol behind a buffered-read front: the event loop reads into a
+    small per-thread buffer (one read at a time on a thread, so one buffer serves every
+    connection), and the request body is paused at BODY_BUFFER_BYTES."""
+
+    _local = threading.local()
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.http = HttpToolsProtocol(**kwargs)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = memoryview(bytearray(READ_BYTES))
+        return buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.http.data_received(bytes(self._local.buffer[:nbytes]))
+        cycle = self.http.cycle
+        if cycle is not None and len(cycle.body) >= BODY_BUFFER_BYTES:
+            self.http.flow.pause_reading()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.http.connection_made(transport)  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.http.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return self.http.eof_received()
+
+    def pause_writing(self) -> None:
+        self.http.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.http.resume_writing()
 
 
 class DrainingServer(uvicorn.Server):
@@ -40,6 +90,7 @@ def serve(app: FastAPI, settings: HTTPSettings) -> None:
         app,
         host="0.0.0.0",
         port=settings.port,
+        http=BoundedReads,
         log_config=None,
         access_log=False,
         timeout_keep_alive=settings.keepalive_seconds,

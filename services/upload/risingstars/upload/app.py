@@ -111,6 +111,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     ttl_seconds=settings.direct_upload_ttl_seconds,
                     max_open_per_user=settings.max_open_uploads_per_user,
                     daily_quota=settings.upload_daily_quota,
+                    idle_seconds=settings.upload_idle_seconds,
                 ),
                 upload_slots=UserSlots(settings.upload_max_per_user),
                 queue=JobQueue(

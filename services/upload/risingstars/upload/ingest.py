@@ -240,22 +240,32 @@ async def body_of(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def _read(
-    chunks: AsyncIterator[bytes], form_stream: FormStream, form: _Form, idle_seconds: float
-) -> None:
+async def paced(chunks: AsyncIterator[bytes], idle_seconds: float) -> AsyncIterator[bytes]:
+    """`chunks`, cut off with TimedOut("idle") once the client sends nothing for
+    `idle_seconds`. Only the client's silence counts: time the caller spends waiting for room
+    for a part is ours."""
     received = aiter(chunks)
-    while not form_stream.finished:
+    while True:
         try:
-            # Only the client's silence counts: waiting for room for a part is ours.
             async with asyncio.timeout(idle_seconds):
                 chunk = await anext(received)
         except StopAsyncIteration:
-            break
+            return
         except TimeoutError:
             metrics.IDLE_ABORTED.inc()
             raise TimedOut("idle", messages.upload_idle(idle_seconds)) from None
+        yield chunk
+        del chunk  # see body_of
+
+
+async def _read(
+    chunks: AsyncIterator[bytes], form_stream: FormStream, form: _Form, idle_seconds: float
+) -> None:
+    async for chunk in paced(chunks, idle_seconds):
         await _feed(form_stream, form, chunk)
         del chunk  # see body_of
+        if form_stream.finished:
+            break
     if not form_stream.finished:
         raise Rejected("bad_form", messages.BAD_MULTIPART)
     if not form.file_done or form.info is None:

@@ -136,7 +136,6 @@ class PartStore:
         self.filling: set[Part] = set()
         self._free: list[bytearray] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._memory_waiters: list[asyncio.Future[None]] = []
         self.dir = _own_directory(Path(spill_root))
         self._lock = _hold_lock(self.dir)
 
@@ -170,31 +169,6 @@ class PartStore:
             finally:
                 self.waiting -= 1
         return part
-
-    # Whole memory buffers, for code that fills one itself (tus appends a request's bytes into
-    # one): it waits for memory only, and is woken before part waiters, which can use disk.
-    @property
-    def size(self) -> int:
-        return self.part_bytes
-
-    async def acquire(self) -> bytearray:
-        while (buffer := self._lend_buffer()) is None:
-            turn = asyncio.get_running_loop().create_future()
-            self._memory_waiters.append(turn)
-            try:
-                await turn
-            except BaseException:
-                if turn.done() and not turn.cancelled():
-                    self._wake()
-                else:
-                    self._memory_waiters.remove(turn)
-                raise
-        return buffer
-
-    def release(self, buffer: bytearray) -> None:
-        self.in_use -= 1
-        self._free.append(buffer)
-        self._wake()
 
     def spilled(self, n: int) -> None:
         self.spill_in_use += n
@@ -247,13 +221,11 @@ class PartStore:
         return min(candidates, key=lambda p: p.last_write, default=None)
 
     def _wake(self) -> None:
-        memory_free = self.in_use < self.memory_parts
-        for waiters in (self._memory_waiters, self._waiters) if memory_free else (self._waiters,):
-            while waiters:
-                turn = waiters.pop(0)
-                if not turn.done():
-                    turn.set_result(None)
-                    return
+        while self._waiters:
+            turn = self._waiters.pop(0)
+            if not turn.done():
+                turn.set_result(None)
+                return
 
 
 def _own_directory(root: Path) -> Path:

@@ -6,7 +6,10 @@ parts are sent to S3 as they fill; what a request leaves of an incomplete part i
 small `tail` object and read back by the next request, so nothing stays in a process between
 requests and any replica can continue an upload that another started. PostgreSQL holds the
 offset and the parts' ETags; progress is recorded by compare-and-set on the offset, so two
-requests racing on one upload cannot both append.
+requests racing on one upload cannot both append. Within a request, the part being filled comes
+from the process's PartStore as a streamed upload's does (memory, then spill files; 503 at once
+when neither has room), and a request quiet for UPLOAD_IDLE_SECONDS ends (408), keeping what
+arrived.
 
 When the last byte arrives the multipart upload is completed and the file checked exactly as a
 streamed upload's (the MP4 header by ranged reads, the size, duration and resolution rules); a
@@ -32,8 +35,8 @@ from botocore.exceptions import ClientError
 from risingstars.kit import errors
 from risingstars.upload import catalog, ingest, messages, mp4, storage, tus_queries
 from risingstars.upload.outbox import Outbox
-from risingstars.upload.s3upload import abort_upload
-from risingstars.upload.spill import PartStore
+from risingstars.upload.s3upload import PartBody, abort_upload
+from risingstars.upload.spill import Part, PartStore
 from risingstars.upload.text import clean_title
 
 log = logging.getLogger("risingstars.upload.tus")
@@ -41,6 +44,8 @@ log = logging.getLogger("risingstars.upload.tus")
 VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,expiration"
 MAX_METADATA_BYTES = 4096
+# The tail is copied from S3 into the request's part in slices of this size.
+TAIL_READ_BYTES = 64 * 1024
 
 
 class TusError(Exception):
@@ -122,6 +127,7 @@ class TusUploads:
     ttl_seconds: int
     max_open_per_user: int
     daily_quota: int
+    idle_seconds: float
 
     async def create(
         self, owner: catalog.Uploader, length: int, metadata_header: str | None
@@ -155,7 +161,7 @@ class TusUploads:
                 title,
                 metadata_header or "",
                 length,
-                self.buffers.size,
+                self.buffers.part_bytes,
                 float(self.ttl_seconds),
             )
         except BaseException:
@@ -175,7 +181,8 @@ class TusUploads:
 
     async def append(self, upload: Upload, offset: int, body: AsyncIterator[bytes]) -> Upload:
         """Store the bytes of one PATCH request; returns the upload as it now stands. If the
-        client goes away mid-request, what arrived is kept (then the disconnect is re-raised)."""
+        client goes away or goes quiet (capacity.TimedOut) mid-request, what arrived is kept,
+        then the error is re-raised. capacity.Busy: no room for a part, nothing read."""
         if upload.completed:
             if offset == upload.length:
                 return upload
@@ -186,8 +193,9 @@ class TusUploads:
         try:
             await writer.start()
             try:
-                async for chunk in body:
+                async for chunk in ingest.paced(body, self.idle_seconds):
                     await writer.write(chunk)
+                    del chunk  # see ingest.body_of
             except TusError:
                 raise
             except BaseException:
@@ -289,32 +297,38 @@ def _title(metadata: dict[str, str]) -> str:
 
 
 class _Appender:
-    """The bytes of one request, cut into S3 parts, with what cannot fill a part kept aside."""
+    """The bytes of one request, cut into S3 parts, with what cannot fill a part kept aside.
+
+    The part being filled comes from the process's PartStore, as a streamed upload's does
+    (memory, then the spill directory), and is sent from there without a copy."""
 
     def __init__(self, uploads: TusUploads, upload: Upload) -> None:
         self.uploads = uploads
         self.upload = upload
         self.received = upload.offset
         self.etags = list(upload.etags)
-        self.buffer: bytearray | None = None
-        self.filled = 0
+        self.part: Part | None = None
         self.saved = False
 
     async def start(self) -> None:
-        self.buffer = await self.uploads.buffers.acquire()
-        if self.upload.tail_bytes:
-            key = tail_key(self.upload.id)
-            size = self.upload.tail_bytes
-            tail = await storage.read_range(self.uploads.s3, self.uploads.bucket, key, 0, size)
-            if len(tail) != self.upload.tail_bytes:
-                raise TusError(503, "No se pudo leer la subida; intente de nuevo")
-            self.buffer[: len(tail)] = tail
-            self.filled = len(tail)
+        """Take a part now (capacity.Busy if there is no room: a request never queues for
+        one) and put the tail a previous request left into it."""
+        self.part = self.uploads.buffers.take_now()
+        if not self.upload.tail_bytes:
+            return
+        response = await self.uploads.s3.get_object(
+            Bucket=self.uploads.bucket, Key=tail_key(self.upload.id)
+        )
+        async with response["Body"] as body:
+            async for chunk in body.iter_chunks(TAIL_READ_BYTES):
+                self.part.write(memoryview(chunk))
+        if self.part.size != self.upload.tail_bytes:
+            raise TusError(503, "No se pudo leer la subida; intente de nuevo")
 
     def release(self) -> None:
-        if self.buffer is not None:
-            self.uploads.buffers.release(self.buffer)
-            self.buffer = None
+        if self.part is not None:
+            self.part.close()
+            self.part = None
 
     async def write(self, chunk: bytes) -> None:
         if self.received + len(chunk) > self.upload.length:
@@ -323,31 +337,33 @@ class _Appender:
             _check_head(chunk)
         view = memoryview(chunk)
         while view:
-            assert self.buffer is not None
-            room = len(self.buffer) - self.filled
-            taken = view[:room]
-            self.buffer[self.filled : self.filled + len(taken)] = taken
-            self.filled += len(taken)
-            self.received += len(taken)
-            view = view[len(taken) :]
+            if self.part is None:
+                self.part = await self.uploads.buffers.take()
+            taken = self.part.write(view)
+            self.received += taken
+            view = view[taken:]
             # A full part is sent unless it is the very last one: that one completes the upload.
-            if self.filled == len(self.buffer) and self.received < self.upload.length:
+            if self.part.full and self.received < self.upload.length:
                 await self._send_part()
 
-    async def _send_part(self) -> None:
-        assert self.buffer is not None
-        number = len(self.etags) + 1
+    async def _upload_part(self) -> None:
+        """Send the part being filled as the next part; it is freed once S3 has it."""
+        assert self.part is not None
+        body = self.part.seal()
         response = await self.uploads.s3.upload_part(
             Bucket=self.uploads.bucket,
             Key=self.upload.key,
             UploadId=self.upload.s3_upload_id,
-            PartNumber=number,
-            Body=bytes(self.buffer[: self.filled]),
+            PartNumber=len(self.etags) + 1,
+            Body=body,
+            ContentLength=len(body),
         )
         self.etags.append(response["ETag"])
-        stored = len(self.etags) * self.upload.part_bytes
-        await self._advance(stored, 0)
-        self.filled = 0
+        self.release()
+
+    async def _send_part(self) -> None:
+        await self._upload_part()
+        await self._advance(self.received, 0)
 
     async def _advance(self, offset: int, tail_bytes: int) -> None:
         done = await self.uploads.pool.execute(
@@ -361,30 +377,26 @@ class _Appender:
 
     async def keep_what_arrived(self) -> Upload:
         """Store the incomplete part as the tail object and record the new offset."""
-        if self.saved or self.buffer is None or self.received == self.upload.offset:
+        if self.saved or self.received == self.upload.offset:
             return self.upload
         self.saved = True
+        filled = self.part.size if self.part is not None else 0
+        body = self.part.seal() if self.part is not None else PartBody(memoryview(b""))
         await self.uploads.s3.put_object(
             Bucket=self.uploads.bucket,
             Key=tail_key(self.upload.id),
-            Body=bytes(self.buffer[: self.filled]),
+            Body=body,
+            ContentLength=len(body),
         )
-        await self._advance(self.received, self.filled)
+        await self._advance(self.received, filled)
         return self.upload
 
     async def flush_last_part(self) -> list[str]:
         """Send what is left as the last part and record the upload as whole (not yet done)."""
-        if self.filled or not self.etags:
-            assert self.buffer is not None
-            response = await self.uploads.s3.upload_part(
-                Bucket=self.uploads.bucket,
-                Key=self.upload.key,
-                UploadId=self.upload.s3_upload_id,
-                PartNumber=len(self.etags) + 1,
-                Body=bytes(self.buffer[: self.filled]),
-            )
-            self.etags.append(response["ETag"])
-            self.filled = 0
+        if (self.part is not None and self.part.size) or not self.etags:
+            if self.part is None:
+                self.part = await self.uploads.buffers.take()
+            await self._upload_part()
         if (self.upload.offset, self.upload.tail_bytes) != (self.upload.length, 0) or (
             tuple(self.etags) != self.upload.etags
         ):

@@ -16,7 +16,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.requests import ClientDisconnect
 
-from risingstars.upload import catalog, metrics, schemas, tus
+from risingstars.upload import capacity, catalog, ingest, metrics, schemas, tus
 from risingstars.upload.deps import Runtime, User
 
 log = logging.getLogger("risingstars.upload.tus")
@@ -26,8 +26,8 @@ router = APIRouter(prefix=PATH, tags=["tus resumable uploads"])
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 
-def _fail(status: int, detail: str) -> HTTPException:
-    headers = {"Tus-Resumable": tus.VERSION}
+def _fail(status: int, detail: str, extra: dict[str, str] | None = None) -> HTTPException:
+    headers = {"Tus-Resumable": tus.VERSION, **(extra or {})}
     if status == 412:
         headers["Tus-Version"] = tus.VERSION
     return HTTPException(status, detail, headers=headers)
@@ -71,11 +71,14 @@ def _headers(upload: tus.Upload) -> dict[str, str]:
 async def _append(rt, request: Request, upload: tus.Upload, offset: int) -> tus.Upload:
     started = time.perf_counter()
     try:
-        upload = await rt.tus.append(upload, offset, request.stream())
+        upload = await rt.tus.append(upload, offset, ingest.body_of(request.receive))
     except tus.TusError as exc:
         if exc.status == 400:
             metrics.UPLOADS.labels("tus", "rejected", "invalid").inc()
         raise _fail(exc.status, exc.detail) from None
+    except capacity.Refused as exc:
+        metrics.UPLOADS.labels("tus", exc.outcome, exc.reason).inc()
+        raise _fail(exc.status, exc.detail, exc.headers) from None
     if upload.completed:
         metrics.UPLOADS.labels("tus", "accepted", "ok").inc()
         metrics.UPLOAD_DURATION.labels("accepted").observe(time.perf_counter() - started)
@@ -98,8 +101,8 @@ async def capabilities(rt: Runtime) -> Response:
     )
 
 
-@router.post("", status_code=201, responses=schemas.errors(400, 401, 412, 413, 429))
-@router.post("/", status_code=201, responses=schemas.errors(400, 401, 412, 413, 429))
+@router.post("", status_code=201, responses=schemas.errors(400, 401, 408, 412, 413, 429, 503))
+@router.post("/", status_code=201, responses=schemas.errors(400, 401, 408, 412, 413, 429, 503))
 async def create(request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
     if "upload-defer-length" in request.headers:
@@ -135,7 +138,7 @@ async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
 @router.patch(
     "/{upload_id}",
     status_code=204,
-    responses=schemas.errors(400, 401, 404, 409, 410, 412, 415),
+    responses=schemas.errors(400, 401, 404, 408, 409, 410, 412, 415, 503),
 )
 async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
