@@ -376,7 +376,8 @@ def findings(web: list[tuple[analysis.Phase, dict]], cores: int) -> list[str]:
         theirs = seed.BY_USERS[int(found[1])]
         errors = sum(s["errors"].values())
         lines.append(
-            f"- **{found[1]} users, {found[2] or 'streamed'} path**: {s['req_s']:.2f} uploads/s "
+            f"- **{found[1]} users, {found[2] or 'streamed'} path**{s['env']}: "
+            f"{s['req_s']:.2f} uploads/s "
             f"({s['req_s'] / theirs['req_s']:.1f}× the seed's {theirs['req_s']}), mean latency "
             f"{s['mean_s']:.0f} s (seed {theirs['mean_s']:.0f} s), p95 {s['p95_s']:.0f} s, "
             f"{errors} errors in {s['requests']} uploads, {s['unauthorized']} × 401."
@@ -455,8 +456,22 @@ def write(
         for run in runs
     ]
     phases = [p for group in per_run for p in group]
+    # A run with settings of its own (`--env`) says so beside each of its phases.
+    env = {
+        p.path: f" [{', '.join(meta['stack_env'])}]" if meta.get("stack_env") else ""
+        for meta, group in zip(metas, per_run, strict=True)
+        for p in group
+    }
     web = [
-        (p, {**analysis.summary(p), "upload_rss_mb": peak_rss(p), "load_average": loadavg(p)})
+        (
+            p,
+            {
+                **analysis.summary(p),
+                "upload_rss_mb": peak_rss(p),
+                "load_average": loadavg(p),
+                "env": env[p.path],
+            },
+        )
         for p in phases
         if p.spec.get("kind", "web") == "web"
     ]
@@ -472,7 +487,7 @@ def write(
     for s in seed.PHASES:
         out.append(row(f"seed: {s['phase']}", s, seed_row=True))
     for _, s in web:
-        out.append(row(f"**ours: {s['phase']}**", s))
+        out.append(row(f"**ours: {s['phase']}**{s['env']}", s))
     out += [
         "",
         "Seed figures: the client's JMeter run on AWS (docs/capacity/seed.md); its MB/s is "
