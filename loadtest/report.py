@@ -496,6 +496,8 @@ def write(
         "",
         "Tokens: " + ", ".join(
             f"{s['phase']} {s['unauthorized']} × 401, {s['refreshes']} refreshes"
+            + (f", {s['complete_503']} completions answered 503 + Retry-After"
+               if s.get("complete_503") else "")
             for _, s in web
         ) + ".",
         "",
