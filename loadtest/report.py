@@ -328,7 +328,7 @@ def describe(meta: dict[str, Any], names: list[str]) -> list[str]:
         lines += [
             f"- Processor: {meta['processor']} (locally its ffmpeg would compete with the upload "
             "path for the same 2 cores; in a cluster it runs on its own nodes).",
-            "- Storage and queues emptied between phases, and uploaded originals deleted 10 s "
+            "- Storage and queues emptied between phases, and uploaded originals deleted 3 min "
             "after they land while the processor is paused: moto keeps every object and slows as "
             "they accumulate (a 300-user phase uploads tens of GB).",
         ]
