@@ -88,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("run", type=Path, nargs="+", help="one or more run directories")
     g.add_argument("--out", type=Path, help="default docs/capacity/<run name>")
     g.add_argument("--note", default="", help="a paragraph at the top of the report")
+    g.add_argument("--before", type=Path, help="an earlier report's summary.json, to compare")
     return p
 
 
@@ -104,7 +105,7 @@ def main(argv: list[str]) -> int:
         from loadtest import report
 
         target = args.out or report.DOCS / args.run[0].resolve().name
-        print(report.write(args.run, target, args.note))
+        print(report.write(args.run, target, args.note, args.before))
     return 0
 
 

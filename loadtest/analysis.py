@@ -106,6 +106,10 @@ def summary(phase: Phase, window: tuple[float, float] | None = None) -> dict[str
         "mb_s": sum(r["bytes"] for r in good) / 1e6 / span if rows else 0.0,
         "unauthorized": sum(1 for r in phase.requests if r["status"] == 401),
         "refreshes": sum(1 for r in phase.requests if r["name"] == "POST /api/auth/refresh"),
+        # A direct upload's completion answered 503 + Retry-After (the client tries again).
+        "complete_503": sum(
+            1 for r in phase.requests if r["name"].endswith("/complete") and r["status"] == 503
+        ),
         "logins": sum(1 for r in phase.requests if r["name"] == "POST /api/auth/login"),
     }
 

@@ -38,6 +38,7 @@ FREE = deque(i for _ in range(PHASE.get("users_per_account", 1)) for i in range(
 STREAMED = "POST /api/videos/upload"
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DIRECT = "direct upload (create, PUT parts, complete)"
+COMPLETE_RETRIES = 5  # a direct upload's completion answered 503 + Retry-After
 
 _log = (OUT / "requests.csv").open("w", newline="")
 _rows = csv.writer(_log)
@@ -259,13 +260,30 @@ class DirectUploader(Uploader):
                 if put.status != 200:
                     self.record(DIRECT, "upload", started, put.status, sent, Failure("part PUT"))
                     return
-            r = self.call(
-                "POST", f"/api/videos/uploads/{upload['upload_id']}/complete", None, self.token()
-            )
+            r = self.complete(upload["upload_id"])
         except (Failure, OSError) as exc:
             self.record(DIRECT, "upload", started, 0, sent, exc)
             return
         self.record(DIRECT, "upload", started, r.status, sent, self._accepted(r))
+
+    def complete(self, upload_id: str) -> wire.Response:
+        """Completion is idempotent (a second call finds the upload completed), so a 503 with
+        Retry-After (storage too slow to finish within the service's deadline) is retried after
+        the pause it asks for, as a client should; every attempt stays a recorded step."""
+        path = f"/api/videos/uploads/{upload_id}/complete"
+        for _ in range(COMPLETE_RETRIES):
+            r = self.call("POST", path, None, self.token())
+            if r.status != 503 or "retry-after" not in r.headers:
+                return r
+            gevent.sleep(_seconds(r.headers["retry-after"]))
+        return self.call("POST", path, None, self.token())
+
+
+def _seconds(retry_after: str, most: float = 30.0) -> float:
+    try:
+        return min(max(float(retry_after), 0.1), most)
+    except ValueError:  # an HTTP date: not worth parsing for a pause this short
+        return 1.0
 
 
 CLASSES = {

@@ -172,6 +172,19 @@ def plot_worker(results: list[dict[str, Any]], phases: list, target: Path) -> st
     return "worker-backlog.png"
 
 
+def loadavg(phase: analysis.Phase) -> str:
+    """The machine's 1-minute load average (`uptime`) at the phase's start and end."""
+    path = phase.path / "loadavg.json"
+    if not path.exists():
+        return "–"
+    la = json.loads(path.read_text())
+    return f"{la['start'][0]:.1f} → {la['end'][0]:.1f}"
+
+
+def peak_rss(phase: analysis.Phase, component: str = "upload") -> float:
+    return max((m for _, _, m in analysis.processes(phase).get(component, [])), default=0.0)
+
+
 def cpu_seconds(phase: analysis.Phase, component: str) -> float:
     """CPU time a component used during the phase, from the 1-s samples."""
     samples = analysis.processes(phase).get(component, [])
@@ -208,6 +221,15 @@ def sizing(web: list[tuple[analysis.Phase, dict]], workers: list[dict]) -> list[
         f"with {cpu:,.0f} CPU-seconds over the streamed phases, i.e. **{per_core:.0f} MB/s per "
         f"core** (the cost of an upload follows its bytes); its peak RSS was {rss:.0f} MB.",
     ]
+    direct = [(p, s) for p, s in web if p.complete and p.name.endswith("-direct")]
+    direct_uploads = sum(1 for p, _ in direct for r in p.uploads() if analysis.ok(r))
+    if direct_uploads:
+        direct_cpu = sum(cpu_seconds(p, "upload") for p, _ in direct)
+        lines.append(
+            f"Presigned path: {direct_uploads:,} uploads with {direct_cpu:,.0f} CPU-seconds of "
+            f"the upload service, i.e. **{1000 * direct_cpu / direct_uploads:.0f} CPU-ms per "
+            "upload** (create, sign the parts, complete with the MP4 check); S3 takes the bytes."
+        )
     proc = [w for w in workers if w["processed"] and w.get("cpu_s_per_video")]
     if proc:
         w = min(proc, key=lambda w: (w["mb"], w["cpu_s_per_video"]))
@@ -217,7 +239,12 @@ def sizing(web: list[tuple[analysis.Phase, dict]], workers: list[dict]) -> list[
             f"Processor: **{w['cpu_s_per_video']:.0f} CPU-seconds per video** for {w['mb']} MB "
             f"2560×1440 inputs (phase `{w['name']}`), so a 2-vCPU pod kept 90 % busy does "
             f"{per_pod_min:.1f} videos/min; the seed's 10–15 MB files cost less, so this errs "
-            "on the safe side."
+            "on the safe side ("
+            + ", ".join(
+                f"{mb} MB: {np.mean([x['cpu_s_per_video'] for x in proc if x['mb'] == mb]):.0f}"
+                for mb in sorted({x["mb"] for x in proc})
+            )
+            + " CPU-s per video over every CONCURRENCY)."
         )
     lines += [
         "",
@@ -245,11 +272,13 @@ def sizing(web: list[tuple[analysis.Phase, dict]], workers: list[dict]) -> list[
         "",
         "CPU is not what sizes the upload pods: uploads in flight are. Closed-loop users keep "
         "one upload each in flight, 3,000 at 10× and 30,000 at 100×; every one holds a "
-        "connection and, in the streamed path, part buffers (in memory, or spilled to the pod's "
-        "scratch disk once issue 9's fix is in). Give each 1-vCPU pod at most a few hundred "
-        "uploads in flight (512 MiB of memory, a scratch `emptyDir` of a few GB), i.e. about "
-        "10 pods at 10× and 100 at 100×, or move the bulk to the presigned path, where S3 "
-        "takes the bytes and the pods only sign URLs.",
+        "connection and, in the streamed path, a part being filled: a few 5 MiB buffers in "
+        f"memory (peak RSS above: {rss:.0f} MB), the rest in the pod's scratch `emptyDir`, one "
+        "whole part reserved per upload, so the chart's 1 GiB (`upload.spillBytes`) holds "
+        "about 200 uploads in flight per pod and answers 503 + Retry-After past that. Give "
+        "each 1-vCPU pod at most ~200 streamed uploads in flight, i.e. about 15 pods at 10× "
+        "and 150 at 100× (or a larger scratch per pod), or move the bulk to the presigned "
+        "path, where S3 takes the bytes and the pods only sign URLs.",
         "",
         "The upload API is not where the money goes: at every scale the processor (ffmpeg) needs "
         "tens of times the CPU of the upload path; scale it on the backlog (the operator), and "
@@ -261,6 +290,10 @@ def sizing(web: list[tuple[analysis.Phase, dict]], workers: list[dict]) -> list[
     return lines
 
 
+def _uptime(la: list[float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in la) + " (1 / 5 / 15 min)"
+
+
 def describe(meta: dict[str, Any], names: list[str]) -> list[str]:
     """What one run measured, and how."""
     m = meta["machine"]
@@ -270,8 +303,13 @@ def describe(meta: dict[str, Any], names: list[str]) -> list[str]:
         f"- System under test: `{meta['host']}` ({'this machine' if meta['local'] else 'remote'}),"
         f" code at commit `{meta['commit']}`.",
         f"- Machine: {m['cpus']} cores, {m['memory_gb']} GB, shared by the load generator and "
-        f"every component (and other work: load average {m['load_average_at_start'][0]:.1f} "
-        "at the start).",
+        f"every component (and other work: load average {_uptime(m['load_average_at_start'])} "
+        "at the start"
+        + (
+            f", {_uptime(m['load_average_at_end'])} at the end)."
+            if m.get("load_average_at_end")
+            else ")."
+        ),
     ]
     if any(p != "worker" for p in meta["plan"]):
         lines += [
@@ -290,7 +328,7 @@ def describe(meta: dict[str, Any], names: list[str]) -> list[str]:
         lines += [
             f"- Processor: {meta['processor']} (locally its ffmpeg would compete with the upload "
             "path for the same 2 cores; in a cluster it runs on its own nodes).",
-            "- Storage and queues emptied between phases, and uploaded originals deleted 10 s "
+            "- Storage and queues emptied between phases, and uploaded originals deleted 3 min "
             "after they land while the processor is paused: moto keeps every object and slows as "
             "they accumulate (a 300-user phase uploads tens of GB).",
         ]
@@ -338,7 +376,8 @@ def findings(web: list[tuple[analysis.Phase, dict]], cores: int) -> list[str]:
         theirs = seed.BY_USERS[int(found[1])]
         errors = sum(s["errors"].values())
         lines.append(
-            f"- **{found[1]} users, {found[2] or 'streamed'} path**: {s['req_s']:.2f} uploads/s "
+            f"- **{found[1]} users, {found[2] or 'streamed'} path**{s['env']}: "
+            f"{s['req_s']:.2f} uploads/s "
             f"({s['req_s'] / theirs['req_s']:.1f}× the seed's {theirs['req_s']}), mean latency "
             f"{s['mean_s']:.0f} s (seed {theirs['mean_s']:.0f} s), p95 {s['p95_s']:.0f} s, "
             f"{errors} errors in {s['requests']} uploads, {s['unauthorized']} × 401."
@@ -375,7 +414,40 @@ def findings(web: list[tuple[analysis.Phase, dict]], cores: int) -> list[str]:
     return ["## Findings", "", *lines, ""]
 
 
-def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
+def before_after(before: Path, web: list[tuple[analysis.Phase, dict]]) -> list[str]:
+    """Our phases beside the same phases of an earlier report (its summary.json)."""
+    earlier = {s["phase"]: s for s in json.loads(before.read_text())["web"]}
+    lines = []
+    for phase, now in web:
+        then = earlier.get(phase.name)
+        if then is None or not phase.complete:
+            continue
+        rss = f"{then['upload_rss_mb']:.0f}" if "upload_rss_mb" in then else "–"
+        lines.append(
+            f"| {phase.name} | {then['requests']} / {now['requests']} | "
+            f"{_errors(then['errors'])} / {_errors(now['errors'])} | "
+            f"{then['req_s']:.2f} / {now['req_s']:.2f} | "
+            f"{then['mean_s']:.0f} / {now['mean_s']:.0f} | "
+            f"{then['p95_s']:.0f} / {now['p95_s']:.0f} | {rss} / {now['upload_rss_mb']:.0f} |"
+        )
+    if not lines:
+        return []
+    return [
+        "## Before and after",
+        "",
+        f"The same phases in the earlier report ([{before.parent.name}](../{before.parent.name}/"
+        "README.md)), before / now:",
+        "",
+        "| phase | uploads | errors | req/s | mean s | p95 s | peak RSS upload MB |",
+        "|---|---|---|---|---|---|---|",
+        *lines,
+        "",
+    ]
+
+
+def write(
+    runs: Path | list[Path], target: Path, note: str = "", before: Path | None = None
+) -> Path:
     runs = [Path(r) for r in (runs if isinstance(runs, list) else [runs])]
     target.mkdir(parents=True, exist_ok=True)
     metas = [json.loads((run / "meta.json").read_text()) for run in runs]
@@ -384,7 +456,25 @@ def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
         for run in runs
     ]
     phases = [p for group in per_run for p in group]
-    web = [(p, analysis.summary(p)) for p in phases if p.spec.get("kind", "web") == "web"]
+    # A run with settings of its own (`--env`) says so beside each of its phases.
+    env = {
+        p.path: f" [{', '.join(meta['stack_env'])}]" if meta.get("stack_env") else ""
+        for meta, group in zip(metas, per_run, strict=True)
+        for p in group
+    }
+    web = [
+        (
+            p,
+            {
+                **analysis.summary(p),
+                "upload_rss_mb": peak_rss(p),
+                "load_average": loadavg(p),
+                "env": env[p.path],
+            },
+        )
+        for p in phases
+        if p.spec.get("kind", "web") == "web"
+    ]
     workers = [json.loads((p.path / "worker.json").read_text()) for p in phases
                if (p.path / "worker.json").exists()]  # fmt: skip
     out = [f"# Load test: {metas[0]['started'][:10]}", ""]
@@ -397,7 +487,7 @@ def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
     for s in seed.PHASES:
         out.append(row(f"seed: {s['phase']}", s, seed_row=True))
     for _, s in web:
-        out.append(row(f"**ours: {s['phase']}**", s))
+        out.append(row(f"**ours: {s['phase']}**{s['env']}", s))
     out += [
         "",
         "Seed figures: the client's JMeter run on AWS (docs/capacity/seed.md); its MB/s is "
@@ -406,15 +496,19 @@ def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
         "",
         "Tokens: " + ", ".join(
             f"{s['phase']} {s['unauthorized']} × 401, {s['refreshes']} refreshes"
+            + (f", {s['complete_503']} completions answered 503 + Retry-After"
+               if s.get("complete_503") else "")
             for _, s in web
         ) + ".",
         "",
+        *(before_after(before, web) if before else []),
         *profiles_table(web),
         "## Where the time went",
         "",
         "| phase | hold: mean CPU % of a core, busiest first | first to saturate (≥ 90 % of a "
-        "core over 10 s) | whole machine busy, % of one core | peak RSS upload MB |",
-        "|---|---|---|---|---|",
+        "core over 10 s) | whole machine busy, % of one core | load average start → end | "
+        "peak RSS upload MB |",
+        "|---|---|---|---|---|---|",
     ]  # fmt: skip
     cores = max(m["machine"]["cpus"] for m in metas)
     for phase, _ in web:
@@ -423,9 +517,11 @@ def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
         busy = ", ".join(f"{c} {v:.0f}" for c, v in ranked if c != MACHINE)
         sat = saturation(phase)
         sat_text = f"**{sat[0]}** at {sat[1]:.0f} s" if sat else "none"
-        rss = max((m for _, _, m in analysis.processes(phase).get("upload", [])), default=0)
         machine_text = f"{machine:.0f} of {cores * 100}" if machine is not None else "–"
-        out.append(f"| {phase.name} | {busy} | {sat_text} | {machine_text} | {rss:.0f} |")
+        out.append(
+            f"| {phase.name} | {busy} | {sat_text} | {machine_text} | {loadavg(phase)} | "
+            f"{peak_rss(phase):.0f} |"
+        )
     out += [
         "",
         "A component at 100 % of one core is saturated when it is a single Python process "
@@ -467,12 +563,15 @@ def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
                 f"{h['req_s']:.2f} | {h['mb_s']:.1f} | {'yes' if st['held'] else 'no'} | "
                 f"{first_text} |"
             )
+        best = max(steps, key=lambda st: st["hold"]["req_s"])["hold"]["req_s"]
         out += [
             "",
             "In a closed loop without think time every user always has an upload in flight, so "
             "latency is users ÷ throughput (Little's law): a p95 of 1 s holds only while the "
             "users are fewer than the uploads/s the system completes, and a 12.5 MB upload is "
-            "not a 1-second request. For uploads the capacity that matters is the throughput "
+            "not a 1-second request. By the contract's SLO taken literally (p95 ≤ 1 s), the "
+            f"capacity is therefore about {best:.1f} closed-loop users (the best hold "
+            "throughput above × 1 s). For uploads the capacity that matters is the throughput "
             "column (where it stops growing with users) and the error rate.",
         ]
     if workers:
@@ -484,8 +583,9 @@ def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
             "one processor process.",
             "",
             "| input | CONCURRENCY | jobs | processed | videos/min | mean service s | "
-            "CPU s per video | machine busy % of one core | backlog trend (jobs/min) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "CPU s per video | machine busy % of one core | load average start → end | "
+            "backlog trend (jobs/min) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for w in workers:
             phase = next(p for p in phases if p.name == w["name"])
@@ -497,7 +597,8 @@ def write(runs: Path | list[Path], target: Path, note: str = "") -> Path:
                 f"| {w['mb']} MB | {w['concurrency']} | {w['jobs']} | {w['processed']} | "
                 f"{w['videos_per_min']:.1f} | {w['mean_service_s'] or 0:.1f} | "
                 f"{w['cpu_s_per_video'] or 0:.0f} | "
-                f"{'–' if machine is None else f'{machine:.0f}'} | {slope:+.1f} |"
+                f"{'–' if machine is None else f'{machine:.0f}'} | {loadavg(phase)} | "
+                f"{slope:+.1f} |"
             )
         out += ["", f"![worker backlog]({plot_worker(workers, phases, target)})"]
     out += ["", "## Sizing sketch (on paper)", "", *sizing(web, workers), "", "## Plots", ""]

@@ -160,13 +160,16 @@ def main(args) -> Path:
         log(f"system under test: {sut.host} ({'local' if sut.local else 'remote'})")
         if sut.local and args.pause_processor:
             cleanup.callback(sut.resume_processor)
-        (out / "meta.json").write_text(json.dumps(describe(args, sut, files), indent=1))
+        meta = describe(args, sut, files)
+        (out / "meta.json").write_text(json.dumps(meta, indent=1))
         reuse = Path(args.accounts) if args.accounts else None
         settings = phase_settings(args)
         ctx = Context(
             sut, out, out / "accounts.json", files, settings, args.pause_processor, log, reuse
         )
         execute(ctx, args, plans)
+        meta["machine"]["load_average_at_end"] = os.getloadavg()
+        (out / "meta.json").write_text(json.dumps(meta, indent=1))
     log(f"run written to {out}")
     if not args.no_report:
         target = report.write(out, out / "report")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import threading
 import time
@@ -48,12 +49,16 @@ class Sampler:
             )
 
     def __enter__(self) -> Sampler:
+        self._loadavg = {"start": os.getloadavg()}
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(10)
+        # `uptime`'s figures, for the report: how much other work shared the machine.
+        self._loadavg["end"] = os.getloadavg()
+        (self.out / "loadavg.json").write_text(json.dumps(self._loadavg))
 
     def _cpu_seconds(self, pid: int) -> float | None:
         try:

@@ -135,7 +135,9 @@ class Janitor:
     after they land: moto keeps every object (in memory, or in temporary files past 5 MB), and
     a 300-user phase uploads tens of GB. Nothing reads them while the processor is paused."""
 
-    def __init__(self, moto_url: str, bucket: str = f"{AWS_PREFIX}-videos", age: float = 10):
+    # Old enough that a presigned upload whose completion answered 503 (the service's deadline
+    # on a slow moto) and is retried finds its object still there, not a 404.
+    def __init__(self, moto_url: str, bucket: str = f"{AWS_PREFIX}-videos", age: float = 180):
         self.s3 = moto_client("s3", moto_url)
         self.bucket = bucket
         self.age = age
@@ -165,7 +167,7 @@ class Janitor:
                 self.deleted += len(old[i : i + 1000])
 
     def _run(self) -> None:
-        while not self._stop.wait(self.age):
+        while not self._stop.wait(min(self.age, 10)):
             with contextlib.suppress(Exception):  # a reset in progress: try again next time
                 self.sweep()
 

@@ -36,8 +36,26 @@ def test_a_short_run_uploads_on_both_paths_refreshes_tokens_and_reports(tmp_path
         assert {r["profile"] for r in phase.uploads()} == {"full", "link", "stall"}
         assert (out / name / "processes.csv").read_text().count("upload") > 0
 
+        # `uptime` at both ends of every phase: how much other work shared the machine.
+        loadavg = json.loads((out / name / "loadavg.json").read_text())
+        assert len(loadavg["start"]) == len(loadavg["end"]) == 3
+
     report = (out / "report" / "README.md").read_text()
     assert "| **ours: smoke-direct** | 3 |" in report
     assert (out / "report" / "smoke.png").stat().st_size > 10_000
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert [p["phase"] for p in summary["web"]] == ["smoke", "smoke-direct"]
+    assert all(" → " in p["load_average"] for p in summary["web"])
+    assert "at the end)" in report  # the run's load average at its end, beside the start's
+
+    # A later report beside this one: the same phases, before / now.
+    again = subprocess.run(
+        [sys.executable, "-m", "loadtest", "report", str(out), "--out", str(tmp_path / "again"),
+         "--before", str(out / "report" / "summary.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    compared = (tmp_path / "again" / "README.md").read_text()
+    assert "## Before and after" in compared
+    requests = {p["phase"]: p["requests"] for p in summary["web"]}
+    assert f"| smoke-direct | {requests['smoke-direct']} / {requests['smoke-direct']} |" in compared
