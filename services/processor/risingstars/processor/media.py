@@ -207,6 +207,8 @@ class Encoding:
     # of the node, which in a pod is not the pod's share).
     threads: int = 0
     x264_params: str = ""
+    # x264's VBV cap in kbit/s (0: none).
+    maxrate_kbps: int = 0
     # Options for the source's decoder (e.g. -skip_loop_filter), before the input.
     decoder: tuple[str, ...] = ()
     scale_first: bool = False
@@ -224,6 +226,7 @@ class Encoding:
             scaler=settings.ffmpeg_scaler,
             threads=settings.ffmpeg_threads,
             x264_params=settings.ffmpeg_x264_params,
+            maxrate_kbps=settings.ffmpeg_maxrate_kbps,
             max_pixels=settings.max_picture_pixels,
             max_output_bytes=settings.max_output_bytes,
         )
@@ -238,29 +241,55 @@ def _fit_scale(scaler: str) -> str:
     )
 
 
-def filter_graph(thumbnail_at: float, scaler: str = "bicubic", scale_first: bool = False) -> str:
-    pad = f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:black,setsar=1"
+_PAD = f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:black,setsar=1"
+
+
+# The graph's parts, each a chain with labelled ends, so the bench can cost them one by one.
+def fit_chain(scaler: str = "bicubic", scale_first: bool = False) -> str:
+    """[0] -> [fit]: the source at 30 fps, fitted and padded to 1280x720."""
     steps = [f"fps={FPS}", _fit_scale(scaler)]
     if scale_first:
         steps.reverse()
-    main = f"[0:V:0]setpts=PTS-STARTPTS,{','.join(steps)},{pad}[fit]"
-    marked = (
-        f"[fit][2:v]overlay=x=W-w-{WATERMARK_MARGIN}:y=H-h-{WATERMARK_MARGIN},"
-        "format=yuv420p,split=2[main][still]"
-    )
-    # Every 10th frame up to `thumbnail_at`, each overwriting the last (-update 1): the picture
-    # at that time, or the last one of a shorter clip, and nothing to learn about the input
-    # before starting. The branch ends there, so ffmpeg holds no frames back for it.
+    return f"[0:V:0]setpts=PTS-STARTPTS,{','.join(steps)},{_PAD}[fit]"
+
+
+# [fit] + [2]: the watermark in the bottom right corner (the chain's end is left open).
+WATERMARK = f"[fit][2:v]overlay=x=W-w-{WATERMARK_MARGIN}:y=H-h-{WATERMARK_MARGIN},format=yuv420p"
+
+
+def thumbnail_chain(thumbnail_at: float) -> str:
+    """[still] -> [thumb]. Every 10th frame up to `thumbnail_at`, each overwriting the last
+    (-update 1): the picture at that time, or the last one of a shorter clip, and nothing to
+    learn about the input before starting. The branch ends there, so ffmpeg holds no frames
+    back for it."""
     end = thumbnail_at + 0.5 / FPS
-    thumb = f"[still]trim=end={end:.4f},select='not(mod(n,{_THUMBNAIL_STEP}))'[thumb]"
-    # The card is decoded and converted once, then cloned: the clones share one picture, so
-    # the outro waiting in the concat costs no memory and no conversion work.
+    return f"[still]trim=end={end:.4f},select='not(mod(n,{_THUMBNAIL_STEP}))'[thumb]"
+
+
+def cards_chain() -> str:
+    """[1] -> [intro] and [outro]. The card is decoded and converted once, then cloned: the
+    clones share one picture, so the outro waiting in the concat costs no memory and no
+    conversion work."""
     card_frames = round(CARD_SECONDS * FPS)
-    cards = (
-        f"[1:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:out_range=tv,{pad},"
+    return (
+        f"[1:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:out_range=tv,{_PAD},"
         f"format=yuv420p,tpad=stop={card_frames - 1}:stop_mode=clone,split=2[intro][outro]"
     )
-    return ";".join([main, marked, thumb, cards, "[intro][main][outro]concat=n=3:v=1:a=0[video]"])
+
+
+CONCAT = "[intro][main][outro]concat=n=3:v=1:a=0[video]"
+
+
+def filter_graph(thumbnail_at: float, scaler: str = "bicubic", scale_first: bool = False) -> str:
+    return ";".join(
+        [
+            fit_chain(scaler, scale_first),
+            f"{WATERMARK},split=2[main][still]",
+            thumbnail_chain(thumbnail_at),
+            cards_chain(),
+            CONCAT,
+        ]
+    )
 
 
 def encode_command(
@@ -269,43 +298,68 @@ def encode_command(
     """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
-    # Why the defaults (FFMPEG_PRESET veryfast, FFMPEG_CRF 23, FFMPEG_THREADS 2, bicubic), from
-    # `make bench ENTRY=encode` on a 50 MB 2560x1440 input: CPU seconds per video (steady on a
-    # shared machine, wall time is not) and SSIM of the 30 s against a slow+lanczos reference.
-    # - x264 is the lever: ultrafast at CRF 21 took 30 % less CPU than veryfast at CRF 23 with
-    #   a higher SSIM (+0.004) and VMAF (+2.5); superfast saved little. The price is size: no
-    #   CABAC, deblocking or mbtree, so a noisy source keeps its noise (4.5x the bytes here,
-    #   ~7 Mb/s at 720p). Every vote is a download of that file, so bytes (egress, viewers on
-    #   phones) cost more than the encode: veryfast/CRF 23 stays the default, and
-    #   FFMPEG_PRESET=ultrafast FFMPEG_CRF=21 is the point for CPU-bound, bandwidth-rich sites.
-    # - decoding the source is ~45 % of the cost and only lossy levers cut it: not deblocking
-    #   the source (-skip_loop_filter) cost 0.016 SSIM; skipping non-reference frames repeats
-    #   pictures; H.264 has no reduced-resolution decoding.
-    # - bilinear or area scaling saved ~8 % more CPU with ultrafast and kept SSIM above today's,
-    #   but lost ~5 VMAF points to bicubic (2.4 below today's command): not equal quality.
-    #   zimg (zscale) was not cheaper than swscale.
-    # - thread counts moved CPU within noise; 2 bounds them to the pod's share, not the node's.
-    # - the cards plus start-up cost 0.7 CPU-s per video, so encoding the intro/outro once per
-    #   worker and concatenating could save at most ~4 %.
+    # Why the defaults (FFMPEG_PRESET ultrafast, FFMPEG_CRF 27, FFMPEG_MAXRATE_KBPS 4000,
+    # FFMPEG_THREADS 2, bicubic), from `make bench ENTRY=encode` on a 50 MB 2560x1440 input
+    # (issue 15): CPU seconds per video (steady on a shared machine, wall time is not) and SSIM
+    # of the 30 s against a slow+lanczos reference.
+    # - Where the CPU goes with veryfast/CRF 23: decoding the 1440p source ~10.5 CPU-s, the
+    #   2:1 scale ~2, the watermark ~0, x264 ~13.5, cards + thumbnail + faststart < 1.
+    # - x264 is the lever: ultrafast spends a third of veryfast's x264 CPU; its SSIM falls with
+    #   the CRF more slowly than its bytes, and CRF 27 matches veryfast/CRF 23's SSIM (-0.001)
+    #   for 1.7x the bytes (CRF 21: +0.004 SSIM, 4.5x). superfast saved little; B-frames or
+    #   CABAC on ultrafast cost more CPU than the CRF step that buys the same bytes. The cap
+    #   (2 s buffer) bounds what a noisy source costs in bytes; it rarely binds at CRF 27.
+    # - Decoding is what is left, and only lossy levers cut it: -skip_loop_filter (on every
+    #   frame 0.016 SSIM; on the source's B-frames only, none if the phone made none);
+    #   H.264 has no reduced-resolution decoding. Frame vs slice threads, -flags2 +fast and
+    #   the scaler (area, fast_bilinear) moved CPU within noise.
+    # - The cards (150 static frames) cost too little to be worth a cached file and a
+    #   stream-copy concat: see the bench's stage table.
+    # So the 15 CPU-s of 8 videos/min on 2 cores is out of reach at equal quality here:
+    # decode + scale alone take ~12.5 of them.
     e = encoding
-    threads = [str(e.threads)] if e.threads else []
-    x264 = ["-x264-params", e.x264_params] if e.x264_params else []
     return [
-        ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
-        *(["-filter_complex_threads", *threads] if threads else []),
-        # max_pixels: the decoder refuses pictures beyond the limit, also ones a stream
-        # switches to after the header the probe checked.
-        *(["-threads", *threads] if threads else []), *e.decoder,
-        "-max_pixels", str(e.max_pixels),
-        "-t", f"{MAX_CONTENT_SECONDS:g}", "-f", "mov", "-i", str(source),
+        *source_args(ffmpeg, source, e),
         "-framerate", str(FPS), "-i", e.card,
         "-i", e.watermark,
         "-filter_complex", filter_graph(e.thumbnail_at, e.scaler, e.scale_first),
-        "-map", "[video]", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
-        "-c:v", "libx264", "-preset", e.preset, "-crf", str(e.crf), *x264,
-        *(["-threads", *threads] if threads else []), "-pix_fmt", "yuv420p",
-        "-fs", str(e.max_output_bytes), "-movflags", "+faststart", "-f", "mp4", str(video),
+        "-map", "[video]", *x264_args(e),
+        "-movflags", "+faststart", "-f", "mp4", str(video),
         "-map", "[thumb]", "-update", "1", "-q:v", "3", "-f", "image2", str(thumbnail),
+    ]  # fmt: skip
+
+
+def _threads(e: Encoding, option: str) -> list[str]:
+    return [option, str(e.threads)] if e.threads else []
+
+
+def source_args(ffmpeg: str, source: Path, e: Encoding) -> list[str]:
+    """ffmpeg's options and the source as input 0, read no further than 30 s."""
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
+        *_threads(e, "-filter_complex_threads"),
+        # max_pixels: the decoder refuses pictures beyond the limit, also ones a stream
+        # switches to after the header the probe checked.
+        *_threads(e, "-threads"), *e.decoder,
+        "-max_pixels", str(e.max_pixels),
+        "-t", f"{MAX_CONTENT_SECONDS:g}", "-f", "mov", "-i", str(source),
+    ]  # fmt: skip
+
+
+def x264_args(e: Encoding) -> list[str]:
+    """The video output's options: H.264 only, no other stream or metadata, size-bounded."""
+    x264 = ["-x264-params", e.x264_params] if e.x264_params else []
+    # A VBV cap (buffer of two seconds at the cap) bounds the bytes of noisy sources, which
+    # the fast presets would otherwise spend freely at the CRF.
+    cap = (
+        ["-maxrate", f"{e.maxrate_kbps}k", "-bufsize", f"{2 * e.maxrate_kbps}k"]
+        if e.maxrate_kbps
+        else []
+    )
+    return [
+        "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
+        "-c:v", "libx264", "-preset", e.preset, "-crf", str(e.crf), *cap, *x264,
+        *_threads(e, "-threads"), "-pix_fmt", "yuv420p", "-fs", str(e.max_output_bytes),
     ]  # fmt: skip
 
 
