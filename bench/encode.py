@@ -13,9 +13,13 @@ with one or more levers changed. Per row:
 - the output's size.
 The reference is made once and cached in .bench/encode/.
 
-BENCH_ENCODE_QUICK=1 runs only today's command and the default; BENCH_ENCODE_ROWS=a,b picks
-rows by name. Figures: `BENCH encode.<row>.<cpu_s|wall_s|ssim|psnr|vmaf|mb>` and the ratios of
-the default to today's command from the same run.
+First, where the CPU goes: today's command and the default built up stage by stage (decode,
+scale+pad, watermark, x264 on the content, the cards, the thumbnail, faststart), each stage's
+own CPU-s as `BENCH encode.stage.<name>_cpu_s` (a stage below noise can come out negative).
+
+BENCH_ENCODE_QUICK=1 runs only today's command and the default, without the stages;
+BENCH_ENCODE_ROWS=a,b picks rows by name. Figures: `BENCH encode.<row>.<cpu_s|wall_s|ssim|psnr|
+vmaf|mb>` and the ratios of the default to today's command from the same run.
 """
 
 from __future__ import annotations

@@ -122,3 +122,19 @@ async def test_finding_6_outputs_are_streamed_to_s3_not_read_into_memory(rig, tm
     head = await rig.s3.head_object(Bucket=rig.resources.bucket, Key="processed/big.mp4")
     assert head["ContentLength"] == size
     assert peak < size / 4, f"peak {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB output"
+
+
+def test_the_bitrate_cap_bounds_x264_and_zero_turns_it_off(rig, tmp_path) -> None:
+    # A noisy source at the fast presets' CRF would otherwise cost viewers its bytes.
+    def command(**changes) -> list[str]:
+        settings = rig.settings(**changes)
+        return media.encode_command(
+            "ffmpeg", tmp_path / "in.mp4", tmp_path / "out.mp4", tmp_path / "out.jpg",
+            media.Encoding.of(settings),
+        )  # fmt: skip
+
+    capped = command(ffmpeg_maxrate_kbps=3000)
+    assert capped[capped.index("-maxrate") + 1] == "3000k"
+    assert capped[capped.index("-bufsize") + 1] == "6000k"
+    assert capped.index("-maxrate") > capped.index("libx264")
+    assert "-maxrate" not in command(ffmpeg_maxrate_kbps=0)

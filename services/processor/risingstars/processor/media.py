@@ -311,8 +311,9 @@ def encode_command(
     #   (2 s buffer) bounds what a noisy source costs in bytes; it rarely binds at CRF 27.
     # - Decoding is what is left, and only lossy levers cut it: -skip_loop_filter (on every
     #   frame 0.016 SSIM; on the source's B-frames only, none if the phone made none);
-    #   H.264 has no reduced-resolution decoding. Frame vs slice threads, -flags2 +fast and
-    #   the scaler (area, fast_bilinear) moved CPU within noise.
+    #   H.264 has no reduced-resolution decoding. Decoder threads (1 or 2; a phone's stream
+    #   has one slice per frame, so slice threading has nothing to split), -flags2 +fast and
+    #   the scaler (bilinear, area, fast_bilinear) moved CPU within noise.
     # - The cards (150 static frames) cost too little to be worth a cached file and a
     #   stream-copy concat: see the bench's stage table.
     # So the 15 CPU-s of 8 videos/min on 2 cores is out of reach at equal quality here:
