@@ -21,9 +21,7 @@ import uuid
 import asyncpg
 import httpx
 
-from bench._servers import servers
-from bench.upload import Service, service_env
-from risingstars.dev import infra
+from bench.upload import Service, servers
 from risingstars.upload import queries
 from risingstars.upload.jobqueue import MAX_TRACKED
 
@@ -110,11 +108,8 @@ async def query_ms(conn: asyncpg.Connection, query: str, *args: object) -> float
 
 
 async def main() -> None:
-    with servers("bench-queue-") as up:
-        tmp, keys = up.tmp, up.keys
-        resources = infra.create_aws_resources(up.moto.url, "bench")
-        dsn = infra.create_database(up.pg, "queue_bench")
-        env = service_env(up.moto.url, dsn, up.jwks_url, resources)  # default refresh: 5 s
+    with servers("queue") as up:  # the default refresh: 5 s
+        tmp, keys, dsn, env = up.tmp, up.keys, up.dsn, up.env
         user = str(uuid.uuid4())
         token = keys.token(user, username="bench", ttl=7200)
         conn = await asyncpg.connect(dsn)

@@ -11,12 +11,13 @@ import asyncio
 import datetime
 import logging
 import random
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from risingstars.upload import queries, storage
 from risingstars.upload.s3upload import abort_upload
+
+if TYPE_CHECKING:
+    from risingstars.upload.resources import Clients
 
 log = logging.getLogger("risingstars.upload.cleanup")
 
@@ -24,15 +25,13 @@ log = logging.getLogger("risingstars.upload.cleanup")
 class Sweeper:
     def __init__(
         self,
-        pool: asyncpg.Pool,
-        s3: Any,
+        clients: Clients,
         *,
         bucket: str,
         max_age_seconds: float,
         interval_seconds: float,
     ) -> None:
-        self.pool = pool
-        self.s3 = s3
+        self.pool, self.s3 = clients.pool, clients.s3
         self.bucket = bucket
         self.max_age = max_age_seconds
         self.interval = interval_seconds

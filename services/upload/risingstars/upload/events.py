@@ -13,13 +13,16 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from risingstars import jobs
 from risingstars.kit import db
 from risingstars.upload import metrics, queries, storage
+
+if TYPE_CHECKING:
+    from risingstars.upload.resources import Clients
 
 log = logging.getLogger("risingstars.upload.events")
 
@@ -33,18 +36,14 @@ INVALID = "invalid"
 class EventsConsumer:
     def __init__(
         self,
-        pool: asyncpg.Pool,
-        sqs: Any,
-        s3: Any,
+        clients: Clients,
         *,
         bucket: str,
         queue_url: str,
         wait_seconds: int = 20,
         jobs_queue_url: str | None = None,
     ) -> None:
-        self.pool = pool
-        self.sqs = sqs
-        self.s3 = s3
+        self.pool, self.sqs, self.s3 = clients.pool, clients.sqs, clients.s3
         self.bucket = bucket
         self.queue_url = queue_url
         self.wait_seconds = wait_seconds

@@ -15,12 +15,15 @@ import json
 import logging
 import random
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from risingstars import jobs
 from risingstars.upload import metrics, queries, storage
+
+if TYPE_CHECKING:
+    from risingstars.upload.resources import Clients
 
 log = logging.getLogger("risingstars.upload.outbox")
 
@@ -53,9 +56,7 @@ class Delivery:
 class Outbox:
     def __init__(
         self,
-        pool: asyncpg.Pool,
-        sqs: Any,
-        s3: Any,
+        clients: Clients,
         *,
         bucket: str,
         jobs_queue_url: str,
@@ -65,9 +66,7 @@ class Outbox:
         send_timeout_seconds: float = 10.0,
         request_timeout_seconds: float = 2.0,
     ) -> None:
-        self.pool = pool
-        self.sqs = sqs
-        self.s3 = s3
+        self.pool, self.sqs, self.s3 = clients.pool, clients.sqs, clients.s3
         self.bucket = bucket
         self.queue_url = jobs_queue_url
         self.grace = grace_seconds

@@ -52,9 +52,7 @@ async def open_clients(stack: contextlib.AsyncExitStack, settings: Settings) -> 
 
 def outbox(settings: Settings, clients: Clients) -> Outbox:
     return Outbox(
-        clients.pool,
-        clients.sqs,
-        clients.s3,
+        clients,
         bucket=settings.s3_bucket,
         jobs_queue_url=settings.jobs_queue_url,
         grace_seconds=settings.outbox_grace_seconds,

@@ -55,17 +55,14 @@ def create_worker(settings: Settings) -> FastAPI:
             worker = Worker(
                 outbox=box,
                 events=EventsConsumer(
-                    clients.pool,
-                    clients.sqs,
-                    clients.s3,
+                    clients,
                     bucket=settings.s3_bucket,
                     queue_url=settings.events_queue_url,
                     wait_seconds=settings.events_wait_seconds,
                     jobs_queue_url=settings.jobs_queue_url,
                 ),
                 sweeper=Sweeper(
-                    clients.pool,
-                    clients.s3,
+                    clients,
                     bucket=settings.s3_bucket,
                     max_age_seconds=settings.direct_upload_ttl_seconds,
                     interval_seconds=settings.cleanup_interval_seconds,
