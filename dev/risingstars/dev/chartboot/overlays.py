@@ -21,7 +21,7 @@ _PER_SERVICE_ROLES = [
     ("risingstars", "CREATE SCHEMA upload AUTHORIZATION rs_upload"),
     ("risingstars", "ALTER ROLE rs_auth SET search_path = auth"),
     ("risingstars", "ALTER ROLE rs_upload SET search_path = upload"),
-    # Not in deploy.md (found by chart-boot): auth's first migration runs `CREATE SCHEMA IF NOT
+    # Found by chart-boot, now in deploy.md too: auth's first migration runs `CREATE SCHEMA IF NOT
     # EXISTS auth`, and PostgreSQL checks CREATE on the database before it sees that the schema
     # exists, so without this grant the auth migration Job fails with "permission denied for
     # database risingstars".
