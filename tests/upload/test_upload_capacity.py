@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import math
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from asgi_scope import upload_scope
 from prometheus_client.parser import text_string_to_metric_families
 
 from risingstars.upload import capacity
@@ -79,27 +82,44 @@ class Client:
             self.answer += message.get("body", b"")
 
     async def run(self) -> int:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/api/videos/upload",
-            "raw_path": b"/api/videos/upload",
-            "query_string": b"",
-            "root_path": "",
-            "headers": self.headers,
-            "client": ("127.0.0.1", 5000),
-            "server": ("upload.test", 80),
-            "state": {},
-        }
+        scope = upload_scope(self.headers)
         await self.svc.app(scope, self._receive, self._send)
         assert self.status is not None
         return self.status
 
     def start(self) -> asyncio.Task[int]:
         return asyncio.create_task(self.run())
+
+
+async def hold_the_memory(svc, holder: Client) -> asyncio.Task[int]:
+    """`holder` (paused mid-part) takes the only memory buffer and keeps it (never reclaimed):
+    every other part must spill. The caller resumes it, and awaits the task, at the end."""
+    store = svc.runtime.buffers
+    store.reclaim_after = math.inf
+    task = holder.start()
+    await asyncio.wait_for(holder.paused.wait(), ANSWER_TIMEOUT)
+    assert store.in_use == 1
+    return task
+
+
+# Room for one part in memory and one on disk: `memory_and_disk_taken` fills both.
+ONE_PART_OF_EACH = {"upload_buffer_bytes": 5 * MiB, "upload_spill_bytes": 5 * MiB}
+
+
+@contextlib.asynccontextmanager
+async def memory_and_disk_taken(svc, data: bytes) -> AsyncIterator[None]:
+    """Two uploads paused mid-part hold the one memory buffer and the one spill file of a
+    service configured with room for a part of each; they disconnect when the block ends."""
+    holders = [Client(svc, data, pause_at=CHUNK, then="disconnect") for _ in range(2)]
+    tasks = [c.start() for c in holders]
+    try:
+        for client in holders:
+            await asyncio.wait_for(client.paused.wait(), ANSWER_TIMEOUT)
+        yield
+    finally:
+        for client in holders:
+            client.resume.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
 
 
 async def metric(svc, name: str) -> float:
@@ -201,11 +221,8 @@ async def test_spilled_parts_are_removed_on_success_failure_and_disconnect(
     big = clips["big"].read_bytes()
     async with service(upload_buffer_bytes=5 * MiB, upload_spill_dir=str(tmp_path)) as svc:
         store = svc.runtime.buffers
-        store.reclaim_after = math.inf  # the holder's buffer stays put: everything else spills
         holder = Client(svc, big, pause_at=CHUNK, then="disconnect")
-        holder_task = holder.start()
-        await asyncio.wait_for(holder.paused.wait(), ANSWER_TIMEOUT)
-        assert store.in_use == 1
+        holder_task = await hold_the_memory(svc, holder)
 
         outcomes = {
             "success": (Client(svc, big), 201),
@@ -264,23 +281,14 @@ async def test_with_memory_and_disk_full_a_new_upload_is_503_at_once(
     service, clips, s3, tools, tmp_path
 ) -> None:
     data = clips["big"].read_bytes()
-    async with service(
-        upload_buffer_bytes=5 * MiB, upload_spill_bytes=5 * MiB, upload_spill_dir=str(tmp_path)
-    ) as svc:
-        holders = [Client(svc, data, pause_at=CHUNK, then="disconnect") for _ in range(2)]
-        tasks = [c.start() for c in holders]
-        for client in holders:
-            await asyncio.wait_for(client.paused.wait(), ANSWER_TIMEOUT)
+    async with service(**ONE_PART_OF_EACH, upload_spill_dir=str(tmp_path)) as svc:
+        async with memory_and_disk_taken(svc, data):
+            refused = Client(svc, data)
+            assert await asyncio.wait_for(refused.run(), ANSWER_TIMEOUT) == 503
+            assert refused.sent == 0
+            assert refused.response_headers[b"retry-after"]
+            assert b"demasiadas cargas" in refused.answer
 
-        refused = Client(svc, data)
-        assert await asyncio.wait_for(refused.run(), ANSWER_TIMEOUT) == 503
-        assert refused.sent == 0
-        assert refused.response_headers[b"retry-after"]
-        assert b"demasiadas cargas" in refused.answer
-
-        for client in holders:
-            client.resume.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
         # Room again: the next one is taken.
         response = await asyncio.wait_for(svc.upload(clips["big"]), ANSWER_TIMEOUT)
         assert response.status_code == 201, response.text
@@ -317,11 +325,8 @@ async def test_tus_parts_spill_when_memory_is_taken_and_are_removed(
     data = clips["big"].read_bytes()
     async with service(upload_buffer_bytes=5 * MiB, upload_spill_dir=str(tmp_path)) as svc:
         store = svc.runtime.buffers
-        store.reclaim_after = math.inf  # the holder's buffer stays put: tus must spill
         holder = Client(svc, data, pause_at=CHUNK, then="disconnect")
-        holder_task = holder.start()
-        await asyncio.wait_for(holder.paused.wait(), ANSWER_TIMEOUT)
-        assert store.in_use == 1
+        holder_task = await hold_the_memory(svc, holder)
         spilled_before = await metric(svc, "upload_spilled_bytes_total")
 
         upload_id = await tus_create(svc, len(data))
@@ -355,25 +360,16 @@ async def test_tus_with_memory_and_disk_full_is_503_and_keeps_its_offset(
     service, clips, s3, tools, tmp_path
 ) -> None:
     data = clips["big"].read_bytes()
-    async with service(
-        upload_buffer_bytes=5 * MiB, upload_spill_bytes=5 * MiB, upload_spill_dir=str(tmp_path)
-    ) as svc:
+    async with service(**ONE_PART_OF_EACH, upload_spill_dir=str(tmp_path)) as svc:
         upload_id = await tus_create(svc, len(data))
         assert (await tus_patch(svc, upload_id, 0, data[:MiB])).status_code == 204
-        holders = [Client(svc, data, pause_at=CHUNK, then="disconnect") for _ in range(2)]
-        tasks = [c.start() for c in holders]
-        for client in holders:
-            await asyncio.wait_for(client.paused.wait(), ANSWER_TIMEOUT)
+        async with memory_and_disk_taken(svc, data):
+            refused = await tus_patch(svc, upload_id, MiB, data[MiB:])
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["Retry-After"] and refused.headers["Tus-Resumable"] == "1.0.0"
+            assert "demasiadas cargas" in refused.json()["detail"]
+            assert (await svc.runtime.tus.get(upload_id, svc.user)).offset == MiB
 
-        refused = await tus_patch(svc, upload_id, MiB, data[MiB:])
-        assert refused.status_code == 503, refused.text
-        assert refused.headers["Retry-After"] and refused.headers["Tus-Resumable"] == "1.0.0"
-        assert "demasiadas cargas" in refused.json()["detail"]
-        assert (await svc.runtime.tus.get(upload_id, svc.user)).offset == MiB
-
-        for client in holders:
-            client.resume.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
         done = await tus_patch(svc, upload_id, MiB, data[MiB:])
         assert done.status_code == 204, done.text
         await nothing_left(svc, s3, tools)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from asgi_scope import upload_scope
 from prometheus_client import REGISTRY
 
 from risingstars.upload.settings import MiB
@@ -256,25 +257,11 @@ async def test_a_client_that_disconnects_mid_upload_leaves_nothing(
         sent.append(message)
 
     auth = svc.headers()["Authorization"]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/videos/upload",
-        "raw_path": b"/api/videos/upload",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"upload.test"),
-            (b"authorization", auth.encode()),
-            (b"content-type", content_type.encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("upload.test", 80),
-        "state": {},
-    }
+    scope = upload_scope([
+        (b"host", b"upload.test"),
+        (b"authorization", auth.encode()),
+        (b"content-type", content_type.encode()),
+    ])  # fmt: skip
     await svc.app(scope, receive, send)
     assert messages == []  # read up to the disconnect
     await _nothing_left(svc, s3, sqs, tools)

@@ -237,7 +237,7 @@ class DirectUploads:
         except mp4.Mp4Error as exc:
             refused = ingest.rejection(exc, self.limits)
             return Refusal(refused.reason, refused.detail)
-        except ingest.Rejected as exc:
+        except ingest.BadUpload as exc:
             return Refusal(exc.reason, exc.detail)
         return info
 

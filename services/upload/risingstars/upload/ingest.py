@@ -40,8 +40,9 @@ MAX_OTHER_BYTES = 16 * 1024
 FORM_OVERHEAD_BYTES = 64 * 1024
 
 
-class Rejected(Exception):
-    """The upload is refused; `detail` is for the client, `reason` for metrics."""
+class BadUpload(Exception):
+    """The upload itself is bad (form, size, MP4): a 400; `detail` is for the client, `reason`
+    for metrics. (Not `Rejected`: that is the processor's word for a video it cannot process.)"""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -67,26 +68,26 @@ class Received:
 
 def check_info(info: mp4.Mp4Info, limits: Limits) -> None:
     if not limits.min_duration <= info.duration_seconds <= limits.max_duration:
-        raise Rejected(
+        raise BadUpload(
             "duration",
             messages.bad_duration(info.duration_seconds, limits.min_duration, limits.max_duration),
         )
     if info.short_side < limits.min_short_side:
-        raise Rejected(
+        raise BadUpload(
             "resolution", messages.bad_resolution(info.width, info.height, limits.min_short_side)
         )
 
 
-def rejection(error: mp4.Mp4Error, limits: Limits) -> Rejected:
+def rejection(error: mp4.Mp4Error, limits: Limits) -> BadUpload:
     if error.code == mp4.TOO_LARGE:
-        return Rejected("too_large", messages.too_large(limits.max_bytes))
+        return BadUpload("too_large", messages.too_large(limits.max_bytes))
     if error.code == mp4.TRUNCATED:
-        return Rejected("truncated", messages.TRUNCATED)
+        return BadUpload("truncated", messages.TRUNCATED)
     if error.code == mp4.MOOV_TOO_LARGE:
-        return Rejected("invalid", messages.MOOV_TOO_LARGE)
+        return BadUpload("invalid", messages.MOOV_TOO_LARGE)
     if error.code == mp4.NOT_MP4:
-        return Rejected("not_mp4", messages.NOT_MP4)
-    return Rejected("invalid", messages.NOT_MP4)
+        return BadUpload("not_mp4", messages.NOT_MP4)
+    return BadUpload("invalid", messages.NOT_MP4)
 
 
 def too_large_by_length(content_length: str | None, limits: Limits) -> bool:
@@ -130,7 +131,7 @@ class _Form:
     def _start(self, event: PartStart) -> None:
         if event.name == FILE_FIELD:
             if self.file_seen:
-                raise Rejected("bad_form", messages.DUPLICATE_FILE)
+                raise BadUpload("bad_form", messages.DUPLICATE_FILE)
             self.file_seen = True
         self.field = event.name
         self._value.clear()
@@ -138,7 +139,7 @@ class _Form:
     async def _file_data(self, data: memoryview) -> None:
         self.size += len(data)
         if self.size > self.limits.max_bytes:
-            raise Rejected("too_large", messages.too_large(self.limits.max_bytes))
+            raise BadUpload("too_large", messages.too_large(self.limits.max_bytes))
         try:
             info = self.scanner.feed(data)
         except mp4.Mp4Error as exc:
@@ -152,10 +153,10 @@ class _Form:
     def _field_data(self, data: memoryview) -> None:
         self._other_bytes += len(data)
         if self._other_bytes > MAX_OTHER_BYTES:
-            raise Rejected("bad_form", messages.FIELD_TOO_LARGE)
+            raise BadUpload("bad_form", messages.FIELD_TOO_LARGE)
         if self.field == TITLE_FIELD:
             if len(self._value) + len(data) > MAX_FIELD_BYTES:
-                raise Rejected("bad_form", messages.BAD_TITLE)
+                raise BadUpload("bad_form", messages.BAD_TITLE)
             self._value += data
 
     def _end(self) -> None:
@@ -172,7 +173,7 @@ class _Form:
             except UnicodeDecodeError:
                 title = None
             if title is None:
-                raise Rejected("bad_form", messages.BAD_TITLE)
+                raise BadUpload("bad_form", messages.BAD_TITLE)
             self.title = title
         self.field = None
 
@@ -197,13 +198,13 @@ async def receive(
     pace: Pace,
     parts_in_flight: int,
 ) -> Received:
-    """Read the form from `chunks` into `key`; raise Rejected, TimedOut (or the client's
+    """Read the form from `chunks` into `key`; raise BadUpload, TimedOut (or the client's
     disconnect, or a StorageError) with the S3 upload already aborted, or capacity.Busy
     before reading anything."""
     try:
         form_stream = FormStream(boundary_of(content_type))
     except FormError:
-        raise Rejected("bad_form", messages.NOT_MULTIPART) from None
+        raise BadUpload("bad_form", messages.NOT_MULTIPART) from None
     writer = MultipartWriter(s3, bucket, key, buffers, parts_in_flight=parts_in_flight)
     await writer.reserve()
     form = _Form(writer, limits)
@@ -267,17 +268,17 @@ async def _read(
         if form_stream.finished:
             break
     if not form_stream.finished:
-        raise Rejected("bad_form", messages.BAD_MULTIPART)
+        raise BadUpload("bad_form", messages.BAD_MULTIPART)
     if not form.file_done or form.info is None:
-        raise Rejected("bad_form", messages.MISSING_FILE)
+        raise BadUpload("bad_form", messages.MISSING_FILE)
     if form.title is None:
-        raise Rejected("bad_form", messages.MISSING_TITLE)
+        raise BadUpload("bad_form", messages.MISSING_TITLE)
 
 
 async def _feed(form_stream: FormStream, form: _Form, chunk: bytes) -> None:
     try:
         events = form_stream.feed(chunk)
     except FormError:
-        raise Rejected("bad_form", messages.BAD_MULTIPART) from None
+        raise BadUpload("bad_form", messages.BAD_MULTIPART) from None
     for event in events:
         await form.handle(event)

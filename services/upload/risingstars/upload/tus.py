@@ -231,7 +231,7 @@ class TusUploads:
                 raise
         try:
             info = await self._check(upload)
-        except ingest.Rejected as rejected:
+        except ingest.BadUpload as rejected:
             await storage.delete_keys(self.s3, self.bucket, [upload.key, tail_key(upload.id)])
             await self.pool.execute(tus_queries.DELETE, upload.id)
             raise TusError(400, rejected.detail) from None

@@ -89,7 +89,7 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
         _record("stream", exc.outcome, exc.reason, started)
         log.info("upload refused", extra={"reason": exc.reason, "user_id": user.sub})
         raise HTTPException(exc.status, exc.detail, headers=exc.headers) from None
-    except ingest.Rejected as exc:
+    except ingest.BadUpload as exc:
         _record("stream", "rejected", exc.reason, started)
         log.info("upload rejected", extra={"reason": exc.reason, "detail": exc.detail})
         raise HTTPException(400, exc.detail) from None
