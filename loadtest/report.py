@@ -274,11 +274,13 @@ def sizing(web: list[tuple[analysis.Phase, dict]], workers: list[dict]) -> list[
         "one upload each in flight, 3,000 at 10× and 30,000 at 100×; every one holds a "
         "connection and, in the streamed path, a part being filled: a few 5 MiB buffers in "
         f"memory (peak RSS above: {rss:.0f} MB), the rest in the pod's scratch `emptyDir`, one "
-        "whole part reserved per upload, so the chart's 1 GiB (`upload.spillBytes`) holds "
-        "about 200 uploads in flight per pod and answers 503 + Retry-After past that. Give "
-        "each 1-vCPU pod at most ~200 streamed uploads in flight, i.e. about 15 pods at 10× "
-        "and 150 at 100× (or a larger scratch per pod), or move the bulk to the presigned "
-        "path, where S3 takes the bytes and the pods only sign URLs.",
+        "whole part reserved per part waiting, so the chart's 1 GiB (`upload.spillBytes`) "
+        "holds about 200 uploads in flight per pod when S3 takes parts as fast as they fill, "
+        "and about 70 when every 15 MB upload's 3 parts wait (moto here: 200 users on 1 GiB "
+        "already met 503 + Retry-After). Give each 1-vCPU pod at most ~200 streamed uploads "
+        "in flight with 1 GiB of scratch (5 GiB for the worst case), i.e. about 15 pods at 10× "
+        "and 150 at 100×, or move the bulk to the presigned path, where S3 takes the bytes and "
+        "the pods only sign URLs.",
         "",
         "The upload API is not where the money goes: at every scale the processor (ffmpeg) needs "
         "tens of times the CPU of the upload path; scale it on the backlog (the operator), and "

@@ -41,7 +41,7 @@ def test_a_short_run_uploads_on_both_paths_refreshes_tokens_and_reports(tmp_path
         assert len(loadavg["start"]) == len(loadavg["end"]) == 3
 
     report = (out / "report" / "README.md").read_text()
-    assert "| **ours: smoke-direct** | 3 |" in report
+    assert "| **ours: smoke-direct** [ACCESS_TOKEN_TTL_SECONDS=4] | 3 |" in report  # its --env
     assert (out / "report" / "smoke.png").stat().st_size > 10_000
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert [p["phase"] for p in summary["web"]] == ["smoke", "smoke-direct"]
