@@ -3,6 +3,7 @@ each, named after the finding (docs/security.md lists them with their fixes)."""
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 import uuid
 
@@ -40,6 +41,35 @@ async def test_finding_10_1_a_busy_pool_answers_503_with_retry_after(service) ->
         assert response.json()["detail"] == errors.DATABASE_DOWN
         # Once a connection is free again, requests are served.
         assert (await svc.client.get("/api/videos", headers=svc.headers())).status_code == 200
+
+
+async def test_a_stored_upload_waits_out_a_busy_pool_rather_than_lose_its_bytes(
+    service, clips
+) -> None:
+    # Found by the load test: a 12 MB upload streamed for 70 s, then answered 503 because no
+    # connection freed up within the pool's 5 s request wait.
+    async with service(worker=False, db_pool_size=1, db_acquire_timeout_seconds=0.2) as svc:
+        pool, s3 = svc.runtime.pool, svc.runtime.s3
+        original = s3.complete_multipart_upload
+        loop = asyncio.get_running_loop()
+
+        held = []
+
+        async def stored_then_pool_busy(**kwargs):
+            answer = await original(**kwargs)
+            held.append(1)
+            conn = await pool.acquire()  # the only connection, held five request waits long
+            loop.call_later(1.0, lambda: asyncio.ensure_future(pool.release(conn)))
+            return answer
+
+        s3.complete_multipart_upload = stored_then_pool_busy  # a spy: S3 still completes
+        try:
+            response = await svc.upload(clips["big"])  # several parts: a multipart upload
+        finally:
+            del s3.complete_multipart_upload
+        assert held, "the pool was never made busy"
+        assert response.status_code == 201, response.text
+        assert await svc.sql("SELECT count(*) FROM videos") == 1
 
 
 async def test_finding_10_1_completion_holds_no_connection_during_storage_work(svc, clips) -> None:

@@ -11,24 +11,24 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from risingstars.kit import errors
 from risingstars.upload import messages
 
 RETRY_AFTER_SECONDS = 5
 
 
-class Refused(Exception):
-    """An upload the process will not take or keep; the route answers `status` with `detail`."""
+class Refused(errors.ServiceError):
+    """An upload the process will not take or keep: the kit answers `status_code` with the
+    Spanish `detail`, `reason` as the code, and Retry-After when it is worth trying again."""
 
-    status = 503
+    status_code = 503
     outcome = "failed"
 
     def __init__(self, reason: str, detail: str, *, retry_after: int | None = None) -> None:
-        super().__init__(detail)
+        super().__init__(detail, code=reason)
         self.reason = reason
-        self.detail = detail
         self.retry_after = retry_after
 
-    @property
     def headers(self) -> dict[str, str] | None:
         return None if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
@@ -41,7 +41,7 @@ class Busy(Refused):
 
 
 class TooManyUploads(Refused):
-    status = 429
+    status_code = 429
     outcome = "rejected"
 
     def __init__(self, limit: int) -> None:
@@ -53,7 +53,7 @@ class TooManyUploads(Refused):
 class TimedOut(Refused):
     """The client sent nothing for too long (reason "idle"), or the upload ran out of time."""
 
-    status = 408
+    status_code = 408
     outcome = "aborted"
 
 

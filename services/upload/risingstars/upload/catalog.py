@@ -71,10 +71,16 @@ async def record(conn: asyncpg.Connection, box: Outbox, video: NewVideo) -> outb
     return await box.add(conn, outbox.JOB, video.video_id, outbox.job_message(video.video_id))
 
 
+# A streamed upload's bytes are all in S3 when it is recorded, and a 503 then would make the
+# player send every byte again (direct and tus completions are retried without resending): its
+# one transaction waits this long for a connection, not the pool's short request wait.
+RECORD_WAIT_SECONDS = 30.0
+
+
 async def register(pool: asyncpg.Pool, box: Outbox, video: NewVideo) -> None:
     """Record a stored upload and its job in one transaction, then send the job. Once the
     transaction has committed nothing here raises: the upload is accepted."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire(timeout=RECORD_WAIT_SECONDS) as conn, conn.transaction():
         delivery = await record(conn, box, video)
     await box.deliver_now(delivery)
 

@@ -78,7 +78,7 @@ async def _append(rt, request: Request, upload: tus.Upload, offset: int) -> tus.
         raise _fail(exc.status, exc.detail) from None
     except capacity.Refused as exc:
         metrics.UPLOADS.labels("tus", exc.outcome, exc.reason).inc()
-        raise _fail(exc.status, exc.detail, exc.headers) from None
+        raise _fail(exc.status_code, exc.detail, exc.headers()) from None
     if upload.completed:
         metrics.UPLOADS.labels("tus", "accepted", "ok").inc()
         metrics.UPLOAD_DURATION.labels("accepted").observe(time.perf_counter() - started)

@@ -88,7 +88,7 @@ async def upload(request: Request, user: User, rt: Runtime) -> Any:
     except capacity.Refused as exc:
         _record("stream", exc.outcome, exc.reason, started)
         log.info("upload refused", extra={"reason": exc.reason, "user_id": user.sub})
-        raise HTTPException(exc.status, exc.detail, headers=exc.headers) from None
+        raise
     except ingest.BadUpload as exc:
         _record("stream", "rejected", exc.reason, started)
         log.info("upload rejected", extra={"reason": exc.reason, "detail": exc.detail})
