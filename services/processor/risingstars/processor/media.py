@@ -298,17 +298,21 @@ def encode_command(
     """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
-    # Why the defaults (FFMPEG_PRESET ultrafast, FFMPEG_CRF 27, FFMPEG_MAXRATE_KBPS 4000,
+    # Why the defaults (FFMPEG_PRESET veryfast, FFMPEG_CRF 23, no FFMPEG_MAXRATE_KBPS cap,
     # FFMPEG_THREADS 2, bicubic), from `make bench ENTRY=encode` on a 50 MB 2560x1440 input
-    # (issue 15): CPU seconds per video (steady on a shared machine, wall time is not) and SSIM
-    # of the 30 s against a slow+lanczos reference.
-    # - Where the CPU goes with veryfast/CRF 23: decoding the 1440p source ~10.5 CPU-s, the
-    #   2:1 scale ~2, the watermark ~0, x264 ~13.5, cards + thumbnail + faststart < 1.
-    # - x264 is the lever: ultrafast spends a third of veryfast's x264 CPU; its SSIM falls with
-    #   the CRF more slowly than its bytes, and CRF 27 matches veryfast/CRF 23's SSIM (-0.001)
-    #   for 1.7x the bytes (CRF 21: +0.004 SSIM, 4.5x). superfast saved little; B-frames or
-    #   CABAC on ultrafast cost more CPU than the CRF step that buys the same bytes. The cap
-    #   (2 s buffer) bounds what a noisy source costs in bytes; it rarely binds at CRF 27.
+    # (issue 15): CPU seconds per video (steady on a shared machine, wall time is not), SSIM of
+    # the 30 s against a slow+lanczos reference, and the output's bytes.
+    # - Where the CPU goes: decoding the 1440p source ~10.5 CPU-s, the 2:1 scale ~2, the
+    #   watermark ~0, x264 ~13.5, cards + thumbnail + faststart < 1.
+    # - x264 is the only big lever: ultrafast at CRF 27 (+ a 4 Mb/s cap) spends a third of
+    #   veryfast's x264 CPU at the same SSIM (-0.001), a quarter less CPU per video in all, but
+    #   1.7x the bytes (12.5 vs 7.3 MB). Priced, the bytes win: 6.6 CPU-s is about $0.0001 of a
+    #   c6i vCPU, while the extra 5.2 MB cost about $0.0005 for each time the video is watched
+    #   (S3 or CloudFront egress, ~$0.09/GB) and $0.0001 a month stored. A public voting site
+    #   serves each video many times, so the smaller file is the cheaper platform. A deployment
+    #   whose egress is free can set FFMPEG_PRESET=ultrafast FFMPEG_CRF=27
+    #   FFMPEG_MAXRATE_KBPS=4000. superfast saved little; B-frames or CABAC on ultrafast cost
+    #   more CPU than the CRF step that buys the same bytes.
     # - Decoding is what is left, and only lossy levers cut it: -skip_loop_filter (on every
     #   frame 0.016 SSIM; on the source's B-frames only, none if the phone made none);
     #   H.264 has no reduced-resolution decoding. Decoder threads (1 or 2; a phone's stream

@@ -42,10 +42,10 @@ class Settings(HTTPSettings, AWSSettings):
     logo_card_path: str = str(ASSETS / "card.png")
     watermark_path: str = str(ASSETS / "watermark.png")
     # The cost/quality/size point measured by `make bench ENTRY=encode` (see
-    # media.encode_command): ultrafast at CRF 27 costs a third of veryfast's x264 CPU at the
-    # same SSIM, for 1.7x the bytes; the cap bounds the bytes of noisy sources.
-    ffmpeg_preset: str = "ultrafast"
-    ffmpeg_crf: int = 27
+    # media.encode_command): ultrafast at CRF 27 with a 4000 kbit/s cap saves a quarter of the
+    # CPU at the same SSIM but makes 1.7x the bytes, which cost more than that CPU once served.
+    ffmpeg_preset: str = "veryfast"
+    ffmpeg_crf: int = 23
     # swscale's algorithm for the downscale; bilinear saves ~8 % CPU but costs ~5 VMAF points.
     ffmpeg_scaler: str = "bicubic"
     # Threads for ffmpeg's decoder, filters and x264 each (0: ffmpeg picks one per node core).
@@ -53,7 +53,7 @@ class Settings(HTTPSettings, AWSSettings):
     # Extra x264 options (key=value:key=value), beyond the preset.
     ffmpeg_x264_params: str = ""
     # x264's bitrate cap in kbit/s (VBV, with a 2 s buffer); 0 for none.
-    ffmpeg_maxrate_kbps: int = 4000
+    ffmpeg_maxrate_kbps: int = 0
     ffmpeg_timeout_seconds: float = 600.0
     # A redelivered job whose ffmpeg times out again (from this attempt on) is rejected as too
     # slow instead of costing FFMPEG_TIMEOUT_SECONDS per remaining attempt.
