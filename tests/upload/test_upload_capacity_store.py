@@ -26,7 +26,7 @@ async def test_memory_first_then_disk_then_busy(tmp_path) -> None:
     assert (first.in_memory, second.in_memory) == (True, False)
     with pytest.raises(Busy) as refused:
         store.take_now()
-    assert (refused.value.status, refused.value.headers) == (503, {"Retry-After": "5"})
+    assert (refused.value.status_code, refused.value.headers()) == (503, {"Retry-After": "5"})
     assert "demasiadas cargas" in refused.value.detail
 
     second.write(memoryview(b"x" * 100))
