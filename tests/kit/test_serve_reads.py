@@ -16,6 +16,68 @@ from risingstars.kit.serve import BODY_BUFFER_BYTES, READ_BYTES, BoundedReads
 SENT = 4 * 1024 * 1024
 
 
+@contextlib.asynccontextmanager
+async def bounded_server(app):
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=BoundedReads,
+        log_config=None,
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, 20, "the server to start")
+    try:
+        yield server, port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 20)
+
+
+async def _lifespan(receive, send) -> None:
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+async def test_a_body_refused_unread_does_not_freeze_the_connection() -> None:
+    # An upload answered 503 before its body is read (the database is down): the client still
+    # sends the whole body, then its next request on the same connection must be served.
+    refuse = asyncio.Event()
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        status = 200
+        if scope["method"] == "POST":
+            await refuse.wait()  # the database wait, while the body arrives and is paused
+            status = 503
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with bounded_server(app) as (server, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(
+                f"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {SENT}\r\n\r\n".encode()
+                + b"x" * SENT
+                + b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+            )
+            [connection] = server.server_state.connections
+            await eventually(lambda: connection.flow.read_paused, 20, "reading to pause")
+            refuse.set()
+            assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP/1.1 503")
+            await asyncio.wait_for(writer.drain(), 20)
+            while not (line := await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP"):
+                assert line, "the connection was closed"
+            assert line.startswith(b"HTTP/1.1 200")
+        finally:
+            writer.transport.abort()  # unsent body and all: a frozen server never reads it
+
+
 async def test_an_unread_body_waits_in_the_socket() -> None:
     gate = asyncio.Event()
     read = 0

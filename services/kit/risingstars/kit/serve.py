@@ -48,7 +48,15 @@ class BoundedReads(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         self.http.data_received(bytes(self._local.buffer[:nbytes]))
         cycle = self.http.cycle
-        if cycle is not None and len(cycle.body) >= BODY_BUFFER_BYTES:
+        # Once the response is sent, the rest of an unread body is only parsed past (uvicorn
+        # drops it, and resumes reading for the next request): pausing then would freeze the
+        # connection behind the bytes the app already refused (found by `make faults`: uploads
+        # answered 503 while PostgreSQL restarted hung their connections).
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and len(cycle.body) >= BODY_BUFFER_BYTES
+        ):
             self.http.flow.pause_reading()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
