@@ -37,6 +37,20 @@ async def bounded_server(app):
         await asyncio.wait_for(serving, 20)
 
 
+async def post_until_paused(server, port: int, then: bytes = b""):
+    """A connection that sends a SENT-byte POST body (then `then`), once the server has paused
+    reading it: (reader, writer, the server's connection)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {SENT}\r\n\r\n".encode()
+        + b"x" * SENT
+        + then
+    )
+    [connection] = server.server_state.connections
+    await eventually(lambda: connection.flow.read_paused, 20, "reading to pause")
+    return reader, writer, connection
+
+
 async def _lifespan(receive, send) -> None:
     while (await receive())["type"] != "lifespan.shutdown":
         await send({"type": "lifespan.startup.complete"})
@@ -59,15 +73,9 @@ async def test_a_body_refused_unread_does_not_freeze_the_connection() -> None:
         await send({"type": "http.response.body", "body": b""})
 
     async with bounded_server(app) as (server, port):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        then = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        reader, writer, _ = await post_until_paused(server, port, then)
         try:
-            writer.write(
-                f"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {SENT}\r\n\r\n".encode()
-                + b"x" * SENT
-                + b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
-            )
-            [connection] = server.server_state.connections
-            await eventually(lambda: connection.flow.read_paused, 20, "reading to pause")
             refuse.set()
             assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP/1.1 503")
             await asyncio.wait_for(writer.drain(), 20)
@@ -85,10 +93,7 @@ async def test_an_unread_body_waits_in_the_socket() -> None:
     async def app(scope, receive, send) -> None:
         nonlocal read
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+            return await _lifespan(receive, send)
         await gate.wait()  # a busy app: the body is not read yet
         more = True
         while more:
@@ -98,35 +103,17 @@ async def test_an_unread_body_waits_in_the_socket() -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=BoundedReads,
-        log_config=None,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, 20, "the server to start")
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(
-            f"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {SENT}\r\n\r\n".encode() + b"x" * SENT
-        )
-        [connection] = server.server_state.connections
-        await eventually(lambda: connection.flow.read_paused, 20, "reading to pause")
-        assert 0 < len(connection.cycle.body) <= READ_BYTES + BODY_BUFFER_BYTES
+    async with bounded_server(app) as (server, port):
+        reader, writer, connection = await post_until_paused(server, port)
+        try:
+            assert 0 < len(connection.cycle.body) <= READ_BYTES + BODY_BUFFER_BYTES
 
-        gate.set()
-        await asyncio.wait_for(writer.drain(), 20)
-        assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP/1.1 204")
-        assert read == SENT
-    finally:
-        gate.set()
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        server.should_exit = True
-        await asyncio.wait_for(serving, 20)
+            gate.set()
+            await asyncio.wait_for(writer.drain(), 20)
+            assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP/1.1 204")
+            assert read == SENT
+        finally:
+            gate.set()
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
