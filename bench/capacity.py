@@ -16,13 +16,19 @@ creates and completes. Every stored object is deleted as soon as its upload answ
 - capacity.streamed_ratio_300 / capacity.direct_ratio_300: uploads/s of USERS closed-loop
   full-speed users (USER_UPLOADS uploads of USER_FILE_BYTES each) through POST
   /api/videos/upload, resp. the presigned direct path (/api/videos/uploads...), ÷ the same
-  uploads straight to S3 (≥ 0.9); p95 latencies beside them.
-- capacity.upload_rss_mb_300: peak RSS (VmHWM) of a fresh upload process through the streamed
-  300-user phase (≤ 150 MB).
+  uploads straight to S3 (≥ 0.9); p95 latencies beside them. The storage endpoint (moto)
+  runs on a core of its own and everything else (clients, PostgreSQL, the service) on the
+  other, as S3 never shares a pod's CPU: both sides of each ratio get the same storage.
+- capacity.streamed_ratio_300_shared / capacity.direct_ratio_300_shared: the same with every
+  process free to use every core, so the service's CPU competes with the emulator's.
+- capacity.upload_rss_mb_300: peak RSS (VmHWM) of a fresh upload process through the
+  300-user phases, the larger of the two runs (≤ 150 MB).
 - capacity.streamed_cpu_ratio_300: the upload process's CPU-seconds per MB through the streamed
   phase ÷ moto's CPU-seconds per MB through the straight-to-S3 phase: what our hop costs next to
-  the storage endpoint, whatever else the machine runs (the throughput ratios above are that CPU
-  competing with moto's and the clients' on the same cores).
+  the storage endpoint, whatever else the machine runs.
+
+Before every 300-user phase the bucket is emptied and the jobs queue drained: moto scans every
+queued message on each SendMessage, so jobs left by earlier phases would slow later ones.
 
 Scaled to fit `make bench ENTRY=capacity` in about 8 minutes on 2 cores: the 300-user phases
 use one 8 MB file per user (12 MB files would hold 3.6 GB in moto at once, and every round
@@ -34,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import time
 import uuid
@@ -42,6 +49,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 from aiobotocore.config import AioConfig
 
 from bench.upload import (
@@ -374,8 +382,85 @@ async def stalled_ratio(target: Target, data: bytes) -> float:
     return stalled / alone
 
 
-async def run_phases(env: dict[str, str], log: Path, run: Servers, bucket: str) -> None:
-    moto_url, keys, tmp = run.moto_url, run.keys, run.tmp
+def place(moto_pid: int, split: bool) -> str:
+    """Split: moto on the first core, this process and every other child on the rest.
+    Shared: every process on every core. Returns how the run was placed."""
+    cores = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))
+    if split and len(cores) < 2:
+        return "shared (one core only)"
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        wanted = set(cores)
+        if split:
+            wanted = {cores[0]} if proc.pid == moto_pid else set(cores[1:])
+        with contextlib.suppress(psutil.Error):
+            for thread in proc.threads():  # affinity is per thread
+                os.sched_setaffinity(thread.id, wanted)
+    return "split" if split else "shared"
+
+
+async def reset_storage(run: Servers, sqs) -> None:
+    """Empty the bucket and drain the jobs queue (PurgeQueue is allowed once a minute)."""
+    empty_bucket(run.moto_url, run.resources.bucket)
+    url = run.resources.jobs_queue_url
+    for _ in range(2 * USERS):  # 10 per receive: room for every job of several phases
+        got = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = got.get("Messages", [])
+        if not messages:
+            return
+        await sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )
+    raise RuntimeError("the jobs queue did not drain")
+
+
+async def users_300(
+    env: dict[str, str], log: Path, run: Servers, s3, sqs, data: bytes, *, split: bool
+) -> float:
+    suffix = "" if split else "_shared"
+    with Service(env, log) as service:  # fresh: its peak RSS is this run's
+        print(f"# 300-user phases: {place(run.moto_pid, split)}", flush=True)
+        target = Target(f"http://127.0.0.1:{service.port}", s3, run.resources.bucket, run.keys)
+        await reset_storage(run, sqs)
+        moto_before = cpu_seconds(run.moto_pid)
+        s3_phase = await closed_loop(target.straight_to_s3, USERS, USER_UPLOADS, data, None)
+        moto_cpu = cpu_seconds(run.moto_pid) - moto_before
+        await reset_storage(run, sqs)
+        service_before = service.cpu_seconds()
+        streamed = await closed_loop(target.streamed, USERS, USER_UPLOADS, data, None)
+        service_cpu = service.cpu_seconds() - service_before
+        await settle(target.base)
+        await reset_storage(run, sqs)
+        direct = await closed_loop(target.direct, USERS, USER_UPLOADS, data, None)
+        rss = service.status("VmHWM")
+    place(run.moto_pid, split=False)
+    bench(f"s3_uploads_s_300{suffix}", s3_phase.rate, "uploads/s")
+    bench(f"s3_p95_s_300{suffix}", s3_phase.p95, "s")
+    bench(f"streamed_uploads_s_300{suffix}", streamed.rate, "uploads/s")
+    bench(f"streamed_p95_s_300{suffix}", streamed.p95, "s")
+    bench(f"streamed_errors_300{suffix}", len(streamed.errors))
+    bench(f"streamed_ratio_300{suffix}", streamed.rate / s3_phase.rate)
+    bench(f"direct_uploads_s_300{suffix}", direct.rate, "uploads/s")
+    bench(f"direct_p95_s_300{suffix}", direct.p95, "s")
+    bench(f"direct_errors_300{suffix}", len(direct.errors))
+    bench(f"direct_ratio_300{suffix}", direct.rate / s3_phase.rate)
+    if not split:
+        # Machine-independent: what our hop costs per MB next to what the storage endpoint
+        # (moto) costs per MB of the straight-to-S3 phase.
+        megabytes = USER_FILE_BYTES / MB
+        service_ms = 1000 * service_cpu / (megabytes * len(streamed.latencies))
+        moto_ms = 1000 * moto_cpu / (megabytes * len(s3_phase.latencies))
+        bench("streamed_service_cpu_ms_per_mb_300", service_ms, "ms/MB")
+        bench("s3_moto_cpu_ms_per_mb_300", moto_ms, "ms/MB")
+        bench("streamed_cpu_ratio_300", service_ms / moto_ms)
+    return rss
+
+
+async def run_phases(env: dict[str, str], log: Path, run: Servers) -> None:
+    moto_url, keys, tmp, bucket = run.moto_url, run.keys, run.tmp, run.resources.bucket
     clip = make_clip(tmp)
     slow_data = padded(clip, SLOW_FILE_BYTES, tmp / "slow.mp4").read_bytes()
     user_data = padded(clip, USER_FILE_BYTES, tmp / "user.mp4").read_bytes()
@@ -384,7 +469,8 @@ async def run_phases(env: dict[str, str], log: Path, run: Servers, bucket: str) 
     s3_config = aws.client_config(max_pool_connections=USERS, signature_version="s3v4").merge(
         AioConfig(connect_timeout=60)
     )
-    async with aws.client("s3", AWSSettings(aws_endpoint_url=moto_url), s3_config) as s3:
+    settings = AWSSettings(aws_endpoint_url=moto_url)
+    async with aws.client("s3", settings, s3_config) as s3, aws.client("sqs", settings) as sqs:
         with Service(env, log) as service:
             target = Target(f"http://127.0.0.1:{service.port}", s3, bucket, keys)
             bench("stalled_ratio", await stalled_ratio(target, slow_data))
@@ -403,40 +489,11 @@ async def run_phases(env: dict[str, str], log: Path, run: Servers, bucket: str) 
                 "slow_clients_ratio",
                 statistics.median(direct.latencies) / statistics.median(streamed.latencies),
             )
-        empty_bucket(moto_url, bucket)
-
-        with Service(env, log) as service:  # fresh: its peak RSS is this phase's
-            target = Target(f"http://127.0.0.1:{service.port}", s3, bucket, keys)
-            moto_before = cpu_seconds(run.moto_pid)
-            s3_phase = await closed_loop(
-                target.straight_to_s3, USERS, USER_UPLOADS, user_data, None
-            )
-            moto_cpu = cpu_seconds(run.moto_pid) - moto_before
-            service_before = service.cpu_seconds()
-            streamed = await closed_loop(target.streamed, USERS, USER_UPLOADS, user_data, None)
-            service_cpu = service.cpu_seconds() - service_before
-            bench("upload_rss_mb_300", service.status("VmHWM"), "MB")
-            await settle(target.base)
-            direct = await closed_loop(target.direct, USERS, USER_UPLOADS, user_data, None)
-        bench("s3_uploads_s_300", s3_phase.rate, "uploads/s")
-        bench("s3_p95_s_300", s3_phase.p95, "s")
-        bench("streamed_uploads_s_300", streamed.rate, "uploads/s")
-        bench("streamed_p95_s_300", streamed.p95, "s")
-        bench("streamed_errors_300", len(streamed.errors))
-        bench("streamed_ratio_300", streamed.rate / s3_phase.rate)
-        # Machine-independent: what our hop costs per MB next to what the storage endpoint
-        # (moto) costs per MB of the straight-to-S3 phase. On a shared 2-core machine the
-        # throughput ratio is this CPU competing with moto's and the clients'.
-        megabytes = USER_FILE_BYTES / MB
-        service_ms = 1000 * service_cpu / (megabytes * len(streamed.latencies))
-        moto_ms = 1000 * moto_cpu / (megabytes * len(s3_phase.latencies))
-        bench("streamed_service_cpu_ms_per_mb_300", service_ms, "ms/MB")
-        bench("s3_moto_cpu_ms_per_mb_300", moto_ms, "ms/MB")
-        bench("streamed_cpu_ratio_300", service_ms / moto_ms)
-        bench("direct_uploads_s_300", direct.rate, "uploads/s")
-        bench("direct_p95_s_300", direct.p95, "s")
-        bench("direct_errors_300", len(direct.errors))
-        bench("direct_ratio_300", direct.rate / s3_phase.rate)
+        rss = [
+            await users_300(env, log, run, s3, sqs, user_data, split=split)
+            for split in (True, False)
+        ]
+        bench("upload_rss_mb_300", max(rss), "MB")
 
 
 async def main() -> None:
@@ -447,8 +504,7 @@ async def main() -> None:
             "UPLOAD_SPILL_BYTES": str(SPILL_BYTES),
             "DB_POOL_SIZE": "30",
         }
-        bucket = run.resources.bucket
-        await run_phases(env, run.tmp / "upload.log", run, bucket)
+        await run_phases(env, run.tmp / "upload.log", run)
 
 
 def run() -> None:

@@ -4,9 +4,9 @@ On SIGTERM readiness fails at once while requests are still served for `drain_se
 endpoint's removal from Services and the load balancer races the signal); then uvicorn stops
 accepting and waits up to `shutdown_timeout_seconds` for in-flight requests.
 
-Each connection reads at most READ_BYTES from its socket at a time and stops reading once
-BODY_BUFFER_BYTES of request body wait for the app: what a fast client sends beyond that waits
-in the kernel's socket buffer (flow control), not in the process. uvicorn alone reads up to
+Each connection reads at most READ_BYTES from its socket at a time and stops reading while
+request body it read waits for the app: what a fast client sends beyond that one read waits in
+the kernel's socket buffer (flow control), not in the process. uvicorn alone reads up to
 256 KiB per receive and pauses past 64 KiB, so a connection could hold 320 KiB: 300 uploads
 arriving faster than the app consumes them held about 95 MB.
 """
@@ -26,13 +26,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from risingstars.kit.settings import HTTPSettings
 
 READ_BYTES = 32 * 1024
-BODY_BUFFER_BYTES = 32 * 1024
 
 
 class BoundedReads(asyncio.BufferedProtocol):
     """uvicorn's httptools protocol behind a buffered-read front: the event loop reads into a
     small per-thread buffer (one read at a time on a thread, so one buffer serves every
-    connection), and the request body is paused at BODY_BUFFER_BYTES."""
+    connection), and the request body is paused while what was read waits for the app."""
 
     _local = threading.local()
 
@@ -52,11 +51,7 @@ class BoundedReads(asyncio.BufferedProtocol):
         # drops it, and resumes reading for the next request): pausing then would freeze the
         # connection behind the bytes the app already refused (found by `make faults`: uploads
         # answered 503 while PostgreSQL restarted hung their connections).
-        if (
-            cycle is not None
-            and not cycle.response_complete
-            and len(cycle.body) >= BODY_BUFFER_BYTES
-        ):
+        if cycle is not None and not cycle.response_complete and cycle.body:
             self.http.flow.pause_reading()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -13,9 +13,9 @@ import dataclasses
 from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from risingstars.kit import aws
 from risingstars.operator.spec import QueueRef
 
 ATTRIBUTES = [
@@ -60,7 +60,7 @@ class QueueReader:
     def __init__(self, *, default_region: str, default_endpoint_url: str | None) -> None:
         self.default_region = default_region
         self.default_endpoint_url = default_endpoint_url
-        self._session = get_session()
+        self._session = aws.session()
         self._stack = contextlib.AsyncExitStack()
         self._clients: dict[tuple[str, str | None], Any] = {}
         self._urls: dict[tuple[str, str | None, str], str] = {}

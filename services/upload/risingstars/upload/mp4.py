@@ -25,8 +25,10 @@ _MAX_FTYP_BYTES = 4096
 # while a file of millions of tiny boxes would cost a walk per box. Shared by the streaming
 # scanner and the stored-file probe.
 MAX_TOP_LEVEL_BOXES = 10_000
-# The probe reads box headers through windows this large, not one request per box.
-PROBE_WINDOW_BYTES = 4096
+# The probe reads box headers through windows this large, not one request per box; a moov
+# inside a window (a ten-minute clip's is about 300 KB, a short one's a few dozen) costs no
+# request of its own: a faststart file is one read, a moov-at-the-end file two.
+PROBE_WINDOW_BYTES = 64 * 1024
 TOO_MANY_BOXES = "too_many_boxes"
 _HEADER = struct.Struct(">I4s")
 
@@ -322,8 +324,9 @@ ReadRange = Callable[[int, int], Awaitable[bytes]]
 
 async def probe(read: ReadRange, size: int, *, max_moov_bytes: int) -> Mp4Info:
     """Validate a stored file of `size` bytes through `read(offset, length)` ranged reads: box
-    headers come from windows of the file (a handful of requests), then moov is read whole. At
-    most MAX_TOP_LEVEL_BOXES boxes are walked."""
+    headers come from windows of the file (a handful of requests), and moov from the window it
+    starts in, or read whole if it does not fit there. At most MAX_TOP_LEVEL_BOXES boxes are
+    walked."""
     offset = 0
     boxes = 0
     window, window_start = b"", 0
@@ -348,7 +351,11 @@ async def probe(read: ReadRange, size: int, *, max_moov_bytes: int) -> Mp4Info:
             length = box_size - header.header_size
             if length > max_moov_bytes:
                 raise Mp4Error(MOOV_TOO_LARGE, "moov box larger than allowed")
-            payload = await read(offset + header.header_size, length) if length else b""
+            start = rel + header.header_size
+            if start + length <= len(window):
+                payload = window[start : start + length]
+            else:
+                payload = await read(offset + header.header_size, length)
             if len(payload) != length:
                 raise Mp4Error(TRUNCATED, "short read of moov")
             return parse_moov(payload)

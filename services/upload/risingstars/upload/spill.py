@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 from risingstars.upload import metrics
@@ -47,6 +48,7 @@ class Part:
         self._fd: int | None = None
         self.path: Path | None = None
         self.size = 0
+        self.crc32 = 0  # of what the part holds, wherever it is held
         self.last_write = time.monotonic()
         self.closed = False
 
@@ -61,6 +63,7 @@ class Part:
     def write(self, data: memoryview) -> int:
         """Take as much of `data` as the part has room for; return how much."""
         n = min(len(data), self._store.part_bytes - self.size)
+        self.crc32 = zlib.crc32(data[:n], self.crc32)
         if self._buffer is not None:
             self._buffer[self.size : self.size + n] = data[:n]
         else:
@@ -84,10 +87,10 @@ class Part:
         """The part is complete: it stays where it is until sent, and may not move any more."""
         self._store.filling.discard(self)
         if self._buffer is not None:
-            return PartBody(memoryview(self._buffer)[: self.size])
+            return PartBody(memoryview(self._buffer)[: self.size], self.crc32)
         if self._fd is None:
-            return PartBody(memoryview(b""))
-        return FileBody(self._fd, self.size)
+            return PartBody(memoryview(b""), self.crc32)
+        return FileBody(self._fd, self.size, self.crc32)
 
     def to_disk(self) -> bytearray:
         """Move what the part holds to a file; return its buffer (the caller now owns it)."""

@@ -357,6 +357,7 @@ class _Appender:
             PartNumber=len(self.etags) + 1,
             Body=body,
             ContentLength=len(body),
+            **body.checksum,
         )
         self.etags.append(response["ETag"])
         self.release()
@@ -387,6 +388,7 @@ class _Appender:
             Key=tail_key(self.upload.id),
             Body=body,
             ContentLength=len(body),
+            **body.checksum,
         )
         await self._advance(self.received, filled)
         return self.upload
