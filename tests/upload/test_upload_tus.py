@@ -55,23 +55,27 @@ async def test_capabilities_are_announced_without_a_token(svc) -> None:
 
 
 @pytest.mark.parametrize(
-    ("headers", "status"),
+    ("headers", "status", "code"),
     [
-        ({"Upload-Length": "10"}, 412),  # no Tus-Resumable
-        ({**TUS}, 400),  # no Upload-Length
-        ({**TUS, "Upload-Length": "-5"}, 400),
-        ({**TUS, "Upload-Length": "0"}, 400),
-        ({**TUS, "Upload-Defer-Length": "1"}, 400),
-        ({**TUS, "Upload-Length": str(200 * 1024 * 1024)}, 413),
-        ({**TUS, "Upload-Length": "10", "Upload-Metadata": "title %%%"}, 400),
-        ({**TUS, "Upload-Length": "10", "Upload-Metadata": metadata(filename="")}, 400),
+        ({"Upload-Length": "10"}, 412, "tus_version"),  # no Tus-Resumable
+        ({**TUS}, 400, "invalid"),  # no Upload-Length
+        ({**TUS, "Upload-Length": "-5"}, 400, "invalid"),
+        ({**TUS, "Upload-Length": "0"}, 400, "invalid"),
+        ({**TUS, "Upload-Defer-Length": "1"}, 400, "invalid"),
+        ({**TUS, "Upload-Length": str(200 * 1024 * 1024)}, 413, "too_large"),
+        ({**TUS, "Upload-Length": "10", "Upload-Metadata": "title %%%"}, 400, "invalid"),
+        ({**TUS, "Upload-Length": "10", "Upload-Metadata": metadata(filename="")}, 400, "invalid"),
     ],
 )
-async def test_bad_creations_are_refused_with_a_reason(svc, headers, status, tools, s3) -> None:
+async def test_bad_creations_are_refused_with_a_reason(
+    svc, headers, status, code, tools, s3
+) -> None:
     before = len(tools.open_uploads(s3, svc.settings.s3_bucket))
     response = await svc.client.post("/api/videos/tus/", headers={**svc.headers(), **headers})
     assert response.status_code == status, response.text
-    assert response.json()["detail"]
+    # The kit's error body, like every other answer, and tus's header on it.
+    assert response.json()["detail"] and response.json()["code"] == code
+    assert response.headers["Tus-Resumable"] == tus.VERSION
     assert len(tools.open_uploads(s3, svc.settings.s3_bucket)) == before
 
 

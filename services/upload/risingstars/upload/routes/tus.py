@@ -13,9 +13,10 @@ import logging
 import time
 import uuid
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
+from risingstars.kit import errors
 from risingstars.upload import capacity, catalog, ingest, metrics, schemas, tus
 from risingstars.upload.deps import Runtime, User
 
@@ -26,11 +27,42 @@ router = APIRouter(prefix=PATH, tags=["tus resumable uploads"])
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 
-def _fail(status: int, detail: str, extra: dict[str, str] | None = None) -> HTTPException:
-    headers = {"Tus-Resumable": tus.VERSION, **(extra or {})}
-    if status == 412:
-        headers["Tus-Version"] = tus.VERSION
-    return HTTPException(status, detail, headers=headers)
+_CODES = {
+    400: "invalid",
+    404: "not_found",
+    409: "conflict",
+    410: "gone",
+    412: "tus_version",
+    413: "too_large",
+    415: "unsupported_media_type",
+    503: "unavailable",
+}
+
+
+class TusAnswer(errors.ServiceError):
+    """A tus error answer: the kit's `{"detail", "code"}` body, with the headers the protocol
+    wants on every response."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail, code=code or _CODES.get(status, "error"))
+        self.status_code = status
+        self._headers = {"Tus-Resumable": tus.VERSION, **(extra or {})}
+        if status == 412:
+            self._headers["Tus-Version"] = tus.VERSION
+
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+
+def _fail(status: int, detail: str, extra: dict[str, str] | None = None) -> TusAnswer:
+    return TusAnswer(status, detail, extra=extra)
 
 
 def _check_version(request: Request) -> None:
@@ -78,7 +110,7 @@ async def _append(rt, request: Request, upload: tus.Upload, offset: int) -> tus.
         raise _fail(exc.status, exc.detail) from None
     except capacity.Refused as exc:
         metrics.UPLOADS.labels("tus", exc.outcome, exc.reason).inc()
-        raise _fail(exc.status_code, exc.detail, exc.headers()) from None
+        raise TusAnswer(exc.status_code, exc.detail, code=exc.code, extra=exc.headers()) from None
     if upload.completed:
         metrics.UPLOADS.labels("tus", "accepted", "ok").inc()
         metrics.UPLOAD_DURATION.labels("accepted").observe(time.perf_counter() - started)
