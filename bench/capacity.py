@@ -502,7 +502,9 @@ async def main() -> None:
             **run.env,
             "UPLOAD_SPILL_DIR": str(run.tmp / "spill"),
             "UPLOAD_SPILL_BYTES": str(SPILL_BYTES),
-            "DB_POOL_SIZE": "30",
+            # As the chart deploys the upload service (upload.settings.dbPoolSize): each
+            # asyncpg connection holds about 200 KB, so the pool's size shows in the peak RSS.
+            "DB_POOL_SIZE": "10",
         }
         await run_phases(env, run.tmp / "upload.log", run)
 
