@@ -61,19 +61,15 @@ class TusAnswer(errors.ServiceError):
         return self._headers
 
 
-def _fail(status: int, detail: str, extra: dict[str, str] | None = None) -> TusAnswer:
-    return TusAnswer(status, detail, extra=extra)
-
-
 def _check_version(request: Request) -> None:
     if request.headers.get("tus-resumable") != tus.VERSION:
-        raise _fail(412, f"Se requiere la cabecera Tus-Resumable: {tus.VERSION}")
+        raise TusAnswer(412, f"Se requiere la cabecera Tus-Resumable: {tus.VERSION}")
 
 
 def _whole_number(request: Request, name: str) -> int:
     raw = request.headers.get(name, "")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 15:
-        raise _fail(400, f"La cabecera {name} es obligatoria y debe ser un entero no negativo")
+        raise TusAnswer(400, f"La cabecera {name} es obligatoria y debe ser un entero no negativo")
     return int(raw)
 
 
@@ -85,7 +81,7 @@ def _upload_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise _fail(404, "La subida no existe") from None
+        raise TusAnswer(404, "La subida no existe") from None
 
 
 def _headers(upload: tus.Upload) -> dict[str, str]:
@@ -107,7 +103,7 @@ async def _append(rt, request: Request, upload: tus.Upload, offset: int) -> tus.
     except tus.TusError as exc:
         if exc.status == 400:
             metrics.UPLOADS.labels("tus", "rejected", "invalid").inc()
-        raise _fail(exc.status, exc.detail) from None
+        raise TusAnswer(exc.status, exc.detail) from None
     except capacity.Refused as exc:
         metrics.UPLOADS.labels("tus", exc.outcome, exc.reason).inc()
         raise TusAnswer(exc.status_code, exc.detail, code=exc.code, extra=exc.headers()) from None
@@ -138,14 +134,14 @@ async def capabilities(rt: Runtime) -> Response:
 async def create(request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
     if "upload-defer-length" in request.headers:
-        raise _fail(400, "Upload-Defer-Length no está soportado: envíe Upload-Length")
+        raise TusAnswer(400, "Upload-Defer-Length no está soportado: envíe Upload-Length")
     length = _whole_number(request, "upload-length")
     if length == 0:
-        raise _fail(400, "Upload-Length debe ser mayor que 0")
+        raise TusAnswer(400, "Upload-Length debe ser mayor que 0")
     try:
         upload = await rt.tus.create(_owner(user), length, request.headers.get("upload-metadata"))
     except tus.TusError as exc:
-        raise _fail(exc.status, exc.detail) from None
+        raise TusAnswer(exc.status, exc.detail) from None
     if request.headers.get("content-type", "").startswith(OFFSET_CONTENT_TYPE):
         try:
             upload = await _append(rt, request, upload, 0)
@@ -160,7 +156,7 @@ async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
     try:
         upload = await rt.tus.get(_upload_id(upload_id), user.sub)
     except tus.TusError as exc:
-        raise _fail(exc.status, exc.detail) from None
+        raise TusAnswer(exc.status, exc.detail) from None
     headers = _headers(upload) | {"Upload-Length": str(upload.length)}
     if upload.metadata:
         headers["Upload-Metadata"] = upload.metadata
@@ -175,12 +171,12 @@ async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
 async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
     if not request.headers.get("content-type", "").startswith(OFFSET_CONTENT_TYPE):
-        raise _fail(415, f"Content-Type debe ser {OFFSET_CONTENT_TYPE}")
+        raise TusAnswer(415, f"Content-Type debe ser {OFFSET_CONTENT_TYPE}")
     start = _whole_number(request, "upload-offset")
     try:
         upload = await rt.tus.get(_upload_id(upload_id), user.sub)
     except tus.TusError as exc:
-        raise _fail(exc.status, exc.detail) from None
+        raise TusAnswer(exc.status, exc.detail) from None
     try:
         upload = await _append(rt, request, upload, start)
     except ClientDisconnect:
@@ -196,5 +192,5 @@ async def terminate(upload_id: str, request: Request, user: User, rt: Runtime) -
         upload = await rt.tus.get(_upload_id(upload_id), user.sub)
         await rt.tus.terminate(upload)
     except tus.TusError as exc:
-        raise _fail(exc.status, exc.detail) from None
+        raise TusAnswer(exc.status, exc.detail) from None
     return Response(status_code=204, headers={"Tus-Resumable": tus.VERSION})
