@@ -382,10 +382,14 @@ async def stalled_ratio(target: Target, data: bytes) -> float:
     return stalled / alone
 
 
+# The cores this bench may use, read before any placement narrows its own affinity.
+CORES = sorted(os.sched_getaffinity(0))
+
+
 def place(moto_pid: int, split: bool) -> str:
     """Split: moto on the first core, this process and every other child on the rest.
     Shared: every process on every core. Returns how the run was placed."""
-    cores = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))
+    cores = CORES
     if split and len(cores) < 2:
         return "shared (one core only)"
     me = psutil.Process()
