@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from risingstars.dev import rds_bootstrap
 from risingstars.dev.chartboot.cluster import External, Overlay
 from risingstars.dev.chartboot.manifests import CHART, ROOT, kustomize
 
@@ -12,21 +13,12 @@ HERE = Path(__file__).parent / "values"
 RDS = "rds.chartboot.test"
 AWS = "aws.chartboot.test"
 
-# deploy.md's database preparation: one role and one schema per service.
-_PER_SERVICE_ROLES = [
-    ("postgres", "CREATE ROLE rs_auth LOGIN"),
-    ("postgres", "CREATE ROLE rs_upload LOGIN"),
-    ("postgres", "CREATE DATABASE risingstars"),
-    ("risingstars", "CREATE SCHEMA auth AUTHORIZATION rs_auth"),
-    ("risingstars", "CREATE SCHEMA upload AUTHORIZATION rs_upload"),
-    ("risingstars", "ALTER ROLE rs_auth SET search_path = auth"),
-    ("risingstars", "ALTER ROLE rs_upload SET search_path = upload"),
-    # Found by chart-boot, now in deploy.md too: auth's first migration runs `CREATE SCHEMA IF NOT
-    # EXISTS auth`, and PostgreSQL checks CREATE on the database before it sees that the schema
-    # exists, so without this grant the auth migration Job fails with "permission denied for
-    # database risingstars".
-    ("risingstars", "GRANT CREATE ON DATABASE risingstars TO rs_auth"),
-]
+# deploy.md's database preparation (deploy/rds-bootstrap.sql): one role and one schema per
+# service. chart-boot runs it statement by statement as the superuser; tests/deploy runs the file
+# with psql as a non-superuser master, as on RDS. The passwords are unused (trust auth).
+_PER_SERVICE_ROLES = rds_bootstrap.statements(
+    {"auth_password": "chart-boot", "upload_password": "chart-boot"}
+)
 
 
 def _database_secret() -> list[dict]:
