@@ -75,3 +75,7 @@ loadtest: $(STAMP) ## load test (HOST=url, default: starts make run; LOADTEST_AR
 
 loadtest-report: $(STAMP) ## a load-test run (RUN=.dev/loadtest/runs/<time>) as a report in docs/capacity/
 	$(BIN)/python -m loadtest report $(RUN) $(if $(OUT),--out $(OUT)) $(if $(NOTE),--note "$(NOTE)")
+
+.PHONY: aws-template
+aws-template: $(STAMP) ## regenerate deploy/aws/rising-stars.yaml and docs/deploy.md's IAM policies (dev/risingstars/dev/aws_stack.py)
+	$(BIN)/python -m risingstars.dev.aws_stack write
