@@ -79,3 +79,7 @@ loadtest-report: $(STAMP) ## a load-test run (RUN=.dev/loadtest/runs/<time>) as 
 .PHONY: aws-template
 aws-template: $(STAMP) ## regenerate deploy/aws/rising-stars.yaml and docs/deploy.md's IAM policies (dev/risingstars/dev/aws_stack.py)
 	$(BIN)/python -m risingstars.dev.aws_stack write
+
+.PHONY: preflight
+preflight: $(STAMP) ## before an install: read-only checks of the cluster and AWS account (VALUES='-f values-eks.yaml -f values-stack.yaml')
+	$(BIN)/python -m risingstars.dev.preflight $(VALUES)

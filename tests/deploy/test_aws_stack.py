@@ -10,14 +10,12 @@ import sys
 from pathlib import Path
 
 import boto3
-import pytest
 import yaml
 from chart.manifests import component, env_value, of_kind, pod_spec
 from chart.rendering import CHART, helm_template
+from deploy.conftest_helpers import OIDC
 
 from risingstars.dev import aws_stack
-
-OIDC = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
 
 
 def test_template_and_the_guides_policies_are_generated_from_one_source():
@@ -80,23 +78,6 @@ def test_queue_timings_come_from_the_processor():
         r["Id"]: r.get("AbortIncompleteMultipartUpload")
         for r in bucket["LifecycleConfiguration"]["Rules"]
     }["abort-incomplete-multipart-uploads"] == {"DaysAfterInitiation": 1}
-
-
-@pytest.fixture(scope="module")
-def stack(moto_url):
-    """The template deployed on moto's CloudFormation (CreateStack over HTTP)."""
-    kw = {"endpoint_url": moto_url, "region_name": "us-east-1"}
-    cloudformation = boto3.client("cloudformation", **kw)
-    name = "rising-stars"
-    cloudformation.create_stack(
-        StackName=name,
-        TemplateBody=aws_stack.TEMPLATE.read_text(),
-        Parameters=[{"ParameterKey": "OidcProvider", "ParameterValue": OIDC}],
-        Capabilities=["CAPABILITY_NAMED_IAM"],
-    )
-    (described,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
-    return kw, aws_stack.stack_outputs(cloudformation, name)
 
 
 def _document(raw):
