@@ -357,3 +357,54 @@ def test_alb_subnets_network_policy_and_trusted_proxies_are_one_list(renders, na
         ]
         assert cidrs == trusted, f"{name_}: policy {cidrs} != trusted {trusted}"
         assert len(cidrs) == len(subnets), f"{name_}: {cidrs} vs subnets {subnets}"
+
+
+def _quantity_mi(text: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    for unit, factor in units.items():
+        if str(text).endswith(unit):
+            return float(str(text)[: -len(unit)]) * factor
+    return float(text) / 2**20
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_ephemeral_storage_requests_cover_the_upload_spill(renders, name):
+    """The scheduler reserves node disk only for what is requested: an upload pod whose spill
+    emptyDir (and /tmp) may grow past its request can fill the node and be evicted."""
+    for deployment in of_kind(renders[name], "Deployment"):
+        spec = pod_spec(deployment)
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        if "spill" not in volumes:
+            continue
+        limits = [_quantity_mi(volumes[n]["emptyDir"]["sizeLimit"]) for n in ("spill", "tmp")]
+        requested = sum(
+            _quantity_mi(c.get("resources", {}).get("requests", {}).get("ephemeral-storage", 0))
+            for c in spec["containers"]
+        )
+        assert requested >= sum(limits), f"{deployment['metadata']['name']}: {requested} Mi"
+
+
+def test_a_changed_database_secret_rolls_the_pods():
+    from chart.rendering import render
+
+    def annotation(url: str) -> set[str]:
+        objects = render(settings={"database.existingSecret": "", "database.url": url})
+        return {
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/database-secret"]
+            for d in of_kind(objects, "Deployment")
+        }
+
+    before, after = annotation("postgresql://a@db/x"), annotation("postgresql://b@db/x")
+    assert len(before) == 1 and before != after
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_operator_egress_is_not_the_whole_internet_on_the_api_ports(renders, name):
+    for policy in of_kind(renders[name], "NetworkPolicy"):
+        if component(policy) != "operator":
+            continue
+        for rule in policy["spec"]["egress"]:
+            ports = {p.get("port") for p in rule.get("ports", [])}
+            if ports & {6443}:
+                cidrs = {p["ipBlock"]["cidr"] for p in rule["to"] if "ipBlock" in p}
+                assert "0.0.0.0/0" not in cidrs, name
