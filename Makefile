@@ -83,3 +83,7 @@ aws-template: $(STAMP) ## regenerate deploy/aws/rising-stars.yaml and docs/deplo
 .PHONY: preflight
 preflight: $(STAMP) ## before an install: read-only checks of the cluster and AWS account (VALUES='-f values-eks.yaml -f values-stack.yaml')
 	$(BIN)/python -m risingstars.dev.preflight $(VALUES)
+
+.PHONY: chart-docs
+chart-docs: $(STAMP) ## regenerate the values table of charts/rising-stars/README.md (from values.yaml + schema)
+	$(BIN)/python charts/chart_docs.py
