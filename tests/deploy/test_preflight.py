@@ -3,13 +3,12 @@ an empty cluster fails with one fixing sentence per missing item; a prepared one
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import sys
 
-import httpx
 import yaml
 from chart.rendering import CHART
+from deploy.conftest_helpers import kubeconfig, prepare
 
 from risingstars.dev import aws_stack, preflight
 
@@ -17,25 +16,9 @@ NS = "rising-stars"
 EKS = CHART / "values-eks.yaml"
 
 
-def _kubeconfig(path, url: str):
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "test",
-                "contexts": [{"name": "test", "context": {"cluster": "c", "user": "u"}}],
-                "clusters": [{"name": "c", "cluster": {"server": url}}],
-                "users": [{"name": "u", "user": {"token": "read-only"}}],
-            }
-        )
-    )
-    return path
-
-
 def _preflight(tmp_path, url: str, values) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "risingstars.dev.preflight", "--kubeconfig"]
-    args.append(str(_kubeconfig(tmp_path / "kubeconfig", url)))
+    args.append(str(kubeconfig(tmp_path / "kubeconfig", url)))
     for path in values:
         args += ["-f", str(path)]
     return subprocess.run(args, capture_output=True, text=True, timeout=300)
@@ -45,35 +28,6 @@ def _stack_values(tmp_path, outputs):
     path = tmp_path / "values-stack.yaml"
     path.write_text(yaml.safe_dump(aws_stack.values_from_outputs(outputs)))
     return path
-
-
-def _prepare(api, url: str) -> None:
-    """What docs/deploy.md's prerequisites make of a cluster."""
-    api.namespaces[NS] = {
-        "metadata": {"name": NS, "labels": {preflight.READINESS_GATE_LABEL: "enabled"}}
-    }
-    api.namespaces["monitoring"] = {"metadata": {"name": "monitoring"}}
-    with httpx.Client(base_url=url) as http:
-        crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-        for name in [preflight.ALB_CONTROLLER_CRD, *(c for c, _ in preflight.CRDS.values())]:
-            http.post(crds, json={"kind": "CustomResourceDefinition", "metadata": {"name": name}})
-        http.post(
-            "/apis/apiregistration.k8s.io/v1/apiservices",
-            json={
-                "kind": "APIService",
-                "metadata": {"name": preflight.METRICS_API},
-                "status": {"conditions": [{"type": "Available", "status": "True"}]},
-            },
-        )
-        url_b64 = base64.b64encode(b"postgresql://x").decode()
-        http.post(
-            f"/api/v1/namespaces/{NS}/secrets",
-            json={
-                "kind": "Secret",
-                "metadata": {"name": "rising-stars-database", "namespace": NS},
-                "data": {"auth-url": url_b64, "upload-url": url_b64},
-            },
-        )
 
 
 def test_an_unprepared_cluster_and_account_fail_with_how_to_fix_each(
@@ -111,7 +65,7 @@ def test_an_unprepared_cluster_and_account_fail_with_how_to_fix_each(
 def test_a_prepared_cluster_and_the_deployed_stack_pass(kube_emulator, stack, tmp_path):
     api, url = kube_emulator
     _, outputs = stack
-    _prepare(api, url)
+    prepare(api, url)
     done = _preflight(tmp_path, url, [EKS, _stack_values(tmp_path, outputs)])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 missing" in done.stdout
@@ -122,7 +76,7 @@ def test_a_missing_secret_key_and_a_role_that_does_not_trust_the_account_fail(
 ):
     api, url = kube_emulator
     _, outputs = stack
-    _prepare(api, url)
+    prepare(api, url)
     values = yaml.safe_load(_stack_values(tmp_path, outputs).read_text())
     values["database"] = {"uploadUrlKey": "upload-url-2"}
     # The processor role trusts only the processor's account, not the upload worker's.
