@@ -549,6 +549,32 @@ def values_from_outputs(outputs: dict[str, str]) -> dict:
     return values
 
 
+def deploy_on_moto(workdir: Path, oidc: str = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"):
+    """The template deployed on a throwaway moto server (CreateStack); its outputs."""
+    import boto3
+
+    from risingstars.dev import infra
+
+    server = infra.start_moto(log_path=workdir / "moto-stack.log")
+    try:
+        cloudformation = boto3.client(
+            "cloudformation",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id=infra.AWS_DUMMY_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=infra.AWS_DUMMY_ENV["AWS_SECRET_ACCESS_KEY"],
+        )
+        cloudformation.create_stack(
+            StackName="rising-stars",
+            TemplateBody=TEMPLATE.read_text(),
+            Parameters=[{"ParameterKey": "OidcProvider", "ParameterValue": oidc}],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+        return stack_outputs(cloudformation, "rising-stars")
+    finally:
+        infra.stop(server.proc)
+
+
 def stack_outputs(cloudformation, stack: str) -> dict[str, str]:
     (described,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}

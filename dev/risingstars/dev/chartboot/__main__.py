@@ -11,7 +11,7 @@ import sys
 
 from risingstars.dev.chartboot import cluster, netns
 from risingstars.dev.chartboot.clip import clip_bytes
-from risingstars.dev.chartboot.overlays import ALL
+from risingstars.dev.chartboot.overlays import ALL, ON_REQUEST
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overlays", nargs="*", help=f"any of {', '.join(ALL)} (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
     args = parser.parse_args(argv)
-    unknown = set(args.overlays) - set(ALL)
+    unknown = set(args.overlays) - set(ALL) - set(ON_REQUEST)
     if unknown:
         parser.error(f"unknown overlays {sorted(unknown)}")
     # SIGTERM (a CI timeout) ends like Ctrl-C: through the atexit teardown.
@@ -28,7 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"chart-boot: cannot run: {reason}", file=sys.stderr)
         return 2
-    results = cluster.run([ALL[n]() for n in args.overlays or ALL], clip_bytes(), keep=args.keep)
+    choices = {**ALL, **ON_REQUEST}
+    results = cluster.run(
+        [choices[n]() for n in args.overlays or ALL], clip_bytes(), keep=args.keep
+    )
     for name, result in results.items():
         print(f"chart-boot [{name}] {'PASS' if result.passed else 'FAIL ' + result.error}")
     return 0 if all(r.passed for r in results.values()) else 1

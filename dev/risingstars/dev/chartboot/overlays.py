@@ -3,9 +3,14 @@ that can run on one machine, with what exists in the cluster before the release.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
-from risingstars.dev import rds_bootstrap
+import yaml
+
+from risingstars.dev import aws_stack, rds_bootstrap
 from risingstars.dev.chartboot.cluster import External, Overlay
 from risingstars.dev.chartboot.manifests import CHART, ROOT, kustomize
 
@@ -94,4 +99,22 @@ def kind() -> Overlay:
     )
 
 
+def eks_stack() -> Overlay:
+    """template -> values -> pods: deploy/aws/rising-stars.yaml deployed on moto, its outputs
+    as the values file (python -m risingstars.dev.aws_stack values) over values-eks.yaml, then
+    the eks boot of those values. Run on request (make chart-boot OVERLAYS=eks-stack): the
+    template's deployment and its rendering are tested in tests/deploy."""
+    work = Path(tempfile.mkdtemp(prefix="rscb-stack-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    stack_values = work / "values-stack.yaml"
+    outputs = aws_stack.deploy_on_moto(work)
+    stack_values.write_text(yaml.safe_dump(aws_stack.values_from_outputs(outputs)))
+    overlay = eks()
+    overlay.name = "eks-stack"
+    overlay.values = [CHART / "values-eks.yaml", stack_values, HERE / "eks-endpoints.yaml"]
+    return overlay
+
+
 ALL = {"boot": boot, "kind": kind, "eks": eks}
+# Boots run only when named.
+ON_REQUEST = {"eks-stack": eks_stack}
