@@ -285,18 +285,28 @@ _SSE_S3 = {
 }
 
 
+def _private_bucket(name: str, properties: dict, **resource) -> dict:
+    """Private, encrypted, versioned, kept when the stack goes (it holds people's videos)."""
+    return {
+        "Type": "AWS::S3::Bucket",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        **resource,
+        "Properties": {
+            "BucketName": {"Fn::Sub": "${Release}-" + name + "-${AWS::AccountId}"},
+            "PublicAccessBlockConfiguration": _PRIVATE,
+            "BucketEncryption": _SSE_S3,
+            "VersioningConfiguration": {"Status": "Enabled"},
+            **properties,
+        },
+    }
+
+
 def _buckets() -> dict:
     return {
-        "VideosBucket": {
-            "Type": "AWS::S3::Bucket",
-            "DeletionPolicy": "Retain",
-            "UpdateReplacePolicy": "Retain",
-            "Properties": {
-                "BucketName": {"Fn::Sub": "${Release}-videos-${AWS::AccountId}"},
-                "PublicAccessBlockConfiguration": _PRIVATE,
-                "BucketEncryption": _SSE_S3,
-                # Deleted videos stay recoverable for a week, then go.
-                "VersioningConfiguration": {"Status": "Enabled"},
+        "VideosBucket": _private_bucket(
+            "videos",
+            {
                 "LoggingConfiguration": {
                     "DestinationBucketName": {"Ref": "AccessLogsBucket"},
                     "LogFilePrefix": "videos/",
@@ -331,27 +341,11 @@ def _buckets() -> dict:
                     ]
                 },
             },
-        },
+        ),
         "VideosBucketPolicy": _deny_plain_http("VideosBucket"),
-        "AccessLogsBucket": {
-            "Type": "AWS::S3::Bucket",
-            "DeletionPolicy": "Retain",
-            "UpdateReplacePolicy": "Retain",
-            "Metadata": {
-                "checkov": {
-                    "skip": [
-                        {
-                            "id": "CKV_AWS_18",
-                            "comment": "the access-log bucket cannot log to itself",
-                        }
-                    ]
-                },
-            },
-            "Properties": {
-                "BucketName": {"Fn::Sub": "${Release}-access-logs-${AWS::AccountId}"},
-                "PublicAccessBlockConfiguration": _PRIVATE,
-                "BucketEncryption": _SSE_S3,
-                "VersioningConfiguration": {"Status": "Enabled"},
+        "AccessLogsBucket": _private_bucket(
+            "access-logs",
+            {
                 "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
                 "LifecycleConfiguration": {
                     "Rules": [
@@ -364,7 +358,17 @@ def _buckets() -> dict:
                     ]
                 },
             },
-        },
+            Metadata={
+                "checkov": {
+                    "skip": [
+                        {
+                            "id": "CKV_AWS_18",
+                            "comment": "the access-log bucket cannot log to itself",
+                        }
+                    ]
+                }
+            },
+        ),
         "AccessLogsBucketPolicy": {
             "Type": "AWS::S3::BucketPolicy",
             "Properties": {
@@ -507,18 +511,36 @@ def template_text() -> str:
 # --- docs/deploy.md's policy blocks ----------------------------------------------------------
 
 _BLOCK = re.compile(
-    r"(<!-- policy (?P<role>\w+) \(generated: python -m risingstars.dev.aws_stack write\) -->\n)"
+    r"(<!-- (?P<kind>policy|trust) (?P<role>\w+) "
+    r"\(generated: python -m risingstars.dev.aws_stack write\) -->\n)"
     r"```json\n.*?```\n",
     re.S,
 )
+EXAMPLE_PARAMETERS = {
+    "AWS::Partition": "aws",
+    "AWS::AccountId": "123456789012",
+    "OidcProvider": "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE",
+    "Namespace": "rising-stars",
+    "Release": "rising-stars",
+    "KedaNamespace": "keda",
+    "KedaServiceAccount": "keda-operator",
+}
+
+
+def example_trust_policy(role: str) -> dict:
+    text = _trust_policy(role)["Fn::Sub"]
+    return json.loads(re.sub(r"\$\{([\w:]+)\}", lambda m: EXAMPLE_PARAMETERS[m[1]], text))
 
 
 def docs_text(doc: str) -> str:
     example = policies(EXAMPLE_ARNS)
 
     def block(match: re.Match) -> str:
-        body = json.dumps(policy_document(example[match["role"]]), indent=2)
-        return f"{match[1]}```json\n{body}\n```\n"
+        if match["kind"] == "trust":
+            document = example_trust_policy(match["role"])
+        else:
+            document = policy_document(example[match["role"]])
+        return f"{match[1]}```json\n{json.dumps(document, indent=2)}\n```\n"
 
     return _BLOCK.sub(block, doc)
 
