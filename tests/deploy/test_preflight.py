@@ -16,8 +16,8 @@ NS = "rising-stars"
 EKS = CHART / "values-eks.yaml"
 
 
-def _preflight(tmp_path, url: str, values) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "risingstars.dev.preflight", "--kubeconfig"]
+def _preflight(tmp_path, url: str, values, *extra: str) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "risingstars.dev.preflight", *extra, "--kubeconfig"]
     args.append(str(kubeconfig(tmp_path / "kubeconfig", url)))
     for path in values:
         args += ["-f", str(path)]
@@ -95,3 +95,14 @@ def test_a_missing_secret_key_and_a_role_that_does_not_trust_the_account_fail(
         for line in failed
     ), done.stdout
     assert len(failed) == 2, done.stdout
+
+
+def test_kedas_role_must_trust_kedas_own_account(kube_emulator, stack, tmp_path):
+    api, url = kube_emulator
+    _, outputs = stack
+    prepare(api, url)
+    values = [EKS, _stack_values(tmp_path, outputs)]
+    done = _preflight(tmp_path, url, values, "--keda-account", "autoscaling:keda-operator")
+    assert done.returncode == 1
+    (failed,) = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert outputs["KedaRoleArn"] in failed and "autoscaling:keda-operator" in failed

@@ -235,7 +235,22 @@ def _env_value(objects: list[dict], name: str) -> str | None:
     return None
 
 
-def check_aws(session, objects: list[dict], namespace: str) -> Iterator[Finding]:
+def _roles(objects: list[dict], namespace: str, keda_account: str) -> Iterator[tuple[str, str]]:
+    """(role ARN, the ServiceAccount that assumes it): each annotated ServiceAccount's, and
+    KEDA's role (processor.autoscaling.keda.roleArn), assumed by KEDA's operator."""
+    for account in _kinds(objects, "ServiceAccount"):
+        arn = (account["metadata"].get("annotations") or {}).get(IRSA)
+        if arn:
+            yield arn, f"system:serviceaccount:{namespace}:{account['metadata']['name']}"
+    for trigger in _kinds(objects, "TriggerAuthentication"):
+        arn = (trigger["spec"].get("podIdentity") or {}).get("roleArn")
+        if arn:
+            yield arn, f"system:serviceaccount:{keda_account}"
+
+
+def check_aws(
+    session, objects: list[dict], namespace: str, keda_account: str = "keda:keda-operator"
+) -> Iterator[Finding]:
     """`session`: a boto3 Session (or anything with .client(name))."""
     from botocore.exceptions import ClientError
 
@@ -263,11 +278,7 @@ def check_aws(session, objects: list[dict], namespace: str) -> Iterator[Finding]
                 f"{exc.response['Error'].get('Code')}: create it with the stack "
                 "(deploy/aws/rising-stars.yaml) or set aws.s3Bucket to yours",
             )
-    for account in _kinds(objects, "ServiceAccount"):
-        arn = (account["metadata"].get("annotations") or {}).get(IRSA)
-        if not arn:
-            continue
-        subject = f"system:serviceaccount:{namespace}:{account['metadata']['name']}"
+    for arn, subject in _roles(objects, namespace, keda_account):
         what = f"IRSA role {arn} for {subject}"
         try:
             role = iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]
@@ -290,9 +301,14 @@ def check_aws(session, objects: list[dict], namespace: str) -> Iterator[Finding]
         )
 
 
-def run(values: list[Path], kube: Kube, session, release: str, namespace: str) -> list[Finding]:
+def run(
+    values: list[Path], kube: Kube, session, release: str, namespace: str, keda_account: str
+) -> list[Finding]:
     objects = render(values, release=release, namespace=namespace)
-    return [*check_cluster(kube, objects, namespace), *check_aws(session, objects, namespace)]
+    return [
+        *check_cluster(kube, objects, namespace),
+        *check_aws(session, objects, namespace, keda_account),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,11 +320,18 @@ def main(argv: list[str] | None = None) -> int:
         "--kubeconfig", type=Path, default=Path(os.environ.get("KUBECONFIG", "~/.kube/config"))
     )
     parser.add_argument("--context")
+    parser.add_argument(
+        "--keda-account",
+        default="keda:keda-operator",
+        help="NAMESPACE:SERVICEACCOUNT of KEDA's operator (it assumes keda.roleArn)",
+    )
     args = parser.parse_args(argv)
     import boto3
 
     kube = Kube.from_kubeconfig(args.kubeconfig.expanduser(), args.context)
-    findings = run(args.values, kube, boto3.Session(), args.release, args.namespace)
+    findings = run(
+        args.values, kube, boto3.Session(), args.release, args.namespace, args.keda_account
+    )
     for finding in findings:
         print(finding.line())
     missing = [f for f in findings if not f.ok]
