@@ -76,7 +76,7 @@ class Overlay:
 
 
 class Cluster:
-    def __init__(self, overlay: Overlay, *, workdir: Path):
+    def __init__(self, overlay: Overlay, *, workdir: Path, images: dict | None = None):
         self.overlay = overlay
         self.dir = workdir
         self.cap = overlay.replicas_cap
@@ -84,6 +84,9 @@ class Cluster:
         self.release = "rising-stars"
         self.node_name = NODE_NAME
         self.image: Image = read_dockerfile()
+        # service -> RunImage: pods of these services run from the built image's root
+        # filesystem; the others from this checkout.
+        self.images = images or {}
         self.net = netns.Network(overlay.name, overlay.subnet)
         self.pods: list[Pod] = []
         self.forwarders: list[Forwarder] = []
@@ -665,12 +668,12 @@ atexit.register(_teardown_all)
 
 
 @contextlib.contextmanager
-def booted(overlay: Overlay, *, keep: bool = False):
+def booted(overlay: Overlay, *, keep: bool = False, images: dict | None = None):
     netns.clean_stale()
     # Not under /tmp: pods mount their own /tmp over it, which would hide their volumes.
     workdir = Path(tempfile.mkdtemp(prefix=f"{netns.PREFIX}-{os.getpid()}-", dir=netns.WORK_ROOT))
     workdir.chmod(0o755)
-    cluster = Cluster(overlay, workdir=workdir)
+    cluster = Cluster(overlay, workdir=workdir, images=images)
     _live.append(cluster)
     try:
         yield cluster
@@ -695,16 +698,18 @@ def run(
     *,
     mutate: dict[str, Callable[[list[dict]], set[str] | None]] | None = None,
     keep: bool = False,
+    images: dict[str, dict] | None = None,
 ) -> dict[str, Result]:
     """Boot each overlay, all at once (each in its own node network, driven by its own
-    thread): most of a boot is waiting on probes, queues and polls, not CPU."""
+    thread): most of a boot is waiting on probes, queues and polls, not CPU. `images` maps an
+    overlay's name to the built images its pods run from ({service: RunImage})."""
     netns.clean_stale()
     results: dict[str, Result] = {}
 
     def one(overlay: Overlay) -> None:
         report: dict = {}
         try:
-            with booted(overlay, keep=keep) as cluster:
+            with booted(overlay, keep=keep, images=(images or {}).get(overlay.name)) as cluster:
                 report = cluster.report
                 cluster.boot(clip, (mutate or {}).get(overlay.name))
             results[overlay.name] = Result(overlay.name, True, "", report)
