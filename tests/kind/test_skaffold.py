@@ -132,7 +132,7 @@ def test_ci_deploys_with_skaffold_run_and_no_hand_step(kind_job) -> None:
     # The deps and the images are skaffold's job (hooks.before, artifacts), not CI's own.
     assert "kubectl apply -k k8s/kind/deps" not in runs
     assert "docker buildx build" not in runs and "kind load" not in runs
-    assert "helm upgrade --install" not in runs.split("skaffold run", 1)[0]
+    assert "helm upgrade --install rising-stars" not in runs
 
 
 def test_the_docs_give_the_ci_commands(kind_job) -> None:
