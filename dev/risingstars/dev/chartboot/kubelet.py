@@ -194,6 +194,9 @@ class Pod:
                     built.user,
                 )
                 mounts = list(extra_mounts)
+                self.cluster.report.setdefault("images", {})[f"{self.name}/{container['name']}"] = (
+                    built.ref
+                )
             else:
                 env = dict(image_cfg.env)
                 bindir = self.cluster.image_bin(service)

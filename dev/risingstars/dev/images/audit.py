@@ -41,7 +41,8 @@ def user_problem(config: dict) -> str | None:
 def rootfs_problems(root: Path) -> list[str]:
     problems = []
     for d in _BIN_DIRS:
-        if (root / d).is_dir():
+        # A merged-/usr image links /bin to /usr/bin: each directory once.
+        if (root / d).is_dir() and not (root / d).is_symlink():
             for entry in sorted((root / d).iterdir()):
                 if _COMPILER.match(entry.name):
                     problems.append(f"carries a compiler: /{d}/{entry.name}")
