@@ -25,6 +25,10 @@ class WiringError(Exception):
     """The rendered manifests cannot run as written: the message names the object and why."""
 
 
+class BootFailure(AssertionError):
+    """The chart did not boot or the flow failed: the message says where and why."""
+
+
 def render(
     values: Iterable[Path], *, release: str, namespace: str, chart: Path = CHART
 ) -> list[dict]:

@@ -1,6 +1,6 @@
 """What an image holds, judged on its root filesystem and its config: it must run as a fixed
-non-root user and carry nothing a container does not run (compilers, pip caches, the build's
-sources and tests)."""
+non-root user and carry nothing a container does not run (compilers, pip and its caches, the
+build's sources and tests)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def rootfs_problems(root: Path) -> list[str]:
                     problems.append(f"carries a compiler: /{d}/{entry.name}")
     for cache in [*root.glob("root/.cache/pip"), *root.glob("home/*/.cache/pip")]:
         problems.append(f"carries a pip cache: /{cache.relative_to(root)}")
+    for pip in root.glob("opt/venv/lib/python*/site-packages/pip"):
+        problems.append(f"carries an installer: /{pip.relative_to(root)}")
     if (root / "src").exists():
         problems.append("carries the build's sources: /src")
     for site in root.glob("opt/venv/lib/python*/site-packages/risingstars"):
