@@ -88,7 +88,23 @@ def boots(auth_image, tmp_path_factory) -> dict[str, cluster.Result]:
             dataclasses.replace(overlays.boot(), name=name, replicas_cap=1, terminate=False)
         )
     focus = {name: (lambda objects: {AUTH}) for name in BROKEN}
+    # The good image with a command that writes to its root first: the manifest says the root
+    # filesystem is read-only, so the container must stop there.
+    images["read-only-root"] = images["kind"]
+    runs.append(
+        dataclasses.replace(overlays.boot(), name="read-only-root", replicas_cap=1, terminate=False)
+    )
+    focus["read-only-root"] = _write_to_root
     return cluster.run(runs, clip_bytes(), mutate=focus, images=images)
+
+
+def _write_to_root(objects: list[dict]) -> set[str]:
+    for obj in objects:
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == AUTH:
+            container = obj["spec"]["template"]["spec"]["containers"][0]
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            container["command"] = ["sh", "-c", "touch /written && exec service"]
+    return {AUTH}
 
 
 def test_a_pod_runs_from_its_image_and_serves_the_flow(boots) -> None:
@@ -105,6 +121,12 @@ def test_a_wrong_entrypoint_fails_the_boot_with_the_exec_error(boots) -> None:
     assert not result.passed
     assert "container exited with code 128" in result.error, result.error
     assert "exec '/opt/venv/bin/servic': No such file or directory" in result.error, result.error
+
+
+def test_the_root_filesystem_is_read_only_as_the_manifest_says(boots) -> None:
+    result = boots["read-only-root"]
+    assert not result.passed
+    assert "touch: cannot touch '/written': Read-only file system" in result.error, result.error
 
 
 def test_a_missing_runtime_package_fails_the_boot_with_the_import_error(boots) -> None:

@@ -145,6 +145,9 @@ class InstallPhase:
             )
         self.wait_ready(pods)
         self.step(f"{len(pods)} pods of {len(m.deployments())} Deployments ready")
+        if self.report.get("images"):
+            refs = sorted(set(self.report["images"].values()))
+            self.step(f"{len(self.report['images'])} containers ran from the images {refs}")
 
     def helm_test(self) -> None:
         for test in self.manifests.test_pods():
