@@ -7,13 +7,14 @@ the reason a user can act on."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 
 from risingstars.dev.chartboot import cluster, netns, overlays
 from risingstars.dev.chartboot.clip import clip_bytes
-from risingstars.dev.images import audit, base, build, runtime
+from risingstars.dev.images import audit, base, build, podman, runtime
 
 _REASON = netns.available()
 pytestmark = [
@@ -41,15 +42,24 @@ def _derived(tmp: Path, name: str, body: str, image: str) -> str:
     return build.build(
         "auth",
         image,
-        tag=f"localhost/rising-stars-test-{name}:local",
+        tag=f"localhost/rising-stars-test-{name}:{TAG}",
         dockerfile=context / "Dockerfile",
         context=context,
     )
 
 
+# Tags of this run's own (the store is the machine's: another checkout's run must not swap an
+# image under this one); the layers stay cached for the next run.
+TAG = f"test-{os.getpid()}"
+
+
 @pytest.fixture(scope="module")
-def auth_image() -> str:
-    return build.build("auth", base.ensure())
+def auth_image():
+    ref = build.build("auth", base.ensure(), tag=f"localhost/rising-stars-auth:{TAG}")
+    yield ref
+    for made in podman("images", "--format", "{{.Repository}}:{{.Tag}}").split():
+        if made.endswith(f":{TAG}"):
+            podman("rmi", made, check=False)
 
 
 def test_the_image_runs_as_non_root_with_nothing_it_does_not_run(auth_image) -> None:
@@ -107,12 +117,12 @@ def _write_to_root(objects: list[dict]) -> set[str]:
     return {AUTH}
 
 
-def test_a_pod_runs_from_its_image_and_serves_the_flow(boots) -> None:
+def test_a_pod_runs_from_its_image_and_serves_the_flow(boots, auth_image) -> None:
     result = boots["kind"]
     assert result.passed, result.error + "\n" + "\n".join(result.report.get("steps", []))
     ran = result.report["images"]
     assert any(pod.startswith(f"{AUTH}-") for pod in ran), ran
-    assert set(ran.values()) == {"localhost/rising-stars-auth:local"}
+    assert set(ran.values()) == {auth_image}
     assert set(result.report["flow"]["downloads"]) == {"processed_url", "original_url"}
 
 
