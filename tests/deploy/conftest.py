@@ -13,16 +13,15 @@ import boto3
 import kmock
 import pytest
 from chart.rendering import ROOT
-from chart.rendering import tool_bin as _tool_bin
 from deploy.conftest_helpers import OIDC, STACK
 
-from risingstars.dev import aws_stack, kube_api
+from risingstars.dev import aws_stack, charttools, kube_api
 
 
 @pytest.fixture(scope="session")
 def tool_bin() -> Path:
     """helm and kubectl (charts/tools.sh)."""
-    return _tool_bin()
+    return charttools.bin_dir()
 
 
 @pytest.fixture(scope="session")
