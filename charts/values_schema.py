@@ -429,7 +429,12 @@ SCHEMA = obj(
                                 "deadLetterFor": DURATION,
                                 "seriesMissingFor": DURATION,
                             },
-                            ["oldestJobAgeSeconds", "oldestJobAgeFor", "deadLetterFor", "seriesMissingFor"],
+                            [
+                                "oldestJobAgeSeconds",
+                                "oldestJobAgeFor",
+                                "deadLetterFor",
+                                "seriesMissingFor",
+                            ],
                         ),
                     },
                     ["enabled"],
