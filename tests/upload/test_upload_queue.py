@@ -1,5 +1,5 @@
-"""A waiting video's place in the processing queue and its ETA (jobqueue.py), through the API,
-with the processor's events fed into the real events queue and the real jobs queue in SQS: the
+"""A waiting video's place in the processing queue and its ETA (queue_positions.py), through the
+API, with the processor's events fed into the real events queue and the real jobs queue in SQS: the
 position counts down as the jobs ahead finish, the ETA follows the measured service time and the
 jobs in flight, and a poll reads the replica's snapshot, never the database's queue."""
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from risingstars.kit import errors, metrics
+from risingstars.kit import errors, metrics, tracing
 
 log = logging.getLogger("risingstars.lifecycle")
 
@@ -79,6 +79,8 @@ def create_app(
         errors.BodyLimitMiddleware, limit=max_body_bytes, exempt_prefixes=body_limit_exempt
     )
     app.add_middleware(metrics.ObserveMiddleware)
+    # Outermost: the request's log lines and metrics happen inside its span.
+    app.add_middleware(tracing.TraceMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
