@@ -71,6 +71,7 @@ def create_app(
             lifecycle.draining = True
         log.info("stopped", extra={"service": service})
 
+    fastapi_kwargs.setdefault("telemetry", tracing.FASTAPI_TELEMETRY)
     app = FastAPI(title=f"Rising Stars {service}", lifespan=lifespan_with_state, **fastapi_kwargs)
     app.state.lifecycle = lifecycle
     app.state.service = service
@@ -79,8 +80,6 @@ def create_app(
         errors.BodyLimitMiddleware, limit=max_body_bytes, exempt_prefixes=body_limit_exempt
     )
     app.add_middleware(metrics.ObserveMiddleware)
-    # Outermost: the request's log lines and metrics happen inside its span.
-    app.add_middleware(tracing.TraceMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

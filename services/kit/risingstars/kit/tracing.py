@@ -1,5 +1,6 @@
 """One trace per video: OpenTelemetry spans, with the W3C trace context carried across every hop
-a video takes (the request, the outbox row, the SQS messages both ways).
+a video takes (the request, the outbox row, the SQS messages both ways). FastAPI makes the
+requests' spans (`FASTAPI_TELEMETRY`); the helpers here make the messages'.
 
 `setup` installs the SDK's tracer provider once per process. Spans are always made (the logs
 carry their ids, so one video's lines can be found in every service), but they leave the process
@@ -13,13 +14,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("risingstars.kit.tracing")
 
@@ -152,43 +152,11 @@ def consumer(name: str, message: Mapping[str, Any], **attributes: str) -> Iterat
         yield span
 
 
-class TraceMiddleware:
-    """A server span per request (probes and /metrics aside), continuing the caller's trace
-    when it sends `traceparent`; named by the route template once routing has found it."""
+def _quiet(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in _QUIET
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _QUIET:
-            await self.app(scope, receive, send)
-            return
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in scope["headers"]
-            if k in (b"traceparent", b"tracestate")
-        }
-        method = scope["method"]
-        with tracer().start_as_current_span(
-            method, context=context_of(headers), kind=trace.SpanKind.SERVER
-        ) as span:
-            status = 500
-
-            async def send_status(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
-            try:
-                await self.app(scope, receive, send_status)
-            finally:
-                route = scope.get("route")
-                template = getattr(route, "path_format", None) or getattr(route, "path", None)
-                if template:
-                    span.update_name(f"{method} {template}")
-                    span.set_attribute("http.route", template)
-                span.set_attribute("http.request.method", method)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(trace.StatusCode.ERROR)
+# FastAPI makes each request's server span itself (named by the route template, continuing the
+# caller's `traceparent`), around the whole middleware stack, so the request's log lines carry
+# its ids. Probes and /metrics make none; per-dependency spans would only add volume.
+FASTAPI_TELEMETRY = {"operation_spans": False, "exclude": _quiet}

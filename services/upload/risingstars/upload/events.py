@@ -81,7 +81,7 @@ class EventsConsumer:
     async def apply(self, event: jobs.Event) -> str:
         """Apply one parsed event (idempotent)."""
         video_id = uuid.UUID(event.video_id)
-        tracing.annotate(f"event {event.type}", video_id=event.video_id)
+        tracing.annotate(f"event {event.type}", video_id=event.video_id, event_type=event.type)
         if isinstance(event, jobs.Processed):
             result = await self._processed(video_id, event)
         elif isinstance(event, jobs.Started):
