@@ -1,6 +1,6 @@
 """The chart's PrometheusRule, as helm renders it, checked and unit-tested by promtool: every alert
 fires on a synthetic series that breaks its SLO or threshold and stays quiet on a healthy one
-(tests/chart/alerts_test.yaml), and a typo in any alert's expression turns those tests red.
+(tests/observe/alerts_test.yaml), and a typo in any alert's expression turns those tests red.
 Whether the series the rules name exist in what the services export: tests/observe."""
 
 from __future__ import annotations
