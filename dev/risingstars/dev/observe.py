@@ -8,14 +8,14 @@ so the chart's rules and dashboard run here unchanged.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
+
+from risingstars.dev.chartboot.manifests import helm_bin
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "rising-stars"
@@ -23,22 +23,9 @@ CHART = ROOT / "charts" / "rising-stars"
 RELEASE = NAMESPACE = "rising-stars"
 
 
-@functools.cache
-def helm() -> str:
-    """helm 3 from charts/tools.sh (the chart's own toolchain; fetched on first use)."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "charts" / "tools.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "RS_TOOLS_SKIP_CHECKOV": "1"},
-    )
-    return str(Path(done.stdout.strip().splitlines()[-1]) / "helm3")
-
-
 def rule_groups(values_files: tuple[Path, ...] = (), settings: dict | None = None) -> list[dict]:
     """spec.groups of the chart's PrometheusRule as rendered (settings: --set-json, typed)."""
-    args = [helm(), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    args = [str(helm_bin()), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     args += ["--show-only", "templates/prometheusrule.yaml"]
     args += ["--set", "metrics.prometheusRule.enabled=true"]
     for path in values_files:
