@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import random
 import time
@@ -29,7 +28,7 @@ from typing import Any, Literal
 
 from risingstars import jobs
 from risingstars.jobs import Failed, Job, Reason
-from risingstars.kit import tracing
+from risingstars.kit import aws, tracing
 from risingstars.kit.app import Lifecycle
 from risingstars.processor import metrics, scratch
 from risingstars.processor.failures import Gone, NoScratchSpace, Rejected, TimedOut, Transient
@@ -154,23 +153,19 @@ class Worker:
         self.begin_stop()
 
     async def _read_redrive_policy(self) -> None:
-        url = self.settings.jobs_queue_url
         try:
-            response = await self.sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["RedrivePolicy"]
-            )
+            policy = await aws.redrive_policy(self.sqs, self.settings.jobs_queue_url)
         except Exception as exc:
             log.warning(
                 "cannot read the jobs queue's redrive policy; using MAX_ATTEMPTS",
                 extra={"error": repr(exc)},
             )
             return
-        policy = response.get("Attributes", {}).get("RedrivePolicy")
-        if not policy:
+        if policy is None:
             self.dead_letter_queue = False
             log.warning("the jobs queue has no dead-letter queue: failed jobs are deleted")
             return
-        count = int(json.loads(policy)["maxReceiveCount"])
+        count = int(policy["maxReceiveCount"])
         if count != self.settings.max_attempts:
             # The queue decides when a message leaves; the failed event must come before that.
             log.warning(

@@ -25,8 +25,8 @@ import asyncpg
 
 from risingstars import jobs
 from risingstars.kit import db, tracing
+from risingstars.kit.aws import dead_letter_url
 from risingstars.upload import metrics, queries, storage
-from risingstars.upload.queue_gauges import dead_letter_url
 
 if TYPE_CHECKING:
     from risingstars.upload.resources import Clients

@@ -5,29 +5,17 @@ database: SQS's own age of the oldest message is a CloudWatch figure, not a queu
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import asyncpg
 
+from risingstars.kit.aws import dead_letter_url
 from risingstars.upload import metrics, queries
 
 log = logging.getLogger("risingstars.upload.queue_gauges")
 
 _DEPTH = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-
-
-async def dead_letter_url(sqs: Any, queue_url: str | None) -> str:
-    """The queue's dead-letter queue, from its redrive policy ("" when it has none)."""
-    if not queue_url:
-        return ""
-    response = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
-    policy = response.get("Attributes", {}).get("RedrivePolicy")
-    if not policy:
-        return ""
-    name = json.loads(policy)["deadLetterTargetArn"].rsplit(":", 1)[-1]
-    return (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
 
 
 async def _depth(sqs: Any, queue_url: str) -> tuple[int, int]:

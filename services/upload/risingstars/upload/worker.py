@@ -69,7 +69,8 @@ def build(settings: Settings, clients: resources.Clients) -> Worker:
             "outbox",
             outbox.relay_pass,
             settings.outbox_poll_seconds,
-            max_backoff=settings.outbox_max_backoff_seconds,
+            # A failed pass (the database away) is retried soon: deferred jobs wait on it.
+            max_backoff=5.0,
         ),
         periodic.Periodic("events", events.poll_pass, 0),
         periodic.Periodic("cleanup", sweeper.sweep, sweep_every, first_delay=first_sweep),
