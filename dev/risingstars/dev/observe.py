@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from risingstars.dev.chartboot.manifests import helm_bin
+from risingstars.dev import charttools
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "rising-stars"
@@ -25,7 +25,7 @@ RELEASE = NAMESPACE = "rising-stars"
 
 def rule_groups(values_files: tuple[Path, ...] = (), settings: dict | None = None) -> list[dict]:
     """spec.groups of the chart's PrometheusRule as rendered (settings: --set-json, typed)."""
-    args = [str(helm_bin()), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    args = [str(charttools.helm()), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     args += ["--show-only", "templates/prometheusrule.yaml"]
     args += ["--set", "metrics.prometheusRule.enabled=true"]
     for path in values_files:
