@@ -28,6 +28,10 @@ venv: $(STAMP) ## create .venv with every service (editable) and the dev tools
 run: $(STAMP) ## the whole system on http://localhost:8080 (Ctrl-C stops it)
 	$(BIN)/python -m risingstars.dev.run
 
+.PHONY: observe
+observe: $(STAMP) ## make run plus Prometheus on the chart's rules, on BASE_PORT+7 (make run OBSERVE=1)
+	OBSERVE=1 $(BIN)/python -m risingstars.dev.run
+
 test: $(STAMP) $(NODE_STAMP) ## the whole test suite (unit, integration, end to end, chart checks)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory chart-check

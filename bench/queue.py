@@ -24,7 +24,7 @@ import httpx
 from bench import printer
 from bench.upload import Service, servers
 from risingstars.upload import queries
-from risingstars.upload.jobqueue import MAX_TRACKED
+from risingstars.upload.queue_positions import MAX_TRACKED
 
 SMALL, BACKLOG = 20, 50_000
 POLL_SECONDS = 5.0

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from risingstars.kit import errors, metrics
+from risingstars.kit import errors, metrics, tracing
 
 log = logging.getLogger("risingstars.lifecycle")
 
@@ -71,6 +71,7 @@ def create_app(
             lifecycle.draining = True
         log.info("stopped", extra={"service": service})
 
+    fastapi_kwargs.setdefault("telemetry", tracing.FASTAPI_TELEMETRY)
     app = FastAPI(title=f"Rising Stars {service}", lifespan=lifespan_with_state, **fastapi_kwargs)
     app.state.lifecycle = lifecycle
     app.state.service = service

@@ -75,3 +75,19 @@ async def client(
         config=config or client_config(),
     ) as c:
         yield c
+
+
+async def redrive_policy(sqs: Any, queue_url: str) -> dict[str, Any] | None:
+    """An SQS queue's redrive policy (`deadLetterTargetArn`, `maxReceiveCount`), None if none."""
+    response = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+    policy = response.get("Attributes", {}).get("RedrivePolicy")
+    return json.loads(policy) if policy else None
+
+
+async def dead_letter_url(sqs: Any, queue_url: str | None) -> str:
+    """An SQS queue's dead-letter queue ("" when it has none)."""
+    policy = await redrive_policy(sqs, queue_url) if queue_url else None
+    if policy is None:
+        return ""
+    name = policy["deadLetterTargetArn"].rsplit(":", 1)[-1]
+    return (await sqs.get_queue_url(QueueName=name))["QueueUrl"]

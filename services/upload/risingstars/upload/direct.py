@@ -192,6 +192,7 @@ class DirectUploads:
         assert delivery is not None
         await self.box.deliver_now(delivery)
         metrics.UPLOADS.labels("direct", "accepted", "ok").inc()
+        metrics.BYTES_INGESTED.labels("direct").inc(row["size_bytes"])
         metrics.UPLOAD_DURATION.labels("accepted").observe(time.perf_counter() - started)
         return {"message": messages.UPLOADED, "task_id": str(video_id), "video_id": str(video_id)}
 

@@ -147,7 +147,7 @@ class _Form:
         if info is not None:
             # moov came early (fast-start file): refuse now rather than after the upload.
             check_info(info, self.limits)
-        metrics.BYTES_INGESTED.inc(len(data))
+        metrics.BYTES_INGESTED.labels("stream").inc(len(data))
         await self.writer.write(data)
 
     def _field_data(self, data: memoryview) -> None:

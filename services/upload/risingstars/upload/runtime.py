@@ -12,8 +12,8 @@ from risingstars.upload import storage
 from risingstars.upload.capacity import UserSlots
 from risingstars.upload.direct import DirectUploads
 from risingstars.upload.ingest import Limits, Pace
-from risingstars.upload.jobqueue import JobQueue
 from risingstars.upload.outbox import Outbox
+from risingstars.upload.queue_positions import QueuePositions
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.settings import Settings
 from risingstars.upload.spill import PartStore
@@ -32,7 +32,7 @@ class Runtime:
     direct: DirectUploads
     tus: TusUploads
     upload_slots: UserSlots
-    queue: JobQueue
+    queue: QueuePositions
 
     @property
     def limits(self) -> Limits:
