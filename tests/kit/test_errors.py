@@ -100,7 +100,7 @@ async def test_the_body_limit_refusal_carries_a_code() -> None:
     assert response.json()["code"] == "too_large"
 
 
-async def test_finding_10_18_framework_errors_are_spanish() -> None:
+async def test_framework_errors_are_spanish() -> None:
     async with await _client(_app()) as client:
         missing = await client.get("/nowhere")
         wrong = await client.post("/healthz")

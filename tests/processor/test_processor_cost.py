@@ -41,7 +41,7 @@ async def _empty(rig) -> bool:
     ],
     ids=["picture", "frame_rate"],
 )
-async def test_finding_6_a_picture_too_large_or_too_fast_is_rejected_before_encoding(
+async def test_a_picture_too_large_or_too_fast_is_rejected_before_encoding(
     rig, tools, limits, reason
 ) -> None:
     # "tiny" is 320x240 at 30 frames/s: just past each limit.
@@ -49,7 +49,7 @@ async def test_finding_6_a_picture_too_large_or_too_fast_is_rejected_before_enco
     assert event["reason"] == reason
 
 
-async def test_finding_6_an_output_past_its_size_limit_is_rejected(rig, tools) -> None:
+async def test_an_output_past_its_size_limit_is_rejected(rig, tools) -> None:
     settings = rig.settings(max_output_bytes=20_000)
     video_id = await rig.submit("short_12s")
     async with rig.running(settings):
@@ -59,9 +59,7 @@ async def test_finding_6_an_output_past_its_size_limit_is_rejected(rig, tools) -
     assert await rig.keys("processed/") == []
 
 
-async def test_finding_6_a_job_that_times_out_again_is_rejected_as_too_slow(
-    rig_factory, tools
-) -> None:
+async def test_a_job_that_times_out_again_is_rejected_as_too_slow(rig_factory, tools) -> None:
     # Five attempts allowed; the second timeout ends it.
     async with rig_factory(max_receive_count=5) as rig:
         retried = tools.metric("processor_jobs_total", outcome="retried")
@@ -76,7 +74,7 @@ async def test_finding_6_a_job_that_times_out_again_is_rejected_as_too_slow(
         assert visible == 0
 
 
-def test_finding_6_ffmpeg_threads_are_bounded_by_default(rig, tmp_path) -> None:
+def test_ffmpeg_threads_are_bounded_by_default(rig, tmp_path) -> None:
     settings = rig.settings()
     assert settings.ffmpeg_threads > 0
     command = media.encode_command(
@@ -108,7 +106,7 @@ def test_the_probe_reads_the_stated_frame_rate(line, rate) -> None:
     assert probe.frame_rate == pytest.approx(rate)
 
 
-async def test_finding_6_outputs_are_streamed_to_s3_not_read_into_memory(rig, tmp_path) -> None:
+async def test_outputs_are_streamed_to_s3_not_read_into_memory(rig, tmp_path) -> None:
     # A 48 MiB output; what the upload allocates in Python stays a small part of it.
     output = tmp_path / "big.mp4"
     with output.open("wb") as file:

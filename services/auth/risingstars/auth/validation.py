@@ -16,11 +16,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from risingstars.auth import usernames
+from risingstars.auth.usernames import USERNAME_MAX_LENGTH, USERNAME_MIN_LENGTH
+
 PASSWORD_MAX_LENGTH = 256
 EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 100
-USERNAME_MIN_LENGTH = 3
-USERNAME_MAX_LENGTH = 30
 TOKEN_MAX_LENGTH = 512
 
 # Joiners are part of some scripts and of emoji sequences; other format characters (bidi
@@ -128,11 +129,16 @@ def _username(value: Any) -> str | None:
     name = _optional_text(value, USERNAME_MAX_LENGTH)
     if name is None:
         return None
-    if len(name) < USERNAME_MIN_LENGTH or not _USERNAME.fullmatch(name):
+    name = usernames.normalize(name)
+    if not (USERNAME_MIN_LENGTH <= len(name) <= USERNAME_MAX_LENGTH) or not _USERNAME.fullmatch(
+        name
+    ):
         raise _invalid(
             f"entre {USERNAME_MIN_LENGTH} y {USERNAME_MAX_LENGTH} caracteres: letras, números, "
             "'.', '_' o '-'"
         )
+    if usernames.mixes_scripts(name):
+        raise _invalid("no puede mezclar alfabetos distintos (por ejemplo latino y cirílico)")
     return name
 
 
@@ -152,7 +158,8 @@ Username = Annotated[
     BeforeValidator(_username),
     Field(
         description=f"{USERNAME_MIN_LENGTH} to {USERNAME_MAX_LENGTH} letters, digits, '.', '_' "
-        "or '-'. Optional: when absent, one is made from the first name and a number.",
+        "or '-', NFKC-normalized, letters of one script (or Latin with Han, Kana or Hangul). "
+        "Optional: when absent, one is made from the first name and a number.",
     ),
 ]
 RefreshToken = Annotated[
