@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from risingstars.kit import errors, metrics
 from risingstars.kit.bodylimit import BodyLimitMiddleware
@@ -54,13 +54,20 @@ class Lifecycle:
         return all(v == "ok" for v in results.values()), results
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> set[str]:
-    """Every method some route of the request's path answers, OPTIONS included."""
-    methods = {"OPTIONS"}
-    for route in app.router.routes:
-        if isinstance(route, Route) and route.matches(scope)[0] != Match.NONE:
-            methods |= route.methods or {"GET", "HEAD"}
-    return methods
+    """Every method some route of the request's path answers, OPTIONS included. Each method is
+    asked of the router's own matching (included routers nest their routes)."""
+    return {"OPTIONS"} | {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    }
 
 
 async def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> Response:
