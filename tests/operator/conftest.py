@@ -317,7 +317,7 @@ class JobsQueue:
 
 
 class TcpProxy:
-    """A TCP relay to moto that the test can cut (connections refused) and restore."""
+    """A TCP relay (to moto, or the API server) that the test can cut and restore."""
 
     def __init__(self, target_url: str) -> None:
         parsed = urllib.parse.urlsplit(target_url)
@@ -498,6 +498,16 @@ async def jobs(moto_url: str, aws: Any) -> AsyncIterator[JobsQueue]:
 @pytest.fixture
 async def sqs_proxy(moto_url: str) -> AsyncIterator[TcpProxy]:
     proxy = TcpProxy(moto_url)
+    await proxy.start()
+    yield proxy
+    if proxy._server is not None:
+        await proxy.cut()
+
+
+@pytest.fixture
+async def kube_proxy(k8s: Emulator) -> AsyncIterator[TcpProxy]:
+    """A relay to the emulated API server that the test can cut and restore."""
+    proxy = TcpProxy(str(k8s.url))
     await proxy.start()
     yield proxy
     if proxy._server is not None:
