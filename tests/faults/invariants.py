@@ -116,7 +116,12 @@ def _applied_events(state: Path) -> collections.Counter:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if entry.get("message") == "event" and entry.get("result") == "applied":
+            # Outcomes only: each attempt's `started` report moves the video to processing.
+            if (
+                entry.get("message") == "event"
+                and entry.get("result") == "applied"
+                and entry.get("type") != "started"
+            ):
                 applied[entry.get("video_id")] += 1
     return applied
 
