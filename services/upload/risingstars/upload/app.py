@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                 settings.buffer_count,
                 settings.upload_spill_dir,
                 settings.upload_spill_bytes,
+                admission_wait=settings.upload_admission_wait_seconds,
             )
             stack.callback(buffers.close)
             box = resources.outbox(settings, clients)
@@ -112,6 +113,8 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     max_open_per_user=settings.max_open_uploads_per_user,
                     daily_quota=settings.upload_daily_quota,
                     idle_seconds=settings.upload_idle_seconds,
+                    deadline_seconds=settings.upload_deadline_seconds,
+                    parts_in_flight=settings.upload_parts_in_flight,
                 ),
                 upload_slots=UserSlots(settings.upload_max_per_user),
                 queue=JobQueue(
@@ -126,6 +129,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
             metrics.BUFFERS_IN_USE.set_function(lambda: buffers.in_use)
             metrics.SPILL_BYTES_IN_USE.set_function(lambda: buffers.spill_in_use)
             metrics.UPLOADS_WAITING.set_function(lambda: buffers.waiting)
+            metrics.ADMISSION_WAITING.set_function(lambda: buffers.admitting)
             lifecycle = app.state.lifecycle
             resources.add_checks(lifecycle, settings, clients)
             lifecycle.add_check("jwks", token_verifier.ensure_keys)

@@ -103,3 +103,43 @@ def failure(code: str | None) -> str | None:
     if code is None:
         return None
     return FAILURES.get(code, FAILURES["processing_failed"])
+
+
+# tus resumable uploads (routes/tus.py)
+TUS_NOT_FOUND = UPLOAD_NOT_FOUND
+TUS_EXPIRED = "La carga expiró; empiece una nueva"
+TUS_COMPLETE = "La carga ya está completa"
+TUS_COMPLETE_DELETE = "La carga ya está completa; borre el video en su lugar"
+TUS_BUSY = "Otra petición está enviando datos a esta carga; intente de nuevo en unos segundos"
+TUS_RACE = "Otra petición modificó esta carga al mismo tiempo"
+TUS_PAST_LENGTH = "El cuerpo supera Upload-Length"
+TUS_TAIL_UNREADABLE = "No se pudo leer la carga; intente de nuevo"
+TUS_METADATA_TOO_LONG = "Upload-Metadata es demasiado largo"
+TUS_METADATA_INVALID = "Upload-Metadata inválido"
+TUS_MISSING_TITLE = "Upload-Metadata debe incluir el título del video (title)"
+TUS_DEFER_LENGTH = "Upload-Defer-Length no está soportado: envíe Upload-Length"
+TUS_EMPTY = "Upload-Length debe ser mayor que 0"
+
+
+def tus_metadata_not_base64(key: str) -> str:
+    return f"Upload-Metadata inválido: {key} no está en base64"
+
+
+def tus_open_uploads(count: int) -> str:
+    return f"Tiene {count} cargas sin terminar: termine o cancele alguna antes de empezar otra"
+
+
+def tus_offset(expected: int) -> str:
+    return f"Upload-Offset debe ser {expected}"
+
+
+def tus_version(version: str) -> str:
+    return f"Se requiere la cabecera Tus-Resumable: {version}"
+
+
+def tus_whole_number(header: str) -> str:
+    return f"La cabecera {header} es obligatoria y debe ser un entero no negativo"
+
+
+def tus_content_type(expected: str) -> str:
+    return f"Content-Type debe ser {expected}"

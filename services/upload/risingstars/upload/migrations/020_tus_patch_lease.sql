@@ -1,0 +1,5 @@
+-- One PATCH at a time per tus upload, across replicas: a request holds the upload's lease
+-- (its own random token, until `patch_until`) while it appends; another request meanwhile is
+-- refused at once (423). The lease outlives a crashed process only until `patch_until`.
+ALTER TABLE tus_uploads ADD COLUMN patch_lease uuid;
+ALTER TABLE tus_uploads ADD COLUMN patch_until timestamptz;
