@@ -3,8 +3,8 @@ core, creation, creation-with-upload, termination and expiration.
 
 Where the bytes go: each upload is an S3 multipart upload of the video's original key. Whole
 parts are sent to S3 as they fill (the streamed upload's `MultipartWriter`); what a request leaves
-of an incomplete part is stored as a small `tail` object, keyed by the offset it ends at, and read
-back by the next request, so nothing stays in a process between requests and any replica can
+of an incomplete part is stored as a small `tail` object, named for the request that wrote it (a
+request that lost a race never overwrites the winner's), and read back by the next request, so nothing stays in a process between requests and any replica can
 continue an upload that another started. PostgreSQL holds the offset and the parts' ETags.
 
 One request at a time per upload: a PATCH (or DELETE) takes the upload's lease in PostgreSQL
@@ -59,10 +59,8 @@ def tail_prefix(upload_id: uuid.UUID) -> str:
     return f"tus/{upload_id}/"
 
 
-def tail_key(upload_id: uuid.UUID, offset: int) -> str:
-    """The tail of an upload whose recorded offset is `offset`: a request that loses a race
-    never overwrites the tail the winner recorded."""
-    return f"{tail_prefix(upload_id)}{offset}.tail"
+def tail_key(upload_id: uuid.UUID, name: str) -> str:
+    return tail_prefix(upload_id) + name
 
 
 def parse_metadata(header: str | None) -> dict[str, str]:
@@ -96,6 +94,7 @@ class Upload:
     offset: int
     etags: tuple[str, ...]
     tail_bytes: int
+    tail_name: str | None
     completed: bool
     expires_at: datetime.datetime
     # The token of the lease this snapshot was taken under (None: read without one).
@@ -115,6 +114,7 @@ class Upload:
             offset=row["offset"],
             etags=tuple(row["etags"]),
             tail_bytes=row["tail_bytes"],
+            tail_name=row["tail_name"],
             completed=row["completed_at"] is not None,
             expires_at=row["expires_at"],
             lease=lease,
@@ -126,7 +126,8 @@ class Upload:
 
     @property
     def tail(self) -> str:
-        return tail_key(self.id, self.offset)
+        assert self.tail_name is not None
+        return tail_key(self.id, self.tail_name)
 
 
 @dataclasses.dataclass
@@ -231,9 +232,10 @@ class TusUploads:
         except (errors.Invalid, errors.Conflict):
             raise
         except StorageError as exc:
-            if _no_such_upload(exc) and await self._assembled(upload):
-                # An earlier request completed it in S3 and failed before recording it: the
-                # client sent the same bytes again; record it now.
+            if await self._assembled(upload):
+                # An earlier request completed it in S3 and failed before recording it (S3
+                # refuses parts of a completed upload): the client sent the same last request
+                # again; record it now.
                 return await self._record(upload, list(upload.etags))
             raise errors.Unavailable(messages.STORAGE_DOWN) from exc
         except BaseException:
@@ -247,7 +249,7 @@ class TusUploads:
     async def _assembled(self, upload: Upload) -> bool:
         try:
             head = await self.s3.head_object(Bucket=self.bucket, Key=upload.key)
-        except ClientError:
+        except storage.STORAGE_ERRORS:
             return False
         return head["ContentLength"] == upload.length
 
@@ -344,13 +346,6 @@ def _visible(
     return upload
 
 
-def _no_such_upload(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, ClientError) and (
-        cause.response.get("Error", {}).get("Code") == "NoSuchUpload"
-    )
-
-
 def _title(metadata: dict[str, str]) -> str:
     raw = metadata.get("title") or metadata.get("filename")
     if not raw:
@@ -426,28 +421,34 @@ class _Request:
         etags = await self.writer.drain()
         part = self.writer.partial
         tail_bytes = part.size if part is not None else 0
-        if tail_bytes:
+        tail_name = f"{self.received}-{upload.lease}.tail" if tail_bytes else None
+        if tail_name is not None:
             assert part is not None
             body = part.seal()
             await s3.put_object(
                 Bucket=bucket,
-                Key=tail_key(upload.id, self.received),
+                Key=tail_key(upload.id, tail_name),
                 Body=body,
                 ContentLength=len(body),
                 **body.checksum,
             )
         done = await self.uploads.pool.execute(
             tus_queries.ADVANCE, upload.id, upload.offset, self.received, etags, tail_bytes,
-            upload.lease,
+            upload.lease, tail_name,
         )  # fmt: skip
         if done != "UPDATE 1":
+            # Lost a race (its lease ran out): what it wrote is nobody's.
+            if tail_name is not None:
+                with contextlib.suppress(*storage.STORAGE_ERRORS):
+                    await storage.delete_keys(s3, bucket, [tail_key(upload.id, tail_name)])
             raise errors.Conflict(messages.TUS_RACE)
         if upload.tail_bytes:
             with contextlib.suppress(*storage.STORAGE_ERRORS):
                 await storage.delete_keys(s3, bucket, [upload.tail])
         self.upload = dataclasses.replace(
-            upload, offset=self.received, etags=tuple(etags), tail_bytes=tail_bytes
-        )
+            upload, offset=self.received, etags=tuple(etags), tail_bytes=tail_bytes,
+            tail_name=tail_name,
+        )  # fmt: skip
         return self.upload
 
     async def finish(self) -> Upload:

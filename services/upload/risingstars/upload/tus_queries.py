@@ -28,12 +28,13 @@ UPDATE tus_uploads SET patch_lease = NULL, patch_until = NULL WHERE id = $1 AND 
 # Progress is recorded only from the offset the request started at and under its lease: of two
 # requests racing on one upload (a lease ran out), one records and the other learns it lost.
 ADVANCE = """
-UPDATE tus_uploads SET "offset" = $3, etags = $4, tail_bytes = $5
+UPDATE tus_uploads SET "offset" = $3, etags = $4, tail_bytes = $5, tail_name = $7
 WHERE id = $1 AND "offset" = $2 AND completed_at IS NULL AND patch_lease = $6
 """
 
 COMPLETE = """
-UPDATE tus_uploads SET "offset" = length, etags = $3, tail_bytes = 0, completed_at = now(),
+UPDATE tus_uploads SET "offset" = length, etags = $3, tail_bytes = 0, tail_name = NULL,
+                       completed_at = now(),
                        patch_lease = NULL, patch_until = NULL
 WHERE id = $1 AND "offset" = $2 AND completed_at IS NULL AND patch_lease = $4
 """
