@@ -452,3 +452,88 @@ async def test_a_quiet_tus_request_ends_and_keeps_what_arrived(
         done = await tus_patch(svc, upload_id, MiB, data[MiB:])
         assert done.status_code == 204, done.text
         await nothing_left(svc, s3, tools)
+
+
+class TusTrickle:
+    """A tus PATCH driven by hand: a valid first chunk, then a byte at a time, each just
+    inside the idle timeout, until `stop` is set (then it disconnects)."""
+
+    def __init__(self, svc, upload_id: uuid.UUID, user: str, data: bytes) -> None:
+        self.svc = svc
+        self.scope = {
+            **upload_scope([
+                (b"host", b"upload.test"),
+                (b"authorization", svc.headers(user)["Authorization"].encode()),
+                (b"tus-resumable", b"1.0.0"),
+                (b"upload-offset", b"0"),
+                (b"content-type", b"application/offset+octet-stream"),
+            ]),
+            "method": "PATCH",
+            "path": f"/api/videos/tus/{upload_id}",
+            "raw_path": f"/api/videos/tus/{upload_id}".encode(),
+        }  # fmt: skip
+        self.data = data
+        self.sent = 0
+        self.stop = asyncio.Event()
+        self.status: int | None = None
+
+    async def _receive(self) -> dict:
+        if self.stop.is_set():
+            return {"type": "http.disconnect"}
+        if self.sent:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.1)  # a byte every 0.1 s
+            if self.stop.is_set():
+                return {"type": "http.disconnect"}
+        size = CHUNK if not self.sent else 1
+        chunk = self.data[self.sent : self.sent + size]
+        self.sent += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def _send(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+
+    async def run(self) -> int:
+        await self.svc.app(self.scope, self._receive, self._send)
+        assert self.status is not None
+        return self.status
+
+
+async def test_trickling_tus_requests_of_one_account_do_not_stop_another_users_upload(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    """One account opens its 5 uploads and sends 4 concurrent PATCHes to each, every one
+    trickling a byte at a time: one PATCH per upload goes ahead (the rest 423 at once), three
+    per account (the rest 429), and another user's upload finds room and is stored."""
+    data = clips["big"].read_bytes()
+    # Room for four parts: what three trickling requests hold leaves one for someone else.
+    settings = {"upload_buffer_bytes": 10 * MiB, "upload_spill_bytes": 10 * MiB,
+                "upload_admission_wait_seconds": 5, "upload_spill_dir": str(tmp_path)}  # fmt: skip
+    async with service(**settings) as svc:
+        attacker = svc.user
+        uploads = [await tus_create(svc, len(data)) for _ in range(5)]
+        tricklers = [TusTrickle(svc, u, attacker, data) for u in uploads for _ in range(4)]
+        tasks = [asyncio.create_task(t.run()) for t in tricklers]
+        store = svc.runtime.buffers
+
+        def settled() -> bool:
+            return sum(t.done() for t in tasks) == 17 and store.parts == 3
+
+        await eventually(settled, ANSWER_TIMEOUT, "17 refusals and 3 trickling requests")
+        refused = sorted(t.result() for t in tasks if t.done())
+        assert refused == [423] * 15 + [429] * 2
+
+        victim = await asyncio.wait_for(
+            svc.upload(clips["big"], headers=svc.headers(str(uuid.uuid4()))), ANSWER_TIMEOUT
+        )
+        assert victim.status_code == 201, victim.text
+        assert stored(s3, svc, victim) == data
+
+        for trickler in tricklers:
+            trickler.stop.set()
+        statuses = await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
+        assert all(400 <= s < 500 for s in statuses), statuses
+        # What the trickling requests sent was kept, as for any dropped request.
+        offsets = [(await svc.runtime.tus.get(u, attacker)).offset for u in uploads]
+        assert sorted(o > 0 for o in offsets) == [False, False, True, True, True]
