@@ -1,4 +1,4 @@
-"""SQL of the tus uploads (migrations/010_tus_uploads.sql, 020_tus_patch_lease.sql)."""
+"""SQL of the tus uploads (migrations/010_tus_uploads.sql, 030_tus_patch_lease.sql)."""
 
 from __future__ import annotations
 
