@@ -33,7 +33,7 @@ import asyncpg
 from botocore.exceptions import ClientError
 
 from risingstars.kit import errors
-from risingstars.upload import catalog, ingest, messages, mp4, storage, tus_queries
+from risingstars.upload import catalog, intake, messages, mp4, storage, tus_queries
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.s3upload import PartBody, abort_upload
 from risingstars.upload.spill import Part, PartStore
@@ -123,7 +123,7 @@ class TusUploads:
     box: Outbox
     bucket: str
     buffers: PartStore
-    limits: ingest.Limits
+    limits: intake.UploadPolicy
     ttl_seconds: int
     max_open_per_user: int
     daily_quota: int
@@ -136,7 +136,7 @@ class TusUploads:
             raise TusError(413, messages.too_large(self.limits.max_bytes))
         metadata = parse_metadata(metadata_header)
         title = _title(metadata)
-        await catalog.check_quota(self.pool, owner.user_id, self.daily_quota)
+        await intake.check_quota(self.pool, owner.user_id, self.daily_quota)
         open_now = await self.pool.fetchval(tus_queries.COUNT_OPEN, owner.user_id)
         if open_now >= self.max_open_per_user:
             raise TusError(
@@ -193,9 +193,9 @@ class TusUploads:
         try:
             await writer.start()
             try:
-                async for chunk in ingest.paced(body, self.idle_seconds):
+                async for chunk in intake.paced(body, self.idle_seconds):
                     await writer.write(chunk)
-                    del chunk  # see ingest.body_of
+                    del chunk  # see intake.body_of
             except TusError:
                 raise
             except BaseException:
@@ -231,7 +231,7 @@ class TusUploads:
                 raise
         try:
             info = await self._check(upload)
-        except ingest.BadUpload as rejected:
+        except errors.Invalid as rejected:
             await storage.delete_keys(self.s3, self.bucket, [upload.key, tail_key(upload.id)])
             await self.pool.execute(tus_queries.DELETE, upload.id)
             raise TusError(400, rejected.detail) from None
@@ -257,8 +257,8 @@ class TusUploads:
         try:
             info = await mp4.probe(read, upload.length, max_moov_bytes=self.limits.max_moov_bytes)
         except mp4.Mp4Error as exc:
-            raise ingest.rejection(exc, self.limits) from None
-        ingest.check_info(info, self.limits)
+            raise self.limits.refusal(exc) from None
+        self.limits.check(info)
         return info
 
     async def terminate(self, upload: Upload) -> None:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
 from risingstars.kit import errors
-from risingstars.upload import capacity, catalog, ingest, metrics, schemas, tus
+from risingstars.upload import capacity, catalog, intake, metrics, schemas, tus
 from risingstars.upload.deps import Runtime, User
 
 log = logging.getLogger("risingstars.upload.tus")
@@ -99,7 +99,7 @@ def _headers(upload: tus.Upload) -> dict[str, str]:
 async def _append(rt, request: Request, upload: tus.Upload, offset: int) -> tus.Upload:
     started = time.perf_counter()
     try:
-        upload = await rt.tus.append(upload, offset, ingest.body_of(request.receive))
+        upload = await rt.tus.append(upload, offset, intake.body_of(request.receive))
     except tus.TusError as exc:
         if exc.status == 400:
             metrics.UPLOADS.labels("tus", "rejected", "invalid").inc()
