@@ -75,3 +75,44 @@ async def client(
         config=config or client_config(),
     ) as c:
         yield c
+
+
+# -- what AWS answered ------------------------------------------------------------------------
+
+# Every way S3 says "no such object or multipart upload": HEAD answers a bare "404" (it has no
+# body to name the error), GET "NoSuchKey", ListParts/Complete/Abort "NoSuchUpload", and some
+# emulators "NotFound".
+NOT_FOUND = frozenset({"404", "NoSuchKey", "NoSuchUpload", "NotFound"})
+
+
+def error_code(exc: BaseException) -> str:
+    """The service's error code of a botocore ClientError ("" for any other exception)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return error_code(exc) in NOT_FOUND
+
+
+async def redrive_policy(sqs: Any, queue_url: str) -> dict[str, Any] | None:
+    """The queue's parsed RedrivePolicy (`deadLetterTargetArn`, `maxReceiveCount` as an int),
+    or None when it has no dead-letter queue."""
+    response = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+    raw = response.get("Attributes", {}).get("RedrivePolicy")
+    if not raw:
+        return None
+    policy = json.loads(raw)
+    policy["maxReceiveCount"] = int(policy["maxReceiveCount"])
+    return policy
+
+
+async def dead_letter_url(sqs: Any, queue_url: str) -> str:
+    """The URL of the queue's dead-letter queue, from its redrive policy ("" when it has none)."""
+    policy = await redrive_policy(sqs, queue_url)
+    if policy is None:
+        return ""
+    name = policy["deadLetterTargetArn"].rsplit(":", 1)[-1]
+    return (await sqs.get_queue_url(QueueName=name))["QueueUrl"]

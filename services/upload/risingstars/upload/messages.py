@@ -29,6 +29,7 @@ INVALID_CURSOR = "Parámetro inválido: after"
 BAD_SIZE = "Campo inválido: size: debe ser mayor que 0"
 COMPLETE_TOO_SLOW = "La carga no pudo completarse a tiempo. Intente de nuevo más tarde."
 UPLOADS_BUSY = "El servicio está recibiendo demasiadas cargas. Intente de nuevo en unos segundos."
+CLIENT_GONE = "La conexión se cerró antes de terminar la carga"
 STORAGE_DOWN = "El almacenamiento no está disponible. Intente de nuevo más tarde."
 
 

@@ -101,9 +101,11 @@ def _position(after: str) -> tuple[datetime.datetime, uuid.UUID]:
         parsed = datetime.datetime.fromisoformat(moment)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        return parsed, uuid.UUID(video_id)
-    except ValueError as exc:  # also binascii.Error and UnicodeDecodeError
-        raise errors.Invalid(messages.INVALID_CURSOR) from exc
+        # In UTC, as the database compares it: a moment near year 1 or 9999 may fall outside
+        # what either can hold.
+        return parsed.astimezone(datetime.UTC), uuid.UUID(video_id)
+    except (ValueError, OverflowError) as exc:  # also binascii.Error and UnicodeDecodeError
+        raise errors.Invalid(messages.INVALID_CURSOR, code="invalid_cursor") from exc
 
 
 async def public_videos(

@@ -141,6 +141,15 @@ class MultipartWriter:
         """The part being filled (not yet sent), if any."""
         return self._part
 
+    async def send_rest(self) -> list[str]:
+        """Send the part being filled, if it holds anything, and wait for every part: their
+        ETags, in order (for CompleteMultipartUpload)."""
+        if self._part is not None and self._part.size:
+            await self._send_part()
+        else:
+            self._drop_part()
+        return await self.drain()
+
     async def drain(self) -> list[str]:
         """Wait for the parts in flight; the ETags of every part sent, in order."""
         if self._tasks:
@@ -175,11 +184,7 @@ class MultipartWriter:
                 )
                 self._drop_part()
             else:
-                if self._part is not None and self._part.size:
-                    await self._send_part()
-                else:
-                    self._drop_part()
-                etags = await self.drain()
+                etags = await self.send_rest()
                 parts = [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]
                 await self.s3.complete_multipart_upload(
                     Bucket=self.bucket,

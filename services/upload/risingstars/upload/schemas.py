@@ -6,9 +6,37 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from risingstars.kit.errors import ErrorBody
+from risingstars.upload.text import TITLE_MAX
 
 # One error shape for every service (kit.errors produces it).
 Error = ErrorBody
+
+# What the service takes as a title (text.clean_title), stated for clients and fuzzers: 1 to
+# TITLE_MAX characters, at least one of them not whitespace, and no control or bidirectional
+# override character (whitespace is collapsed, so a longer title may still be taken).
+TITLE_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": TITLE_MAX,
+    "allOf": [
+        {"pattern": r"\S"},
+        {
+            "pattern": "^[^\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"
+            "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]*$"
+        },
+    ],
+}
+
+
+class NewUpload(BaseModel):
+    """A direct upload to create: the title is checked by the service (its message), the
+    size by the document too."""
+
+    title: str = Field(json_schema_extra=TITLE_SCHEMA)
+    size: int = Field(
+        json_schema_extra={"minimum": 1, "maximum": 104_857_600},
+        description="The file's size in bytes (at most MAX_UPLOAD_BYTES)",
+    )
 
 
 class Uploaded(BaseModel):

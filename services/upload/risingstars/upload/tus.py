@@ -37,12 +37,10 @@ import asyncpg
 from botocore.exceptions import ClientError
 
 from risingstars.kit import errors
-from risingstars.upload import catalog, ingest, messages, mp4, storage, tus_queries
-from risingstars.upload.capacity import TimedOut
-from risingstars.upload.outbox import Outbox
+from risingstars.upload import catalog, intake, messages, storage, tus_queries
+from risingstars.upload.capacity import TimedOut, UserSlots
 from risingstars.upload.s3upload import MultipartWriter, StorageError, abort_upload
 from risingstars.upload.spill import PartStore
-from risingstars.upload.text import clean_title
 
 log = logging.getLogger("risingstars.upload.tus")
 
@@ -130,56 +128,54 @@ class Upload:
         return tail_key(self.id, self.tail_name)
 
 
+# How tus counts a user's unfinished uploads (intake's open-upload cap).
+OPEN_CAP = intake.OpenCap(tus_queries.COUNT_OPEN, messages.tus_open_uploads)
+
+
 @dataclasses.dataclass
 class TusUploads:
-    pool: asyncpg.Pool
-    s3: Any
-    box: Outbox
-    bucket: str
+    intake: intake.Intake
     buffers: PartStore
-    limits: ingest.Limits
+    # Running uploads per user, shared with the streamed path.
+    slots: UserSlots
     ttl_seconds: int
-    max_open_per_user: int
-    daily_quota: int
-    idle_seconds: float
-    deadline_seconds: float = 1800
     parts_in_flight: int = 3
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.intake.pool
+
+    @property
+    def s3(self) -> Any:
+        return self.intake.s3
+
+    @property
+    def bucket(self) -> str:
+        return self.intake.bucket
+
+    @property
+    def policy(self) -> intake.UploadPolicy:
+        return self.intake.policy
 
     async def create(
         self, owner: catalog.Uploader, length: int, metadata_header: str | None
     ) -> Upload:
-        if length > self.limits.max_bytes:
-            raise errors.TooLarge(messages.too_large(self.limits.max_bytes))
-        metadata = parse_metadata(metadata_header)
-        title = _title(metadata)
-        await catalog.check_quota(self.pool, owner.user_id, self.daily_quota)
-        open_now = await self.pool.fetchval(tus_queries.COUNT_OPEN, owner.user_id)
-        if open_now >= self.max_open_per_user:
-            raise errors.TooMany(messages.tus_open_uploads(open_now), code="open_uploads")
+        if length > self.policy.max_bytes:
+            raise errors.TooLarge(messages.too_large(self.policy.max_bytes))
+        title = _title(parse_metadata(metadata_header))
         upload_id, video_id = uuid.uuid4(), uuid.uuid4()
+
+        async def insert(conn: asyncpg.Connection, s3_upload_id: str) -> asyncpg.Record:
+            return await conn.fetchrow(
+                tus_queries.INSERT, upload_id, video_id, s3_upload_id, owner.user_id,
+                owner.username, owner.city, title, metadata_header or "", length,
+                self.buffers.part_bytes, float(self.ttl_seconds),
+            )  # fmt: skip
+
         key = storage.original_key(video_id)
-        created = await self.s3.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType="video/mp4"
+        return Upload.from_row(
+            await self.intake.open_multipart(owner.user_id, key, OPEN_CAP, insert)
         )
-        try:
-            row = await self.pool.fetchrow(
-                tus_queries.INSERT,
-                upload_id,
-                video_id,
-                created["UploadId"],
-                owner.user_id,
-                owner.username,
-                owner.city,
-                title,
-                metadata_header or "",
-                length,
-                self.buffers.part_bytes,
-                float(self.ttl_seconds),
-            )
-        except BaseException:
-            await abort_upload(self.s3, self.bucket, key, created["UploadId"])
-            raise
-        return Upload.from_row(row)
 
     async def get(self, upload_id: uuid.UUID, user_id: str) -> Upload:
         return _visible(await self.pool.fetchrow(tus_queries.GET, upload_id), user_id)
@@ -189,7 +185,7 @@ class TusUploads:
         """The upload as it stands, held by this request alone until the block ends; Locked
         (423) at once if another request holds it."""
         token = uuid.uuid4()
-        seconds = self.deadline_seconds + self.buffers.admission_wait + LEASE_MARGIN_SECONDS
+        seconds = self.policy.deadline_seconds + self.buffers.admission_wait + LEASE_MARGIN_SECONDS
         row = await self.pool.fetchrow(tus_queries.LEASE, upload_id, token, seconds)
         if row is None:
             await self.get(upload_id, user_id)  # absent or expired: say so
@@ -203,9 +199,14 @@ class TusUploads:
     async def append(self, upload: Upload, offset: int, body: AsyncIterator[bytes]) -> Upload:
         """Store the bytes of one PATCH request on a leased upload; returns the upload as it
         now stands. If the client goes away or goes quiet (capacity.TimedOut) mid-request,
-        what arrived is kept, then the error is re-raised. capacity.Busy: no room came for a
-        part within the admission wait, nothing read."""
+        what arrived is kept, then the error is re-raised. capacity.TooManyUploads: the user
+        has as many uploads running as allowed; capacity.Busy: no room came for a part within
+        the admission wait; in both cases nothing was read."""
         assert upload.lease is not None, "append needs the upload's lease"
+        with self.slots.hold(upload.owner.user_id):
+            return await self._append(upload, offset, body)
+
+    async def _append(self, upload: Upload, offset: int, body: AsyncIterator[bytes]) -> Upload:
         if upload.completed:
             if offset == upload.length:
                 return upload
@@ -216,16 +217,15 @@ class TusUploads:
         try:
             await request.start()
             try:
-                async with asyncio.timeout(self.deadline_seconds) as deadline:
-                    async for chunk in ingest.paced(body, self.idle_seconds):
+                async with asyncio.timeout(self.policy.deadline_seconds) as deadline:
+                    async for chunk in intake.paced(body, self.policy.idle_seconds):
                         await request.write(chunk)
-                        del chunk  # see ingest.body_of
+                        del chunk  # see intake.body_of
             except TimeoutError:
                 if not deadline.expired():
                     raise
-                raise TimedOut(
-                    "deadline", messages.upload_deadline(self.deadline_seconds)
-                ) from None
+                detail = messages.upload_deadline(self.policy.deadline_seconds)
+                raise TimedOut("deadline", detail) from None
             if request.received < upload.length:
                 return await request.keep_what_arrived()
             return await request.finish()
@@ -247,47 +247,34 @@ class TusUploads:
             await asyncio.shield(request.writer.release())
 
     async def _assembled(self, upload: Upload) -> bool:
-        try:
-            head = await self.s3.head_object(Bucket=self.bucket, Key=upload.key)
-        except storage.STORAGE_ERRORS:
-            return False
-        return head["ContentLength"] == upload.length
+        with contextlib.suppress(*storage.STORAGE_ERRORS):
+            return await self.intake.stored_size(upload.key) == upload.length
+        return False
 
     async def _record(self, upload: Upload, etags: list[str]) -> Upload:
         """The file is whole in S3: check it, and record the video with its job in the
         transaction that marks the upload complete (or remove everything if it is bad)."""
         try:
-            info = await self._check(upload)
-        except ingest.BadUpload as rejected:
+            info = await self.intake.check_stored(upload.key, upload.length)
+        except errors.Invalid:
             await self._remove(upload)
-            raise errors.Invalid(rejected.detail, code=rejected.reason) from None
-        async with self.pool.acquire() as conn, conn.transaction():
+            raise
+
+        async def claim(conn: asyncpg.Connection) -> None:
             done = await conn.execute(
                 tus_queries.COMPLETE, upload.id, upload.offset, etags, upload.lease
             )
             if done != "UPDATE 1":
                 raise errors.Conflict(messages.TUS_RACE)
-            video = catalog.NewVideo(
-                upload.video_id, upload.owner, upload.title, upload.length, info
-            )
-            delivery = await catalog.record(conn, self.box, video)
-        await self.box.deliver_now(delivery)
+
+        video = catalog.NewVideo(upload.video_id, upload.owner, upload.title, upload.length, info)
+        await self.intake.accept(video, claim=claim)
         with contextlib.suppress(*storage.STORAGE_ERRORS):
             await _delete_tails(self.s3, self.bucket, upload.id)
         return dataclasses.replace(
-            upload, offset=upload.length, etags=tuple(etags), tail_bytes=0, completed=True
-        )
-
-    async def _check(self, upload: Upload) -> mp4.Mp4Info:
-        async def read(offset: int, length: int) -> bytes:
-            return await storage.read_range(self.s3, self.bucket, upload.key, offset, length)
-
-        try:
-            info = await mp4.probe(read, upload.length, max_moov_bytes=self.limits.max_moov_bytes)
-        except mp4.Mp4Error as exc:
-            raise ingest.rejection(exc, self.limits) from None
-        ingest.check_info(info, self.limits)
-        return info
+            upload, offset=upload.length, etags=tuple(etags), tail_bytes=0, tail_name=None,
+            completed=True,
+        )  # fmt: skip
 
     async def terminate(self, upload: Upload) -> None:
         """Remove a leased upload and every object it made (its lease keeps a PATCH out)."""
@@ -350,10 +337,7 @@ def _title(metadata: dict[str, str]) -> str:
     raw = metadata.get("title") or metadata.get("filename")
     if not raw:
         raise errors.Invalid(messages.TUS_MISSING_TITLE)
-    title = clean_title(raw)
-    if title is None:
-        raise errors.Invalid(messages.BAD_TITLE)
-    return title
+    return intake.title(raw)
 
 
 class _Request:
@@ -398,7 +382,7 @@ class _Request:
             raise errors.Invalid(messages.TUS_PAST_LENGTH)
         if self.received == 0 and len(chunk) >= 8 and chunk[4:8] != b"ftyp":
             # The first bytes must open an MP4 (`ftyp`): refuse anything else at once.
-            raise errors.Invalid(messages.NOT_MP4, code="not_mp4")
+            raise intake.refused(intake.NOT_MP4, messages.NOT_MP4)
         await self.writer.write(chunk)
         self.received += len(chunk)
 
@@ -455,8 +439,13 @@ class _Request:
         """The last byte arrived: send the last part, complete the S3 upload, then check and
         record it. The recorded offset moves only with that record."""
         self.saved = True  # whatever happens now, the client sends the last request again
-        await self.writer.finish()
-        return await self.uploads._record(self.upload, await self.writer.drain())
+        upload = self.upload
+        etags = await self.writer.send_rest()
+        if not await self.uploads.intake.complete_multipart(
+            upload.key, upload.s3_upload_id, etags, upload.length
+        ):
+            raise errors.Conflict(messages.TUS_RACE)  # removed meanwhile (its lease ran out)
+        return await self.uploads._record(upload, etags)
 
 
 async def expire_forever(clients: Any, settings: Any) -> None:

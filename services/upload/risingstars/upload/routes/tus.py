@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
 from risingstars.kit import errors
-from risingstars.upload import capacity, catalog, ingest, messages, metrics, schemas, tus
+from risingstars.upload import capacity, catalog, intake, messages, schemas, tus
 from risingstars.upload.deps import Runtime, User
 
 log = logging.getLogger("risingstars.upload.tus")
@@ -99,28 +99,21 @@ def _headers(upload: tus.Upload) -> dict[str, str]:
     return headers
 
 
-def _record(outcome: str, reason: str, started: float | None = None) -> None:
-    metrics.UPLOADS.labels("tus", outcome, reason).inc()
-    if started is not None:
-        metrics.UPLOAD_DURATION.labels(outcome).observe(time.perf_counter() - started)
-
-
 async def _append(rt, request: Request, upload_id: uuid.UUID, user: User, offset: int):
     """One request's bytes, under the upload's lease (423 if another request holds it), the
     user's count of running uploads (429) and the part store's admission (wait, then 503)."""
     started = time.perf_counter()
     try:
         async with rt.tus.leased(upload_id, user.sub) as upload:
-            with rt.upload_slots.hold(user.sub):
-                upload = await rt.tus.append(upload, offset, ingest.body_of(request.receive))
+            upload = await rt.tus.append(upload, offset, intake.body_of(request.receive))
     except capacity.Refused as exc:
-        _record(exc.outcome, exc.reason)
+        intake.tally("tus", exc.outcome, exc.reason)
         raise
     except errors.Invalid as exc:
-        _record("rejected", exc.code)
+        intake.tally("tus", "rejected", exc.code)
         raise
     if upload.completed:
-        _record("accepted", "ok", started)
+        intake.tally("tus", "accepted", "ok", started)
         log.info("tus upload complete", extra={"video_id": str(upload.video_id)})
     return upload
 
