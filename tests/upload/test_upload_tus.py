@@ -278,7 +278,9 @@ async def test_one_request_at_a_time_per_upload_others_are_423_at_once(svc, clip
         busy = await patch(svc, location, 0, data[:MiB])
         assert busy.status_code == 423, busy.text
         assert busy.json()["code"] == "locked" and busy.headers["Tus-Resumable"] == "1.0.0"
-        assert (await svc.client.delete(location, headers={**svc.headers(), **TUS})).status_code == 423
+        assert (
+            await svc.client.delete(location, headers={**svc.headers(), **TUS})
+        ).status_code == 423
         assert await head_offset(svc, location) == 0  # HEAD is never locked out
     done = await patch(svc, location, 0, data)
     assert done.status_code == 204, done.text
@@ -312,7 +314,8 @@ async def test_a_request_that_lost_its_lease_cannot_overwrite_the_winners_tail(
 FAIL_VIDEO_INSERT = """
 CREATE FUNCTION pg_temp_fail() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN RAISE EXCEPTION 'database overloaded' USING ERRCODE = '53000'; END $$;
-CREATE TRIGGER fail_video_insert BEFORE INSERT ON videos FOR EACH ROW EXECUTE FUNCTION pg_temp_fail();
+CREATE TRIGGER fail_video_insert BEFORE INSERT ON videos
+    FOR EACH ROW EXECUTE FUNCTION pg_temp_fail();
 """
 HEAL_VIDEO_INSERT = "DROP TRIGGER fail_video_insert ON videos; DROP FUNCTION pg_temp_fail();"
 
@@ -341,7 +344,10 @@ async def test_a_last_request_that_fails_late_is_not_complete_and_is_sent_again(
     key = f"originals/{again.headers['Video-Id']}.mp4"
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
     assert tails(tools, s3, svc, location) == []
-    assert await svc.sql("SELECT count(*) FROM videos WHERE id = $1::uuid", again.headers["Video-Id"]) == 1
+    assert (
+        await svc.sql("SELECT count(*) FROM videos WHERE id = $1::uuid", again.headers["Video-Id"])
+        == 1
+    )
 
 
 async def test_expiry_removes_every_object_an_upload_made(svc, clips, tools, s3) -> None:

@@ -4,8 +4,9 @@ core, creation, creation-with-upload, termination and expiration.
 Where the bytes go: each upload is an S3 multipart upload of the video's original key. Whole
 parts are sent to S3 as they fill (the streamed upload's `MultipartWriter`); what a request leaves
 of an incomplete part is stored as a small `tail` object, named for the request that wrote it (a
-request that lost a race never overwrites the winner's), and read back by the next request, so nothing stays in a process between requests and any replica can
-continue an upload that another started. PostgreSQL holds the offset and the parts' ETags.
+request that lost a race never overwrites the winner's), and read back by the next request, so
+nothing stays in a process between requests and any replica can continue an upload that another
+started. PostgreSQL holds the offset, the parts' ETags and the tail's name.
 
 One request at a time per upload: a PATCH (or DELETE) takes the upload's lease in PostgreSQL
 first, and another request meanwhile is refused at once (423 Locked; tus clients retry it). A
@@ -321,9 +322,7 @@ async def _delete_tails(s3: Any, bucket: str, upload_id: uuid.UUID) -> None:
         await storage.delete_keys(s3, bucket, keys)
 
 
-def _visible(
-    row: asyncpg.Record | None, user_id: str, lease: uuid.UUID | None = None
-) -> Upload:
+def _visible(row: asyncpg.Record | None, user_id: str, lease: uuid.UUID | None = None) -> Upload:
     # Someone else's upload is as absent as an unknown one.
     if row is None or row["user_id"] != user_id:
         raise errors.NotFound(messages.TUS_NOT_FOUND)
