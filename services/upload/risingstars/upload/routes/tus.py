@@ -129,8 +129,20 @@ async def capabilities(rt: Runtime) -> Response:
     )
 
 
-@router.post("", status_code=201, responses=schemas.errors(400, 401, 408, 412, 413, 429, 503))
-@router.post("/", status_code=201, responses=schemas.errors(400, 401, 408, 412, 413, 429, 503))
+@router.post(
+    "",
+    status_code=201,
+    response_class=Response,  # the answer is in its headers
+    responses=schemas.errors(400, 401, 408, 412, 413, 429, 503),
+    openapi_extra=schemas.TUS_CREATE,
+)
+@router.post(
+    "/",
+    status_code=201,
+    response_class=Response,  # the answer is in its headers
+    responses=schemas.errors(400, 401, 408, 412, 413, 429, 503),
+    openapi_extra=schemas.TUS_CREATE,
+)
 async def create(request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
     if "upload-defer-length" in request.headers:
@@ -167,6 +179,7 @@ async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
     "/{upload_id}",
     status_code=204,
     responses=schemas.errors(400, 401, 404, 408, 409, 410, 412, 415, 503),
+    openapi_extra=schemas.TUS_APPEND,
 )
 async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
@@ -185,7 +198,12 @@ async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> R
     return Response(status_code=204, headers=_headers(upload))
 
 
-@router.delete("/{upload_id}", status_code=204, responses=schemas.errors(401, 404, 409, 410, 412))
+@router.delete(
+    "/{upload_id}",
+    status_code=204,
+    responses=schemas.errors(401, 404, 409, 410, 412),
+    openapi_extra=schemas.TUS_TERMINATE,
+)
 async def terminate(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
     try:
