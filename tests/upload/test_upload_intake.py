@@ -166,9 +166,7 @@ async def test_every_error_answer_of_the_service_has_detail_and_code(svc, clips)
     await call("POST", "/api/public/videos/x/vote", headers=svc.headers())
     await call("GET", "/api/public/videos", params={"after": "x", "limit": 0, "city": ""})
     await call("GET", "/api/public/rankings", params={"city": "\x00"})
-    await call(
-        "POST", "/api/videos/uploads", headers=svc.headers(), json={"title": "x", "size": 0}
-    )
+    await call("POST", "/api/videos/uploads", headers=svc.headers(), json={"title": "x", "size": 0})
     await call(
         "POST", "/api/videos/uploads", headers=svc.headers(), json={"title": "\x07", "size": 9}
     )

@@ -26,6 +26,7 @@ TRUNCATED = "El archivo MP4 está incompleto o dañado"
 MOOV_TOO_LARGE = "El archivo MP4 tiene una cabecera demasiado grande"
 OWN_VOTE = "No puedes votar por tu propio video"
 INVALID_CURSOR = "Parámetro inválido: after"
+INVALID_CITY = "Parámetro inválido: city"
 BAD_SIZE = "Campo inválido: size: debe ser mayor que 0"
 COMPLETE_TOO_SLOW = "La carga no pudo completarse a tiempo. Intente de nuevo más tarde."
 UPLOADS_BUSY = "El servicio está recibiendo demasiadas cargas. Intente de nuevo en unos segundos."
@@ -50,6 +51,13 @@ def daily_quota(limit: int) -> str:
 def open_uploads(limit: int) -> str:
     return (
         f"Tienes {limit} cargas directas sin completar: completa o cancela alguna antes de "
+        "empezar otra"
+    )
+
+
+def open_tus_uploads(limit: int) -> str:
+    return (
+        f"Tienes {limit} cargas reanudables sin terminar: termina o cancela alguna antes de "
         "empezar otra"
     )
 

@@ -21,8 +21,8 @@ TITLE_SCHEMA = {
     "allOf": [
         {"pattern": r"\S"},
         {
-            "pattern": "^[^\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"
-            "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]*$"
+            "pattern": r"^[^\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"
+            r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
         },
     ],
 }
@@ -134,6 +134,56 @@ class DirectUpload(BaseModel):
 class Cancelled(BaseModel):
     message: str
     upload_id: str
+
+
+# The tus requests' headers (routes/tus.py), stated so that clients and fuzzers send what the
+# service takes. Upload-Metadata must carry the title (`title <base64 of it>`).
+def _header(name: str, schema: dict, description: str, required: bool = True) -> dict:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+_METADATA_ITEM = rf" *[\x21-\x2b\x2d-\x7e]+(?: +{_BASE64})? *"
+TUS_METADATA_PATTERN = rf"^{_METADATA_ITEM}(?:,{_METADATA_ITEM})*$"
+TUS_VERSION_HEADER = _header("Tus-Resumable", {"type": "string", "enum": ["1.0.0"]}, "tus 1.0")
+TUS_CREATE = {
+    "parameters": [
+        TUS_VERSION_HEADER,
+        _header(
+            "Upload-Length",
+            {"type": "integer", "minimum": 1, "maximum": 104_857_600},
+            "The file's size in bytes, at most MAX_UPLOAD_BYTES",
+        ),
+        _header(
+            "Upload-Metadata",
+            {"type": "string", "pattern": TUS_METADATA_PATTERN, "maxLength": 4096},
+            "`key base64value` pairs; `title` (or `filename`) is required",
+        ),
+    ]
+}
+TUS_APPEND = {
+    "parameters": [
+        TUS_VERSION_HEADER,
+        _header(
+            "Upload-Offset",
+            {"type": "integer", "minimum": 0, "maximum": 104_857_600},
+            "Where these bytes go: the upload's offset as HEAD reports it",
+        ),
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}
+        },
+    },
+}
+TUS_TERMINATE = {"parameters": [TUS_VERSION_HEADER]}
 
 
 def errors(*statuses: int) -> dict[int | str, dict]:

@@ -132,8 +132,20 @@ async def capabilities(rt: Runtime) -> Response:
     )
 
 
-@router.post("", status_code=201, responses=schemas.errors(400, 401, 408, 412, 413, 423, 429, 503))
-@router.post("/", status_code=201, responses=schemas.errors(400, 401, 408, 412, 413, 423, 429, 503))
+@router.post(
+    "",
+    status_code=201,
+    response_class=Response,  # the answer is in its headers
+    responses=schemas.errors(400, 401, 408, 412, 413, 423, 429, 503),
+    openapi_extra=schemas.TUS_CREATE,
+)
+@router.post(
+    "/",
+    status_code=201,
+    response_class=Response,  # the answer is in its headers
+    responses=schemas.errors(400, 401, 408, 412, 413, 423, 429, 503),
+    openapi_extra=schemas.TUS_CREATE,
+)
 async def create(request: Request, user: User, rt: Runtime) -> Response:
     if "upload-defer-length" in request.headers:
         raise errors.Invalid(messages.TUS_DEFER_LENGTH)
@@ -164,6 +176,7 @@ async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
     "/{upload_id}",
     status_code=204,
     responses=schemas.errors(400, 401, 404, 408, 409, 410, 412, 415, 423, 429, 503),
+    openapi_extra=schemas.TUS_APPEND,
 )
 async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
     if not request.headers.get("content-type", "").startswith(OFFSET_CONTENT_TYPE):
@@ -178,7 +191,10 @@ async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> R
 
 
 @router.delete(
-    "/{upload_id}", status_code=204, responses=schemas.errors(401, 404, 409, 410, 412, 423)
+    "/{upload_id}",
+    status_code=204,
+    responses=schemas.errors(401, 404, 409, 410, 412, 423),
+    openapi_extra=schemas.TUS_TERMINATE,
 )
 async def terminate(upload_id: str, user: User, rt: Runtime) -> Response:
     async with rt.tus.leased(_upload_id(upload_id), user.sub) as upload:

@@ -27,7 +27,7 @@ UPLOAD_FORM = {
                         "description": "MP4, at most MAX_UPLOAD_BYTES (100 MB), 20–60 s, "
                         "shorter side at least 1080 px",
                     },
-                    "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "title": schemas.TITLE_SCHEMA,
                 },
             }
         }
