@@ -34,7 +34,7 @@ from risingstars.kit.settings import HTTPSettings
 READ_BYTES = 32 * 1024
 # How long a connection closed while its request body still arrives keeps reading (and
 # dropping) that body after its answer, so the client reads the answer instead of a reset.
-LINGER_SECONDS = 10.0
+LINGER_SECONDS = 30.0
 
 
 class BoundedReads(asyncio.BufferedProtocol):
