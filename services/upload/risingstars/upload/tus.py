@@ -142,27 +142,11 @@ class TusUploads:
     ttl_seconds: int
     parts_in_flight: int = 3
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.intake.pool
-
-    @property
-    def s3(self) -> Any:
-        return self.intake.s3
-
-    @property
-    def bucket(self) -> str:
-        return self.intake.bucket
-
-    @property
-    def policy(self) -> intake.UploadPolicy:
-        return self.intake.policy
-
     async def create(
         self, owner: catalog.Uploader, length: int, metadata_header: str | None
     ) -> Upload:
-        if length > self.policy.max_bytes:
-            raise errors.TooLarge(messages.too_large(self.policy.max_bytes))
+        if length > self.intake.policy.max_bytes:
+            raise errors.TooLarge(messages.too_large(self.intake.policy.max_bytes))
         title = _title(parse_metadata(metadata_header))
         upload_id, video_id = uuid.uuid4(), uuid.uuid4()
 
@@ -179,15 +163,16 @@ class TusUploads:
         )
 
     async def get(self, upload_id: uuid.UUID, user_id: str) -> Upload:
-        return _visible(await self.pool.fetchrow(tus_queries.GET, upload_id), user_id)
+        return _visible(await self.intake.pool.fetchrow(tus_queries.GET, upload_id), user_id)
 
     @contextlib.asynccontextmanager
     async def leased(self, upload_id: uuid.UUID, user_id: str) -> AsyncIterator[Upload]:
         """The upload as it stands, held by this request alone until the block ends; Locked
         (423) at once if another request holds it."""
         token = uuid.uuid4()
-        seconds = self.policy.deadline_seconds + self.buffers.admission_wait + LEASE_MARGIN_SECONDS
-        row = await self.pool.fetchrow(tus_queries.LEASE, upload_id, token, seconds)
+        pool, deadline = self.intake.pool, self.intake.policy.deadline_seconds
+        seconds = deadline + self.buffers.admission_wait + LEASE_MARGIN_SECONDS
+        row = await pool.fetchrow(tus_queries.LEASE, upload_id, token, seconds)
         if row is None:
             await self.get(upload_id, user_id)  # absent or expired: say so
             raise errors.Locked(messages.TUS_BUSY)
@@ -195,7 +180,7 @@ class TusUploads:
             yield _visible(row, user_id, lease=token)
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.pool.execute(tus_queries.RELEASE, upload_id, token))
+                await asyncio.shield(pool.execute(tus_queries.RELEASE, upload_id, token))
 
     async def append(self, upload: Upload, offset: int, body: AsyncIterator[bytes]) -> Upload:
         """Store the bytes of one PATCH request on a leased upload; returns the upload as it
@@ -218,14 +203,14 @@ class TusUploads:
         try:
             await request.start()
             try:
-                async with asyncio.timeout(self.policy.deadline_seconds) as deadline:
-                    async for chunk in intake.paced(body, self.policy.idle_seconds):
+                async with asyncio.timeout(self.intake.policy.deadline_seconds) as deadline:
+                    async for chunk in intake.paced(body, self.intake.policy.idle_seconds):
                         await request.write(chunk)
                         del chunk  # see intake.body_of
             except TimeoutError:
                 if not deadline.expired():
                     raise
-                detail = messages.upload_deadline(self.policy.deadline_seconds)
+                detail = messages.upload_deadline(self.intake.policy.deadline_seconds)
                 raise TimedOut("deadline", detail) from None
             if request.received < upload.length:
                 return await request.keep_what_arrived()
@@ -271,7 +256,7 @@ class TusUploads:
         video = catalog.NewVideo(upload.video_id, upload.owner, upload.title, upload.length, info)
         await self.intake.accept(video, claim=claim)
         with contextlib.suppress(*storage.STORAGE_ERRORS):
-            await _delete_tails(self.s3, self.bucket, upload.id)
+            await _delete_tails(self.intake.s3, self.intake.bucket, upload.id)
         return dataclasses.replace(
             upload, offset=upload.length, etags=tuple(etags), tail_bytes=0, tail_name=None,
             completed=True,
@@ -284,11 +269,11 @@ class TusUploads:
         await self._remove(upload)
 
     async def _remove(self, upload: Upload) -> None:
-        await _remove_objects(self.s3, self.bucket, upload)
-        await self.pool.execute(tus_queries.DELETE, upload.id)
+        await _remove_objects(self.intake.s3, self.intake.bucket, upload)
+        await self.intake.pool.execute(tus_queries.DELETE, upload.id)
 
     async def expire(self, batch: int = 100) -> int:
-        return await expire(self.pool, self.s3, self.bucket, batch)
+        return await expire(self.intake.pool, self.intake.s3, self.intake.bucket, batch)
 
 
 async def expire(pool: asyncpg.Pool, s3: Any, bucket: str, batch: int = 100) -> int:
@@ -366,7 +351,7 @@ class _Request:
         self.started = True
         if not self.upload.tail_bytes:
             return
-        s3, bucket = self.uploads.s3, self.uploads.bucket
+        s3, bucket = self.uploads.intake.s3, self.uploads.intake.bucket
         response = await s3.get_object(Bucket=bucket, Key=self.upload.tail)
         read = 0
         async with response["Body"] as body:
@@ -400,7 +385,7 @@ class _Request:
             return self.upload
 
     async def _keep(self) -> Upload:
-        s3, bucket, upload = self.uploads.s3, self.uploads.bucket, self.upload
+        s3, bucket, upload = self.uploads.intake.s3, self.uploads.intake.bucket, self.upload
         etags = await self.writer.drain()
         part = self.writer.partial
         tail_bytes = part.size if part is not None else 0
@@ -415,7 +400,7 @@ class _Request:
                 ContentLength=len(body),
                 **body.checksum,
             )
-        done = await self.uploads.pool.execute(
+        done = await self.uploads.intake.pool.execute(
             tus_queries.ADVANCE, upload.id, upload.offset, self.received, etags, tail_bytes,
             upload.lease, tail_name,
         )  # fmt: skip
