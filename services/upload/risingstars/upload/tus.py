@@ -333,8 +333,8 @@ class _Request:
         self.upload = upload
         self.received = upload.offset
         self.writer = MultipartWriter(
-            uploads.s3,
-            uploads.bucket,
+            uploads.intake.s3,
+            uploads.intake.bucket,
             upload.key,
             uploads.buffers,
             parts_in_flight=uploads.parts_in_flight,
