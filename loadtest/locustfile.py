@@ -250,12 +250,7 @@ class DirectUploader(Uploader):
             for part in upload["parts"]:
                 offset = (part["part_number"] - 1) * part_size
                 chunk = memoryview(data)[offset : offset + part["size"]]
-                put = self.http.request(
-                    "PUT",
-                    part["url"],
-                    body=wire.paced([chunk], self.profile, gevent.sleep),
-                    length=len(chunk),
-                )
+                put = self.put_part(part["url"], chunk)
                 sent += len(chunk)
                 if put.status != 200:
                     self.record(DIRECT, "upload", started, put.status, sent, Failure("part PUT"))
@@ -265,6 +260,15 @@ class DirectUploader(Uploader):
             self.record(DIRECT, "upload", started, 0, sent, exc)
             return
         self.record(DIRECT, "upload", started, r.status, sent, self._accepted(r))
+
+    def put_part(self, url: str, chunk: memoryview) -> wire.Response:
+        return wire.put_retried(
+            self.http,
+            url,
+            lambda: wire.paced([chunk], self.profile, gevent.sleep),
+            len(chunk),
+            gevent.sleep,
+        )
 
     def complete(self, upload_id: str) -> wire.Response:
         """Completion is idempotent (a second call finds the upload completed), so a 503 with

@@ -149,6 +149,37 @@ class Client:
         self.connections.clear()
 
 
+# A presigned part PUT answered 5xx or cut off is tried this many times in all, the pause
+# doubling from PART_RETRY_PAUSE seconds (as the AWS SDKs' standard retry mode does).
+PART_RETRIES = 4
+PART_RETRY_PAUSE = 0.5
+
+
+def put_retried(
+    client: Client,
+    url: str,
+    body: Callable[[], Iterator[memoryview]],
+    length: int,
+    sleep: Callable[[float], None],
+    attempts: int = PART_RETRIES,
+) -> Response:
+    """PUT a part to its presigned URL, again on a 5xx or a dropped connection, as the AWS SDKs
+    and browsers' multipart uploaders do (a part PUT is idempotent): only a part that still
+    fails is what a real client reports. `body()` makes the body afresh for each attempt."""
+    for attempt in range(attempts):
+        last = attempt == attempts - 1
+        try:
+            response = client.request("PUT", url, body=body(), length=length)
+        except OSError:
+            if last:
+                raise
+        else:
+            if response.status < 500 or last:
+                return response
+        sleep(PART_RETRY_PAUSE * 2**attempt)
+    raise AssertionError("attempts must be at least 1")
+
+
 def multipart(title: str, filename: str, data: bytes) -> tuple[str, list[bytes | memoryview]]:
     """The form `POST /api/videos/upload` takes, as (content type, body parts)."""
     boundary = uuid.uuid4().hex

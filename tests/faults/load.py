@@ -3,6 +3,7 @@ recorded (start, end, status, Retry-After, error) for the invariants."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import random
 import threading
@@ -14,6 +15,12 @@ import jwt
 
 PASSWORD = "a-long-passphrase"
 CITIES = ("Bogotá", "Medellín", "Cali")
+# Every TUS_EVERY-th upload goes by tus, in pieces of TUS_PIECE bytes, a client resuming from
+# the server's offset after a failed request (at most TUS_ATTEMPTS failures, then it cancels).
+TUS_EVERY = 3
+TUS_PIECE = 3 * 1024 * 1024
+TUS_ATTEMPTS = 8
+TUS = {"Tus-Resumable": "1.0.0"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +151,10 @@ class Load:
                     return
                 user = self.users[n % len(self.users)]
                 clip = self.clips[n % len(self.clips)]
+                if n % TUS_EVERY == TUS_EVERY - 1:
+                    self._tus_upload(c, user, clip, n)
+                    self._stop.wait(self.upload_every)
+                    continue
                 r = self._call(
                     c,
                     "upload",
@@ -157,6 +168,37 @@ class Load:
                     with self._lock:
                         self.accepted.append(r.json()["video_id"])
                 self._stop.wait(self.upload_every)
+
+    def _tus_upload(self, c: httpx.Client, user: User, clip: bytes, n: int) -> None:
+        """A tus client: create, PATCH piece by piece; after a failed request, a pause, then
+        HEAD says where to resume. Recorded as an upload (201) once the server names the
+        video; a client that gives up cancels the upload (DELETE)."""
+        start = time.monotonic()
+        title = base64.b64encode(f"Jugada {n} (tus)".encode()).decode()
+        headers = {**user.headers, **TUS}
+        creation = {**headers, "Upload-Length": str(len(clip)), "Upload-Metadata": f"title {title}"}
+        r = self._call(c, "tus", "POST", "/api/videos/tus/", headers=creation)
+        if r is None or r.status_code != 201:
+            return
+        location, offset, failures = r.headers["Location"], 0, 0
+        while failures < TUS_ATTEMPTS:
+            r = self._call(c, "tus", "PATCH", location, headers={
+                **headers, "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+            }, content=clip[offset : offset + TUS_PIECE])  # fmt: skip
+            if r is None or r.status_code != 204:
+                failures += 1
+                time.sleep(min(2**failures, 10))
+                r = self._call(c, "tus", "HEAD", location, headers=headers)
+                if r is None or r.status_code != 200:
+                    continue
+            if "Video-Id" in r.headers:
+                with self._lock:
+                    self.accepted.append(r.headers["Video-Id"])
+                self._record(Call("upload", start, time.monotonic(), 201))
+                return
+            offset = int(r.headers["Upload-Offset"])
+        self._call(c, "tus", "DELETE", location, headers=headers)
 
     def _reads_and_votes(self) -> None:
         with httpx.Client(base_url=self.url, timeout=self.read_deadline) as c:

@@ -13,25 +13,42 @@ docs/reliability.md for a longer run."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import datetime
 import importlib.util
 import os
+import re
 import uuid
 from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import CHECKS as REGISTERED_CHECKS
+from schemathesis.checks import load_all_checks
+from schemathesis.config._checks import (
+    MissingRequiredHeaderConfig,
+    NegativeDataRejectionConfig,
+)
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from risingstars.dev import infra
 from risingstars.dev.tokens import AUDIENCE, ISSUER, TokenFactory
 from risingstars.kit import db
 from risingstars.kit.tokens import TokenVerifier
+from risingstars.upload import reads, schemas
 
 EXAMPLES = int(os.environ.get("ST_EXAMPLES", "25"))
 STEPS = int(os.environ.get("ST_STEPS", "10"))
 CHECKS = [schemathesis.checks.not_a_server_error, response_schema_conformance]
+# `--checks all`: every check schemathesis has, including that the document's valid requests
+# are accepted and its invalid ones refused, and 405s naming the allowed methods.
+load_all_checks()
+ALL_CHECKS = REGISTERED_CHECKS.get_all()
 BOUNDED = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -77,24 +94,42 @@ def _migrated(pg: infra.Postgres, service: str) -> str:
     return url
 
 
-def _every_operation(schema, headers: dict | None = None) -> None:
-    """Bounded examples for each operation; every failing operation is reported, not the
-    first only. (schemathesis's own pytest parametrization does not run under pytest 9.)"""
+def _every_operation(
+    schema,
+    headers: dict | None = None,
+    *,
+    checks: list = CHECKS,
+    modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE,),
+    prepare=None,
+) -> None:
+    """Bounded examples for each operation (and generation mode); every failing operation is
+    reported, not the first only. `prepare(case)` may complete a generated case before it is
+    sent. (schemathesis's own pytest parametrization does not run under pytest 9.)"""
     failures = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert operations, "the document lists no operation"
     for operation in operations:
+        for mode in modes:
 
-        @BOUNDED
-        @given(case=operation.as_strategy())
-        def run(case) -> None:
-            case.call_and_validate(headers=headers, checks=CHECKS)
+            @BOUNDED
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case) -> None:
+                if prepare is not None:
+                    prepare(case)
+                case.call_and_validate(headers=headers, checks=checks)
 
-        try:
-            run()
-        except Exception as exc:
-            failures.append(f"{operation.label}: {exc}")
+            try:
+                run()
+            except Unsatisfiable:
+                # Nothing of the operation can be made invalid (OPTIONS takes no input).
+                assert mode is GenerationMode.NEGATIVE, operation.label
+            except (Exception, BaseExceptionGroup) as exc:  # schemathesis's FailureGroup
+                failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+# tus PATCH bodies are raw bytes, sent as the octet-stream ones are.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 
 
 # -- auth ------------------------------------------------------------------------------------
@@ -164,15 +199,62 @@ def upload_schema(pg, moto_url):
     _link(doc, created, "Status", ("/api/videos/uploads/{upload_id}", "get"), **by_id)
     _link(doc, created, "Complete", ("/api/videos/uploads/{upload_id}/complete", "post"), **by_id)
     _link(doc, created, "Cancel", ("/api/videos/uploads/{upload_id}", "delete"), **by_id)
-    return _schema(app, doc)
+    schema = _schema(app, doc)
+    # The tus protocol's own refusals: 412 for a missing or other Tus-Resumable, 413 for an
+    # Upload-Length over the maximum (the protocol fixes them; the document declares them).
+    checks = schema.config.checks
+    checks.negative_data_rejection = NegativeDataRejectionConfig(
+        expected_statuses=[*checks.negative_data_rejection.expected_statuses, 412, 413]
+    )
+    checks.missing_required_header = MissingRequiredHeaderConfig(
+        expected_statuses=[*checks.missing_required_header.expected_statuses, 412]
+    )
+    return schema
 
 
 # One caller for the whole run, so what a request creates is the next one's to find.
 CALLER = TOKENS.headers(str(uuid.uuid4()), username="fuzzer", city="Bogotá")
 
 
-def test_upload_api(upload_schema) -> None:
-    _every_operation(upload_schema, CALLER)
+@pytest.fixture(scope="module")
+def valid_clip(tmp_path_factory) -> bytes:
+    """An MP4 the service accepts: a file's content cannot be stated in the document, so the
+    positive examples of the streamed upload carry this one with their generated title."""
+    from risingstars.dev import clips
+
+    path = tmp_path_factory.mktemp("clip") / "ok.mp4"
+    clips.make_clip(
+        path, picture="testsrc2", size="1920x1080", fps=2, seconds=21,
+        video=("-pix_fmt", "yuv420p", "-crf", "45"),
+    )  # fmt: skip
+    return path.read_bytes()
+
+
+def test_upload_api(upload_schema, valid_clip) -> None:
+    def with_a_real_video(case) -> None:
+        """The caller's token (unless a negative example left it out on purpose), and what a
+        document cannot promise, wherever a value of the document's form was generated: a
+        file that is an acceptable video, metadata whose title decodes, a cursor the service
+        wrote. (A value the example made invalid on purpose does not match the form: kept.)"""
+        headers = case.headers or {}
+        if not case.meta.is_negative_at(ParameterLocation.HEADER) or "Authorization" in headers:
+            case.headers = headers = {**headers, **CALLER}
+        body = case.body if case.path == "/api/videos/upload" else None
+        if isinstance(body, dict) and isinstance(body.get("video_file"), bytes | str):
+            body["video_file"] = valid_clip
+        metadata = headers.get("Upload-Metadata")
+        if isinstance(metadata, str) and re.fullmatch(schemas.TUS_METADATA_PATTERN, metadata):
+            headers["Upload-Metadata"] = "title " + base64.b64encode(b"Mi jugada").decode()
+        after = (case.query or {}).get("after")
+        if isinstance(after, str) and re.fullmatch(reads.CURSOR_PATTERN, after):
+            case.query["after"] = reads.cursor(datetime.datetime.now(datetime.UTC), uuid.uuid4())
+
+    _every_operation(
+        upload_schema,
+        checks=ALL_CHECKS,
+        modes=(GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
+        prepare=with_a_real_video,
+    )
 
 
 # -- stateful --------------------------------------------------------------------------------

@@ -117,3 +117,33 @@ async def test_an_unread_body_waits_in_the_socket() -> None:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+
+async def test_an_early_answer_to_a_closing_client_arrives_instead_of_a_reset() -> None:
+    # A client that asked for `Connection: close` is refused (503 busy, 408, 429) while most of
+    # its body is still unsent: it must read that answer, not a TCP reset (closing a socket with
+    # unread bytes in it resets the connection, and the answer is lost with it).
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"retry-after", b"5"), (b"content-length", b"4")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"busy"})
+
+    async with bounded_server(app) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        size = 32 * 1024 * 1024
+        head = f"POST / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+        writer.write(head.encode())
+        chunk = b"x" * (256 * 1024)
+        try:
+            for _ in range(size // len(chunk)):  # a client sending its whole body, as JMeter does
+                writer.write(chunk)
+                await asyncio.wait_for(writer.drain(), 20)
+        except ConnectionError:
+            pass  # the server stopped reading; what matters is what can be read
+        try:
+            answer = await asyncio.wait_for(reader.read(), 20)
+        finally:
+            writer.transport.abort()
+        assert answer.startswith(b"HTTP/1.1 503") and answer.endswith(b"busy")

@@ -63,3 +63,78 @@ def test_full_profile_never_sleeps() -> None:
     chunks = list(paced([b"a" * 10, b"b" * (3 << 20)], Profile("full"), clock.sleep, clock))
     assert b"".join(chunks) == b"a" * 10 + b"b" * (3 << 20)
     assert clock.sleeps == []
+
+
+class FlakyStorage:
+    """A local HTTP server standing in for S3's part PUTs: answers each PUT by the next item of
+    `script` ("500", "reset": close the socket unanswered, "200"), after reading the body."""
+
+    def __init__(self, script: list[str]) -> None:
+        import socket
+        import threading
+
+        self.script = list(script)
+        self.bodies: list[int] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/part?n=1"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import socket
+
+        while self.script:
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.settimeout(10)
+                stream = conn.makefile("rb")
+                while self.script:
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        line = stream.readline()
+                        if not line:
+                            break
+                        head += line
+                    if not head:
+                        break
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    self.bodies.append(len(stream.read(length)))
+                    answer = self.script.pop(0)
+                    if answer == "reset":
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                        stream.close()  # the last reference: the socket closes now, with a RST
+                        break
+                    status = {"200": "200 OK", "500": "500 Internal Server Error"}[answer]
+                    conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n".encode())
+
+
+def test_a_part_put_is_retried_on_a_5xx_and_a_reset_as_sdks_do() -> None:
+    from loadtest import wire
+
+    storage = FlakyStorage(["500", "reset", "200"])
+    pauses: list[float] = []
+    client = wire.Client(timeout=10)
+    try:
+        response = wire.put_retried(
+            client, storage.url, lambda: iter([memoryview(b"x" * 1000)]), 1000, pauses.append
+        )
+    finally:
+        client.close()
+    assert response.status == 200
+    assert storage.bodies == [1000, 1000, 1000]  # the whole part, each time
+    assert pauses == [0.5, 1.0]
+
+
+def test_a_part_put_that_keeps_failing_is_reported() -> None:
+    from loadtest import wire
+
+    storage = FlakyStorage(["500", "500"])
+    client = wire.Client(timeout=10)
+    try:
+        response = wire.put_retried(
+            client, storage.url, lambda: iter([memoryview(b"x" * 10)]), 10, lambda _: None,
+            attempts=2,
+        )  # fmt: skip
+    finally:
+        client.close()
+    assert response.status == 500

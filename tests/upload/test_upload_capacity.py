@@ -1,5 +1,6 @@
-"""Streamed uploads under slow, stalled and greedy clients: parts spill to disk when memory is
-taken, quiet uploads are aborted, and what cannot be held is refused at once, never queued."""
+"""Streamed and tus uploads under slow, stalled and greedy clients: parts spill to disk when
+memory is taken, quiet uploads are aborted, a new upload that finds no room waits its turn
+(unread) and is refused only past the admission wait; tus requests obey the same limits."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from asgi_scope import upload_scope
+from polling import eventually
 from prometheus_client.parser import text_string_to_metric_families
 
 from risingstars.upload import capacity
@@ -278,11 +280,34 @@ async def test_a_users_uploads_past_the_cap_are_429(service, clips, s3, tools, t
         await nothing_left(svc, s3, tools)
 
 
-async def test_with_memory_and_disk_full_a_new_upload_is_503_at_once(
+async def test_with_memory_and_disk_full_a_new_upload_waits_unread_then_goes_ahead(
     service, clips, s3, tools, tmp_path
 ) -> None:
     data = clips["big"].read_bytes()
     async with service(**ONE_PART_OF_EACH, upload_spill_dir=str(tmp_path)) as svc:
+        waited_before = await metric(svc, "upload_admission_wait_seconds_sum")
+        async with memory_and_disk_taken(svc, data):
+            waiter = Client(svc, data)
+            task = waiter.start()
+            await eventually(
+                lambda: metric(svc, "upload_admission_waiting"), ANSWER_TIMEOUT, "the wait"
+            )
+            assert waiter.sent == 0 and not task.done()  # not a byte read while it waits
+        # The holders left: the waiter got their room.
+        assert await asyncio.wait_for(task, ANSWER_TIMEOUT) == 201, waiter.answer
+        assert waiter.sent == len(waiter.body)
+        assert await metric(svc, "upload_admission_waiting") == 0
+        assert await metric(svc, "upload_admission_wait_seconds_sum") > waited_before
+        await nothing_left(svc, s3, tools)
+
+
+async def test_a_new_upload_is_503_only_past_the_admission_wait(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    data = clips["big"].read_bytes()
+    settings = {**ONE_PART_OF_EACH, "upload_admission_wait_seconds": 0.5}
+    async with service(**settings, upload_spill_dir=str(tmp_path)) as svc:
+        refused_before = await metric(svc, "upload_admissions_refused_total")
         async with memory_and_disk_taken(svc, data):
             refused = Client(svc, data)
             assert await asyncio.wait_for(refused.run(), ANSWER_TIMEOUT) == 503
@@ -293,10 +318,33 @@ async def test_with_memory_and_disk_full_a_new_upload_is_503_at_once(
                 "unos segundos.",
                 "code": "busy",
             }
+            assert await metric(svc, "upload_admissions_refused_total") == refused_before + 1
 
         # Room again: the next one is taken.
         response = await asyncio.wait_for(svc.upload(clips["big"]), ANSWER_TIMEOUT)
         assert response.status_code == 201, response.text
+        await nothing_left(svc, s3, tools)
+
+
+async def test_a_stalled_client_admitted_from_the_queue_does_not_keep_the_room(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    data = clips["big"].read_bytes()
+    settings = {**ONE_PART_OF_EACH, "upload_idle_seconds": 0.5}
+    async with service(**settings, upload_spill_dir=str(tmp_path)) as svc:
+        store = svc.runtime.buffers
+        async with memory_and_disk_taken(svc, data):
+            # First in the queue: a client that never sends a byte; behind it, a normal one.
+            stalled = Client(svc, data, pause_at=0, then="disconnect")
+            stalled_task = stalled.start()
+            await eventually(lambda: store.admitting == 1, ANSWER_TIMEOUT, "the stalled one")
+            normal = Client(svc, data)
+            normal_task = normal.start()
+            await eventually(lambda: store.admitting == 2, ANSWER_TIMEOUT, "the normal one")
+        # The stalled one goes first, is cut off by the idle timeout, and its room goes on.
+        assert await asyncio.wait_for(stalled_task, ANSWER_TIMEOUT) == 408
+        assert await asyncio.wait_for(normal_task, ANSWER_TIMEOUT) == 201, normal.answer
+        stalled.resume.set()
         await nothing_left(svc, s3, tools)
 
 
@@ -335,7 +383,6 @@ async def test_tus_parts_spill_when_memory_is_taken_and_are_removed(
         spilled_before = await metric(svc, "upload_spilled_bytes_total")
 
         upload_id = await tus_create(svc, len(data))
-        upload = await svc.runtime.tus.get(upload_id, svc.user)
         files_mid_request = []
 
         async def across_a_part_boundary():
@@ -343,7 +390,8 @@ async def test_tus_parts_spill_when_memory_is_taken_and_are_removed(
             files_mid_request.append(part_files(svc))
             yield data[MiB : 6 * MiB]
 
-        upload = await svc.runtime.tus.append(upload, 0, across_a_part_boundary())
+        async with svc.runtime.tus.leased(upload_id, svc.user) as upload:
+            upload = await svc.runtime.tus.append(upload, 0, across_a_part_boundary())
         assert upload.offset == 6 * MiB and upload.tail_bytes == MiB
         assert files_mid_request[0], "the part being filled is a spill file"
         assert part_files(svc) == [] and store.parts == 1  # the tail waits in S3, not here
@@ -361,11 +409,12 @@ async def test_tus_parts_spill_when_memory_is_taken_and_are_removed(
         await nothing_left(svc, s3, tools)
 
 
-async def test_tus_with_memory_and_disk_full_is_503_and_keeps_its_offset(
+async def test_tus_with_memory_and_disk_full_past_the_wait_is_503_and_keeps_its_offset(
     service, clips, s3, tools, tmp_path
 ) -> None:
     data = clips["big"].read_bytes()
-    async with service(**ONE_PART_OF_EACH, upload_spill_dir=str(tmp_path)) as svc:
+    settings = {**ONE_PART_OF_EACH, "upload_admission_wait_seconds": 0.5}
+    async with service(**settings, upload_spill_dir=str(tmp_path)) as svc:
         upload_id = await tus_create(svc, len(data))
         assert (await tus_patch(svc, upload_id, 0, data[:MiB])).status_code == 204
         async with memory_and_disk_taken(svc, data):
@@ -386,7 +435,6 @@ async def test_a_quiet_tus_request_ends_and_keeps_what_arrived(
     data = clips["big"].read_bytes()
     async with service(upload_idle_seconds=0.5, upload_spill_dir=str(tmp_path)) as svc:
         upload_id = await tus_create(svc, len(data))
-        upload = await svc.runtime.tus.get(upload_id, svc.user)
         never = asyncio.Event()
 
         async def then_silence():
@@ -394,12 +442,98 @@ async def test_a_quiet_tus_request_ends_and_keeps_what_arrived(
             await never.wait()
 
         with pytest.raises(capacity.TimedOut):
-            await asyncio.wait_for(
-                svc.runtime.tus.append(upload, 0, then_silence()), ANSWER_TIMEOUT
-            )
+            async with svc.runtime.tus.leased(upload_id, svc.user) as upload:
+                await asyncio.wait_for(
+                    svc.runtime.tus.append(upload, 0, then_silence()), ANSWER_TIMEOUT
+                )
         assert (await svc.runtime.tus.get(upload_id, svc.user)).offset == MiB
         store = svc.runtime.buffers
         assert (store.parts, store.in_use, part_files(svc)) == (0, 0, [])
         done = await tus_patch(svc, upload_id, MiB, data[MiB:])
         assert done.status_code == 204, done.text
         await nothing_left(svc, s3, tools)
+
+
+class TusTrickle:
+    """A tus PATCH driven by hand: a valid first chunk, then a byte at a time, each just
+    inside the idle timeout, until `stop` is set (then it disconnects)."""
+
+    def __init__(self, svc, upload_id: uuid.UUID, user: str, data: bytes) -> None:
+        self.svc = svc
+        self.scope = {
+            **upload_scope([
+                (b"host", b"upload.test"),
+                (b"authorization", svc.headers(user)["Authorization"].encode()),
+                (b"tus-resumable", b"1.0.0"),
+                (b"upload-offset", b"0"),
+                (b"content-type", b"application/offset+octet-stream"),
+            ]),
+            "method": "PATCH",
+            "path": f"/api/videos/tus/{upload_id}",
+            "raw_path": f"/api/videos/tus/{upload_id}".encode(),
+        }  # fmt: skip
+        self.data = data
+        self.sent = 0
+        self.stop = asyncio.Event()
+        self.status: int | None = None
+
+    async def _receive(self) -> dict:
+        if self.stop.is_set():
+            return {"type": "http.disconnect"}
+        if self.sent:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.1)  # a byte every 0.1 s
+            if self.stop.is_set():
+                return {"type": "http.disconnect"}
+        size = CHUNK if not self.sent else 1
+        chunk = self.data[self.sent : self.sent + size]
+        self.sent += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def _send(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+
+    async def run(self) -> int:
+        await self.svc.app(self.scope, self._receive, self._send)
+        assert self.status is not None
+        return self.status
+
+
+async def test_trickling_tus_requests_of_one_account_do_not_stop_another_users_upload(
+    service, clips, s3, tools, tmp_path
+) -> None:
+    """One account opens its 5 uploads and sends 4 concurrent PATCHes to each, every one
+    trickling a byte at a time: one PATCH per upload goes ahead (the rest 423 at once), three
+    per account (the rest 429), and another user's upload finds room and is stored."""
+    data = clips["big"].read_bytes()
+    # Room for four parts: what three trickling requests hold leaves one for someone else.
+    settings = {"upload_buffer_bytes": 10 * MiB, "upload_spill_bytes": 10 * MiB,
+                "upload_admission_wait_seconds": 5, "upload_spill_dir": str(tmp_path)}  # fmt: skip
+    async with service(**settings) as svc:
+        attacker = svc.user
+        uploads = [await tus_create(svc, len(data)) for _ in range(5)]
+        tricklers = [TusTrickle(svc, u, attacker, data) for u in uploads for _ in range(4)]
+        tasks = [asyncio.create_task(t.run()) for t in tricklers]
+        store = svc.runtime.buffers
+
+        def settled() -> bool:
+            return sum(t.done() for t in tasks) == 17 and store.parts == 3
+
+        await eventually(settled, ANSWER_TIMEOUT, "17 refusals and 3 trickling requests")
+        refused = sorted(t.result() for t in tasks if t.done())
+        assert refused == [423] * 15 + [429] * 2
+
+        victim = await asyncio.wait_for(
+            svc.upload(clips["big"], headers=svc.headers(str(uuid.uuid4()))), ANSWER_TIMEOUT
+        )
+        assert victim.status_code == 201, victim.text
+        assert stored(s3, svc, victim) == data
+
+        for trickler in tricklers:
+            trickler.stop.set()
+        statuses = await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
+        assert all(400 <= s < 500 for s in statuses), statuses
+        # What the trickling requests sent was kept, as for any dropped request.
+        offsets = [(await svc.runtime.tus.get(u, attacker)).offset for u in uploads]
+        assert sorted(o > 0 for o in offsets) == [False, False, True, True, True]

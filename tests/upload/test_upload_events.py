@@ -41,7 +41,7 @@ async def test_processed_is_applied_once_and_repeats_change_nothing(svc, clips, 
     assert (await _state(svc, video_id))[:2] == ("processed", None)
 
 
-async def test_finding_10_14_owners_read_a_spanish_reason_never_the_processors_text(
+async def test_owners_read_a_spanish_reason_never_the_processors_text(
     svc, clips, sqs, tools
 ) -> None:
     failed_id = (await svc.upload(clips["ok"])).json()["video_id"]
@@ -106,9 +106,7 @@ async def test_events_for_unknown_videos_and_malformed_events_are_dropped(svc, s
 COUNTED = [("processed", "dropped"), ("failed", "dropped"), ("unknown", "invalid")]
 
 
-async def test_finding_10_17_source_missing_for_a_deleted_video_is_dropped(
-    svc, clips, sqs, tools
-) -> None:
+async def test_source_missing_for_a_deleted_video_is_dropped(svc, clips, sqs, tools) -> None:
     video_id = (await svc.upload(clips["ok"])).json()["video_id"]
     deleted = await svc.client.delete(f"/api/videos/{video_id}", headers=svc.headers())
     assert deleted.status_code == 200

@@ -1,5 +1,6 @@
 """Findings of the security and reliability review (issue 10) in the upload service, one test
-each, named after the finding (docs/security.md lists them with their fixes)."""
+each, named after the behaviour it guards (docs/security.md lists them by finding, with their
+fixes)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ async def _put_all(svc, created: dict, data: bytes) -> None:
             assert (await client.put(part["url"], content=chunk)).status_code == 200
 
 
-async def test_finding_10_1_a_busy_pool_answers_503_with_retry_after(service) -> None:
+async def test_a_busy_pool_answers_503_with_retry_after(service) -> None:
     async with service(worker=False, db_pool_size=1, db_acquire_timeout_seconds=0.2) as svc:
         async with svc.runtime.pool.acquire():  # every connection taken by something slow
             response = await svc.client.get("/api/videos", headers=svc.headers())
@@ -72,7 +73,7 @@ async def test_a_stored_upload_waits_out_a_busy_pool_rather_than_lose_its_bytes(
         assert await svc.sql("SELECT count(*) FROM videos") == 1
 
 
-async def test_finding_10_1_completion_holds_no_connection_during_storage_work(svc, clips) -> None:
+async def test_completion_holds_no_connection_during_storage_work(svc, clips) -> None:
     data = clips["ok"].read_bytes()
     created = (await _create(svc, len(data))).json()
     await _put_all(svc, created, data)
@@ -96,7 +97,7 @@ async def test_finding_10_1_completion_holds_no_connection_during_storage_work(s
     assert in_use and set(in_use) == {0}
 
 
-async def test_finding_10_1_completion_has_an_overall_deadline(service, clips) -> None:
+async def test_completion_has_an_overall_deadline(service, clips) -> None:
     async with service(worker=False, direct_complete_seconds=0.001) as svc:
         data = clips["ok"].read_bytes()
         created = (await _create(svc, len(data))).json()
@@ -113,7 +114,7 @@ async def test_finding_10_1_completion_has_an_overall_deadline(service, clips) -
         assert again.status_code == 201, again.text
 
 
-async def test_finding_10_5_no_vote_for_ones_own_video(svc, clips) -> None:
+async def test_no_vote_for_ones_own_video(svc, clips) -> None:
     video_id = uuid.uuid4()
     await svc.runtime.pool.execute(
         """INSERT INTO videos (id, user_id, username, city, city_key, title, status,
@@ -129,7 +130,7 @@ async def test_finding_10_5_no_vote_for_ones_own_video(svc, clips) -> None:
     assert await svc.sql("SELECT count(*) FROM votes") == 0
 
 
-async def test_finding_10_6_uploads_per_user_per_day_are_capped(service, clips) -> None:
+async def test_uploads_per_user_per_day_are_capped(service, clips) -> None:
     async with service(worker=False, upload_daily_quota=2) as svc:
         assert (await svc.upload(clips["ok"])).status_code == 201
         assert (await _create(svc, 1000)).status_code == 201  # an open direct upload counts
@@ -150,7 +151,7 @@ async def test_finding_10_6_uploads_per_user_per_day_are_capped(service, clips) 
         assert await svc.sql("SELECT count(*) FROM videos") == 2
 
 
-async def test_finding_10_7_part_urls_sign_their_size_and_open_uploads_are_capped(
+async def test_part_urls_sign_their_size_and_open_uploads_are_capped(
     service,
 ) -> None:
     async with service(worker=False, max_open_uploads_per_user=2) as svc:
@@ -172,9 +173,7 @@ async def test_finding_10_7_part_urls_sign_their_size_and_open_uploads_are_cappe
 @pytest.mark.parametrize(
     "title", ["a\x00b", "bell\x07", "gpj.\u202eexe", "x\u2066y", "esc\x1b[31m"]
 )
-async def test_finding_10_10_titles_with_control_or_bidi_characters_are_400(
-    svc, clips, title
-) -> None:
+async def test_titles_with_control_or_bidi_characters_are_400(svc, clips, title) -> None:
     streamed = await svc.upload(clips["ok"], title=title)
     direct = await _create(svc, 1000, title=title)
     for response in (streamed, direct):
@@ -184,7 +183,7 @@ async def test_finding_10_10_titles_with_control_or_bidi_characters_are_400(
     assert await svc.sql("SELECT count(*) FROM direct_uploads") == 0
 
 
-async def test_finding_10_10_ordinary_titles_still_pass(svc, clips) -> None:
+async def test_ordinary_titles_still_pass(svc, clips) -> None:
     response = await svc.upload(clips["ok"], title="Mate  de\tcampeón 🏀👨‍👩‍👧 جميل")
     assert response.status_code == 201
     assert await svc.sql("SELECT title FROM videos") == "Mate de campeón 🏀👨‍👩‍👧 جميل"
@@ -204,7 +203,7 @@ class _LostConnection:
         return getattr(self.pool, name)
 
 
-async def test_finding_10_11_a_committed_upload_answers_201_and_keeps_its_file(
+async def test_a_committed_upload_answers_201_and_keeps_its_file(
     svc, clips, s3, sqs, tools
 ) -> None:
     box = svc.runtime.outbox
@@ -229,7 +228,7 @@ async def test_finding_10_11_a_committed_upload_answers_201_and_keeps_its_file(
     assert {job["video_id"] for job in received} == {video_id}
 
 
-async def test_finding_10_13_rankings_serve_the_last_snapshot_while_the_database_is_down(
+async def test_rankings_serve_the_last_snapshot_while_the_database_is_down(
     service,
 ) -> None:
     async with service(worker=False, rankings_cache_seconds=0) as svc:
@@ -247,7 +246,7 @@ async def test_finding_10_13_rankings_serve_the_last_snapshot_while_the_database
         assert during.json() == before.json()
 
 
-async def test_finding_10_13_rankings_without_any_snapshot_are_503(service) -> None:
+async def test_rankings_without_any_snapshot_are_503(service) -> None:
     async with service(worker=False) as svc:
         await svc.runtime.pool.close()
         response = await svc.client.get("/api/public/rankings")
@@ -264,7 +263,7 @@ async def test_finding_10_13_rankings_without_any_snapshot_are_503(service) -> N
         ("PATCH", "/api/videos/upload", 405, "Método no permitido para este recurso"),
     ],
 )
-async def test_finding_10_18_unknown_routes_and_wrong_methods_answer_in_spanish(
+async def test_unknown_routes_and_wrong_methods_answer_in_spanish(
     svc, method, path, status, detail
 ) -> None:
     response = await svc.client.request(method, path, headers=svc.headers())
@@ -275,7 +274,7 @@ async def test_finding_10_18_unknown_routes_and_wrong_methods_answer_in_spanish(
         assert response.headers["Allow"]
 
 
-async def test_finding_10_20_public_videos_refuse_deep_offsets(svc) -> None:
+async def test_public_videos_refuse_deep_offsets(svc) -> None:
     ok = await svc.client.get("/api/public/videos", params={"offset": 1000})
     assert ok.status_code == 200
     for offset in (1001, 1_000_000):

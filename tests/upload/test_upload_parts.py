@@ -11,7 +11,7 @@ import zlib
 import pytest
 from prometheus_client import REGISTRY
 
-from risingstars.upload.s3upload import PartBody
+from risingstars.upload.partbody import PartBody
 from risingstars.upload.settings import MiB
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 
 import pytest
@@ -94,7 +95,22 @@ async def test_public_videos_follow_the_next_link_to_any_depth(svc) -> None:
         assert pages == -(-len(expected) // query["limit"]) + (len(expected) % query["limit"] == 0)
 
 
-@pytest.mark.parametrize("after", ["x", "bm90IGEgY3Vyc29y", "MjAyNi0xMS0zMHxub3QtYS11dWlk"])
+def _crafted(moment: str) -> str:
+    raw = f"{moment}|00000000-0000-4000-8000-000000000000".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "x",
+        "bm90IGEgY3Vyc29y",
+        "MjAyNi0xMS0zMHxub3QtYS11dWlk",
+        # Well-formed, but a moment outside what PostgreSQL (or Python, in UTC) can hold.
+        _crafted("0001-01-01T00:00:00+14:00"),
+        _crafted("9999-12-31T23:59:59-14:00"),
+    ],
+)
 async def test_public_videos_refuse_a_bad_cursor(svc, after: str) -> None:
     response = await svc.client.get("/api/public/videos", params={"after": after})
     assert response.status_code == 400

@@ -9,7 +9,10 @@ import itertools
 
 import pytest
 
+from risingstars.kit import errors
 from risingstars.upload import tus
+
+MiB = 1024 * 1024
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -161,7 +164,6 @@ async def test_bytes_of_a_dropped_request_are_kept(svc, clips, tools, s3) -> Non
 
     data = clips["big"].read_bytes()
     location = await create(svc, len(data))
-    upload = await svc.runtime.tus.get(_id(location), svc.user)
     sent = 6 * 1024 * 1024
 
     async def drops_after_six_mib():
@@ -170,10 +172,11 @@ async def test_bytes_of_a_dropped_request_are_kept(svc, clips, tools, s3) -> Non
         raise ClientDisconnect
 
     with pytest.raises(ClientDisconnect):
-        await svc.runtime.tus.append(upload, 0, drops_after_six_mib())
+        async with svc.runtime.tus.leased(_id(location), svc.user) as upload:
+            await svc.runtime.tus.append(upload, 0, drops_after_six_mib())
     # One whole part went to S3, the rest of what arrived waits in the tail object.
     assert await head_offset(svc, location) == sent
-    assert f"tus/{_id(location)}.tail" in tools.keys(s3, svc.settings.s3_bucket)
+    assert len(tails(tools, s3, svc, location)) == 1
     done = await patch(svc, location, sent, data[sent:])
     assert done.status_code == 204, done.text
     row = await svc.runtime.pool.fetchrow(
@@ -209,7 +212,7 @@ async def test_termination_removes_the_bytes(svc, clips, tools, s3) -> None:
     response = await svc.client.delete(location, headers={**svc.headers(), **TUS})
     assert response.status_code == 204
     assert len(tools.open_uploads(s3, bucket)) == before
-    assert f"tus/{_id(location)}.tail" not in tools.keys(s3, bucket)
+    assert tails(tools, s3, svc, location) == []
     assert (await svc.client.head(location, headers={**svc.headers(), **TUS})).status_code == 404
 
 
@@ -226,7 +229,7 @@ async def test_expired_uploads_are_removed(svc, clips, tools, s3) -> None:
     assert (await svc.client.head(location, headers={**svc.headers(), **TUS})).status_code == 410
     assert await svc.runtime.tus.expire() >= 1
     assert len(tools.open_uploads(s3, bucket)) == before
-    assert f"tus/{_id(location)}.tail" not in tools.keys(s3, bucket)
+    assert tails(tools, s3, svc, location) == []
     assert (await svc.client.head(location, headers={**svc.headers(), **TUS})).status_code == 404
 
 
@@ -247,7 +250,7 @@ def test_metadata_is_parsed_as_the_protocol_defines() -> None:
         "title": "Año", "filename": "a.mp4", "flag": ""
     }  # fmt: skip
     for bad in ["title", "title a,title b", "title ***", " ,"]:
-        with pytest.raises(tus.TusError):
+        with pytest.raises(errors.Invalid):
             tus.parse_metadata(bad if bad != "title" else "title a b")
 
 
@@ -257,35 +260,115 @@ def _id(location: str):
     return uuid.UUID(location.rsplit("/", 1)[1])
 
 
-async def test_a_stale_request_cannot_complete_over_a_newer_offset(svc, clips, tools, s3) -> None:
-    """A client resumes from an offset the server has since moved past (a dropped request's
-    bytes were still being stored): its request is refused and changes nothing."""
-    from starlette.requests import ClientDisconnect
+def tails(tools, s3, svc, location: str) -> list[str]:
+    prefix = f"tus/{_id(location)}/"
+    return [k for k in tools.keys(s3, svc.settings.s3_bucket) if k.startswith(prefix)]
 
+
+async def pieces(*chunks: bytes):
+    for chunk in chunks:
+        yield chunk
+
+
+async def test_one_request_at_a_time_per_upload_others_are_423_at_once(svc, clips) -> None:
     data = clips["big"].read_bytes()
-    # Up to the last part boundary: what follows is the last part, which completes the upload.
-    part = len(data) // (5 * 1024 * 1024) * 5 * 1024 * 1024
-    assert len(data) - part > 262_144
     location = await create(svc, len(data))
-    assert (await patch(svc, location, 0, data[:part])).status_code == 204
-    stale = await svc.runtime.tus.get(_id(location), svc.user)
+    async with svc.runtime.tus.leased(_id(location), svc.user):
+        # A PATCH is running: another PATCH, or a DELETE racing it, is refused at once.
+        busy = await patch(svc, location, 0, data[:MiB])
+        assert busy.status_code == 423, busy.text
+        assert busy.json()["code"] == "locked" and busy.headers["Tus-Resumable"] == "1.0.0"
+        assert (
+            await svc.client.delete(location, headers={**svc.headers(), **TUS})
+        ).status_code == 423
+        assert await head_offset(svc, location) == 0  # HEAD is never locked out
+    done = await patch(svc, location, 0, data)
+    assert done.status_code == 204, done.text
 
-    async def quarter_mib_then_drop():
-        yield data[part : part + 262_144]
-        raise ClientDisconnect
 
-    with pytest.raises(ClientDisconnect):
-        await svc.runtime.tus.append(stale, part, quarter_mib_then_drop())
-
-    async def the_rest():
-        yield data[part:]
-
-    with pytest.raises(tus.TusError) as caught:
-        await svc.runtime.tus.append(stale, part, the_rest())
-    assert caught.value.status == 409
-    # Nothing was completed in S3 on the stale request's word.
-    assert stale.key not in tools.keys(s3, svc.settings.s3_bucket)
-    done = await patch(svc, location, part + 262_144, data[part + 262_144 :])
+async def test_a_request_that_lost_its_lease_cannot_overwrite_the_winners_tail(
+    svc, clips, tools, s3
+) -> None:
+    data = clips["big"].read_bytes()
+    location = await create(svc, len(data))
+    tus_uploads, upload_id = svc.runtime.tus, _id(location)
+    async with tus_uploads.leased(upload_id, svc.user) as loser:
+        # Its process stalls past the lease; another request takes the upload and appends.
+        await svc.runtime.pool.execute(
+            "UPDATE tus_uploads SET patch_until = now() - interval '1 second' WHERE id = $1",
+            upload_id,
+        )
+        async with tus_uploads.leased(upload_id, svc.user) as winner:
+            await tus_uploads.append(winner, 0, pieces(data[:MiB]))
+        # The loser wakes up with as many bytes, but different ones.
+        with pytest.raises(errors.Conflict):
+            await tus_uploads.append(loser, 0, pieces(data[:8] + bytes(MiB - 8)))
+    assert len(tails(tools, s3, svc, location)) == 1  # the winner's, untouched
+    done = await patch(svc, location, MiB, data[MiB:])
     assert done.status_code == 204, done.text
     key = f"originals/{done.headers['Video-Id']}.mp4"
     assert s3.get_object(Bucket=svc.settings.s3_bucket, Key=key)["Body"].read() == data
+    assert tails(tools, s3, svc, location) == []
+
+
+FAIL_VIDEO_INSERT = """
+CREATE FUNCTION pg_temp_fail() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'database overloaded' USING ERRCODE = '53000'; END $$;
+CREATE TRIGGER fail_video_insert BEFORE INSERT ON videos
+    FOR EACH ROW EXECUTE FUNCTION pg_temp_fail();
+"""
+HEAL_VIDEO_INSERT = "DROP TRIGGER fail_video_insert ON videos; DROP FUNCTION pg_temp_fail();"
+
+
+async def test_a_last_request_that_fails_late_is_not_complete_and_is_sent_again(
+    svc, clips, tools, s3
+) -> None:
+    """The last request assembles the file in S3, then the database refuses the video: the
+    upload must not look complete (no Video-Id to give), and the same request again finishes."""
+    data = clips["big"].read_bytes()
+    bucket = svc.settings.s3_bucket
+    location = await create(svc, len(data))
+    half = len(data) // 2
+    assert (await patch(svc, location, 0, data[:half])).status_code == 204
+    await svc.runtime.pool.execute(FAIL_VIDEO_INSERT)
+    try:
+        failed = await patch(svc, location, half, data[half:])
+        assert failed.status_code == 503, failed.text
+        assert failed.headers["Retry-After"]
+        after = await svc.client.head(location, headers={**svc.headers(), **TUS})
+        assert int(after.headers["Upload-Offset"]) == half and "Video-Id" not in after.headers
+    finally:
+        await svc.runtime.pool.execute(HEAL_VIDEO_INSERT)
+    again = await patch(svc, location, half, data[half:])
+    assert again.status_code == 204, again.text
+    key = f"originals/{again.headers['Video-Id']}.mp4"
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    assert tails(tools, s3, svc, location) == []
+    assert (
+        await svc.sql("SELECT count(*) FROM videos WHERE id = $1::uuid", again.headers["Video-Id"])
+        == 1
+    )
+
+
+async def test_expiry_removes_every_object_an_upload_made(svc, clips, tools, s3) -> None:
+    """An unfinished upload's original assembled by a failed completion, and a tail a stale
+    request left after completion, both go when the upload expires."""
+    data = clips["big"].read_bytes()
+    bucket = svc.settings.s3_bucket
+    finished = await create(svc, len(data))
+    done = await patch(svc, finished, 0, data)
+    assert done.status_code == 204, done.text
+    stray = f"tus/{_id(finished)}/stale.tail"
+    s3.put_object(Bucket=bucket, Key=stray, Body=b"late bytes")
+    unfinished = await create(svc, len(data))
+    assert (await patch(svc, unfinished, 0, data[:MiB])).status_code == 204
+    assembled = f"originals/{(await svc.runtime.tus.get(_id(unfinished), svc.user)).video_id}.mp4"
+    s3.put_object(Bucket=bucket, Key=assembled, Body=data)
+    await svc.runtime.pool.execute(
+        "UPDATE tus_uploads SET expires_at = now() - interval '1 second' WHERE id = ANY($1)",
+        [_id(finished), _id(unfinished)],
+    )
+    assert await svc.runtime.tus.expire() >= 2
+    keys = tools.keys(s3, bucket)
+    assert stray not in keys and assembled not in keys and not tails(tools, s3, svc, unfinished)
+    assert f"originals/{done.headers['Video-Id']}.mp4" in keys  # the video's own file stays

@@ -113,9 +113,7 @@ async def test_detail_is_403_for_someone_elses_video_and_404_for_unknown_ids(
     assert (await svc.client.get(f"/api/videos/{video_id}")).status_code == 401
 
 
-async def test_finding_10_2_media_base_url_serves_processed_outputs_only(
-    service, clips, s3, sqs, tools
-):
+async def test_media_base_url_serves_processed_outputs_only(service, clips, s3, sqs, tools):
     async with service(media_base_url="https://cdn.example.com/") as svc:
         pending = (await svc.upload(clips["ok"])).json()["video_id"]
         video_id = (await svc.upload(clips["ok"])).json()["video_id"]

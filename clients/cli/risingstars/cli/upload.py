@@ -26,6 +26,10 @@ CHUNK_BYTES = 5 * 1024 * 1024
 READ_BYTES = 256 * 1024
 PATCH_RETRIES = 5
 UPLOADED = "Video subido correctamente. Procesamiento en curso."
+NOT_RECORDED = (
+    "El archivo llegó completo pero el video aún no quedó registrado: ejecute el mismo comando "
+    "de nuevo para terminar la carga."
+)
 
 Progress = Callable[[int], None]
 
@@ -121,7 +125,15 @@ class Uploader:
                 offset = int(response.headers["Upload-Offset"])
                 failures = 0
             except (httpx.TransportError, ApiError) as exc:
-                retryable = not isinstance(exc, ApiError) or exc.status >= 500 or exc.status == 409
+                retryable = (
+                    not isinstance(exc, ApiError)
+                    or exc.status >= 500
+                    or exc.status
+                    in (
+                        409,
+                        423,  # another request of ours still holds the upload
+                    )
+                )
                 failures += 1
                 if not retryable or failures > PATCH_RETRIES:
                     raise
@@ -132,6 +144,11 @@ class Uploader:
                 advance(offset - shown)
         if response is None or "Video-Id" not in response.headers:
             response = self._request("HEAD", url)
+        video_id = response.headers.get("Video-Id")
+        if video_id is None:
+            # Every byte arrived but the server has not recorded the video (its last request
+            # failed late): the upload stays known here, and running the command again resends
+            # the last request.
+            raise ApiError(503, NOT_RECORDED)
         self.state.put(key, None)
-        video_id = response.headers["Video-Id"]
         return {"message": UPLOADED, "task_id": video_id, "video_id": video_id}

@@ -77,15 +77,40 @@ async def client(
         yield c
 
 
+# -- what AWS answered ------------------------------------------------------------------------
+
+# Every way S3 says "no such object or multipart upload": HEAD answers a bare "404" (it has no
+# body to name the error), GET "NoSuchKey", ListParts/Complete/Abort "NoSuchUpload", and some
+# emulators "NotFound".
+NOT_FOUND = frozenset({"404", "NoSuchKey", "NoSuchUpload", "NotFound"})
+
+
+def error_code(exc: BaseException) -> str:
+    """The service's error code of a botocore ClientError ("" for any other exception)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return error_code(exc) in NOT_FOUND
+
+
 async def redrive_policy(sqs: Any, queue_url: str) -> dict[str, Any] | None:
-    """An SQS queue's redrive policy (`deadLetterTargetArn`, `maxReceiveCount`), None if none."""
+    """The queue's parsed RedrivePolicy (`deadLetterTargetArn`, `maxReceiveCount` as an int),
+    or None when it has no dead-letter queue."""
     response = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
-    policy = response.get("Attributes", {}).get("RedrivePolicy")
-    return json.loads(policy) if policy else None
+    raw = response.get("Attributes", {}).get("RedrivePolicy")
+    if not raw:
+        return None
+    policy = json.loads(raw)
+    policy["maxReceiveCount"] = int(policy["maxReceiveCount"])
+    return policy
 
 
 async def dead_letter_url(sqs: Any, queue_url: str | None) -> str:
-    """An SQS queue's dead-letter queue ("" when it has none)."""
+    """The URL of the queue's dead-letter queue, from its redrive policy ("" when it has none)."""
     policy = await redrive_policy(sqs, queue_url) if queue_url else None
     if policy is None:
         return ""

@@ -9,6 +9,12 @@ request body it read waits for the app: what a fast client sends beyond that one
 the kernel's socket buffer (flow control), not in the process. uvicorn alone reads up to
 256 KiB per receive and pauses past 64 KiB, so a connection could hold 320 KiB: 300 uploads
 arriving faster than the app consumes them held about 95 MB.
+
+An answer given before the body was read (503 busy, 408, 429) to a client that asked for
+`Connection: close` would end in a TCP reset: closing a socket with unread bytes in it resets
+the connection, and the client, still sending, loses the answer. Such a close is lingering
+instead (as nginx's): the answer is sent, the write side shut, and the rest of the body read
+and dropped until the client closes or LINGER_SECONDS pass.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from risingstars.kit.settings import HTTPSettings
 
 READ_BYTES = 32 * 1024
+# How long a connection closed while its request body still arrives keeps reading (and
+# dropping) that body after its answer, so the client reads the answer instead of a reset.
+LINGER_SECONDS = 30.0
 
 
 class BoundedReads(asyncio.BufferedProtocol):
@@ -37,6 +46,7 @@ class BoundedReads(asyncio.BufferedProtocol):
 
     def __init__(self, **kwargs: Any) -> None:
         self.http = HttpToolsProtocol(**kwargs)
+        self.lingering = False
 
     def get_buffer(self, sizehint: int) -> memoryview:
         buffer = getattr(self._local, "buffer", None)
@@ -45,6 +55,8 @@ class BoundedReads(asyncio.BufferedProtocol):
         return buffer
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self.lingering:
+            return  # the rest of a body already answered: dropped
         self.http.data_received(bytes(self._local.buffer[:nbytes]))
         cycle = self.http.cycle
         # Once the response is sent, the rest of an unread body is only parsed past (uvicorn
@@ -55,13 +67,49 @@ class BoundedReads(asyncio.BufferedProtocol):
             self.http.flow.pause_reading()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.http.connection_made(transport)  # type: ignore[arg-type]
+        self.http.connection_made(_LingeringClose(transport, self))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.http.connection_lost(exc)
 
     def eof_received(self) -> bool | None:
+        if self.lingering:
+            return False  # the client is done sending: the transport closes
         return self.http.eof_received()
+
+    def body_arriving(self) -> bool:
+        cycle = self.http.cycle
+        return cycle is not None and cycle.more_body
+
+
+class _LingeringClose:
+    """The transport as uvicorn sees it, but `close()` while the request body still arrives
+    lingers: write side shut once the answer is out, the rest read and dropped, then closed."""
+
+    def __init__(self, transport: Any, protocol: BoundedReads) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        transport = self._transport
+        if (
+            self._protocol.lingering
+            or transport.is_closing()
+            or not self._protocol.body_arriving()
+            or not transport.can_write_eof()
+        ):
+            transport.close()
+            return
+        self._protocol.lingering = True
+        transport.write_eof()  # after what is buffered: the answer
+        transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
 
     def pause_writing(self) -> None:
         self.http.pause_writing()

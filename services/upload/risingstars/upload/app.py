@@ -18,13 +18,15 @@ from risingstars.kit.tokens import TokenVerifier
 from risingstars.upload import apidocs, messages, metrics, resources, storage
 from risingstars.upload.capacity import UserSlots
 from risingstars.upload.direct import DirectUploads
+from risingstars.upload.intake import Intake, UploadPolicy
 from risingstars.upload.queue_positions import QueuePositions
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.routes import public, uploads, videos
 from risingstars.upload.routes import tus as tus_routes
-from risingstars.upload.runtime import Runtime, limits
+from risingstars.upload.runtime import Runtime
 from risingstars.upload.settings import Settings
 from risingstars.upload.spill import PartStore
+from risingstars.upload.streamed import StreamedUploads
 from risingstars.upload.tus import TusUploads
 
 log = logging.getLogger("risingstars.upload")
@@ -54,6 +56,8 @@ STORAGE_FAULTS = (BotoCoreError, ClientError)
 
 
 def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> FastAPI:
+    policy = UploadPolicy.from_settings(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         token_verifier = verifier or TokenVerifier(
@@ -71,9 +75,13 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                 settings.buffer_count,
                 settings.upload_spill_dir,
                 settings.upload_spill_bytes,
+                admission_wait=settings.upload_admission_wait_seconds,
             )
             stack.callback(buffers.close)
             box = resources.outbox(settings, clients)
+            intake = Intake(pool, s3, box, settings.s3_bucket, policy)
+            # Streamed and tus uploads count against the same per-user limit.
+            slots = UserSlots(settings.upload_max_per_user)
             runtime = Runtime(
                 settings=settings,
                 pool=pool,
@@ -87,32 +95,26 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                 ),
                 outbox=box,
                 rankings=Rankings(pool, settings.rankings_cache_seconds),
+                streamed=StreamedUploads(
+                    intake,
+                    buffers,
+                    slots,
+                    parts_in_flight=settings.upload_parts_in_flight,
+                ),
                 direct=DirectUploads(
-                    pool=pool,
-                    s3=s3,
-                    box=box,
-                    bucket=settings.s3_bucket,
-                    limits=limits(settings),
+                    intake,
                     part_bytes=settings.upload_part_bytes,
                     presign_ttl_seconds=settings.presign_ttl_seconds,
                     ttl_seconds=settings.direct_upload_ttl_seconds,
-                    max_open_per_user=settings.max_open_uploads_per_user,
-                    daily_quota=settings.upload_daily_quota,
                     complete_timeout_seconds=settings.direct_complete_seconds,
                 ),
                 tus=TusUploads(
-                    pool=pool,
-                    s3=s3,
-                    box=box,
-                    bucket=settings.s3_bucket,
-                    buffers=buffers,
-                    limits=limits(settings),
+                    intake,
+                    buffers,
+                    slots,
                     ttl_seconds=settings.direct_upload_ttl_seconds,
-                    max_open_per_user=settings.max_open_uploads_per_user,
-                    daily_quota=settings.upload_daily_quota,
-                    idle_seconds=settings.upload_idle_seconds,
+                    parts_in_flight=settings.upload_parts_in_flight,
                 ),
-                upload_slots=UserSlots(settings.upload_max_per_user),
                 queue=QueuePositions(
                     pool,
                     clients.sqs,
@@ -125,6 +127,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
             metrics.BUFFERS_IN_USE.set_function(lambda: buffers.in_use)
             metrics.SPILL_BYTES_IN_USE.set_function(lambda: buffers.spill_in_use)
             metrics.UPLOADS_WAITING.set_function(lambda: buffers.waiting)
+            metrics.ADMISSION_WAITING.set_function(lambda: buffers.admitting)
             lifecycle = app.state.lifecycle
             resources.add_checks(lifecycle, settings, clients)
             lifecycle.add_check("jwks", token_verifier.ensure_keys)

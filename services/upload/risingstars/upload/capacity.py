@@ -1,9 +1,10 @@
 """What one upload process takes at once, and how it says no.
 
-Streamed uploads are refused up front (before their body is read) when the caller already has
-`max_per_user` of them running (429) or when there is no room left to hold another part (503);
-a running one is cut off when its client goes quiet or it outlives its deadline (408). The
-per-user count is per process: behind N replicas a user may run up to N times as many.
+Uploads (streamed, and tus requests) are refused up front (before their body is read) when the
+caller already has `max_per_user` of them running (429), or when no room to hold a part came
+within the part store's admission wait (503, spill.PartStore.admit); a running one is cut off
+when its client goes quiet or it outlives its deadline (408). The per-user count is per
+process: behind N replicas a user may run up to N times as many.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Refused(errors.ServiceError):
 
 
 class Busy(Refused):
-    """Neither memory nor the spill directory can take another upload."""
+    """Neither memory nor the spill directory had room for another upload within the wait."""
 
     def __init__(self) -> None:
         super().__init__("busy", messages.UPLOADS_BUSY, retry_after=RETRY_AFTER_SECONDS)

@@ -1,6 +1,6 @@
-"""Video records changed together with their outbox messages: registering an uploaded video
-with its processing job, deleting one with its stored files. The writes of the service; the
-reads live in `reads.py`."""
+"""Video records changed together with their outbox messages: recording an uploaded video
+with its processing job (`intake.Intake.accept` holds the transaction), deleting one with its
+stored files. The writes of the service; the reads live in `reads.py`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ from risingstars.upload.mp4 import Mp4Info
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.text import city_key
 
-QUOTA_RETRY_SECONDS = 3600
-
 
 @dataclasses.dataclass(frozen=True)
 class Uploader:
@@ -29,15 +27,6 @@ class Uploader:
     @classmethod
     def from_claims(cls, claims: Claims) -> Uploader:
         return cls(claims.sub, claims.username or claims.sub, claims.city)
-
-
-async def check_quota(pool: asyncpg.Pool, user_id: str, daily_limit: int) -> None:
-    """Refuse a new upload (429) once the user has `daily_limit` videos from the last 24 hours
-    (finding 10.6: every upload costs an encode); checked before any byte is stored."""
-    if await pool.fetchval(queries.UPLOADS_LAST_DAY, user_id) >= daily_limit:
-        raise errors.TooMany(
-            messages.daily_quota(daily_limit), retry_after_seconds=QUOTA_RETRY_SECONDS
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +41,8 @@ class NewVideo:
 
 
 async def record(conn: asyncpg.Connection, box: Outbox, video: NewVideo) -> outbox.Delivery:
-    """Insert the video and its processing job inside the caller's transaction."""
+    """Insert the video, its processing job and its entry in the quota's ledger inside the
+    caller's transaction."""
     uploader, info = video.uploader, video.info
     await conn.execute(
         queries.INSERT_VIDEO,
@@ -68,21 +58,8 @@ async def record(conn: asyncpg.Connection, box: Outbox, video: NewVideo) -> outb
         info.width,
         info.height,
     )
+    await conn.execute(queries.INSERT_LEDGER, video.video_id, uploader.user_id)
     return await box.add(conn, outbox.JOB, video.video_id, outbox.job_message(video.video_id))
-
-
-# A streamed upload's bytes are all in S3 when it is recorded, and a 503 then would make the
-# player send every byte again (direct and tus completions are retried without resending): its
-# one transaction waits this long for a connection, not the pool's short request wait.
-RECORD_WAIT_SECONDS = 30.0
-
-
-async def register(pool: asyncpg.Pool, box: Outbox, video: NewVideo) -> None:
-    """Record a stored upload and its job in one transaction, then send the job. Once the
-    transaction has committed nothing here raises: the upload is accepted."""
-    async with pool.acquire(timeout=RECORD_WAIT_SECONDS) as conn, conn.transaction():
-        delivery = await record(conn, box, video)
-    await box.deliver_now(delivery)
 
 
 async def delete(pool: asyncpg.Pool, box: Outbox, video_id: uuid.UUID, user_id: str) -> None:

@@ -22,14 +22,14 @@ from typing import Any
 import asyncpg
 from botocore.exceptions import ClientError
 
-from risingstars.kit import errors
-from risingstars.upload import catalog, ingest, messages, metrics, mp4, queries, reads, storage
-from risingstars.upload.outbox import Outbox
+from risingstars.kit import aws, errors
+from risingstars.upload import catalog, intake, messages, metrics, mp4, queries, reads, storage
+from risingstars.upload.intake import Intake, OpenCap
 from risingstars.upload.s3upload import abort_upload
 
 log = logging.getLogger("risingstars.upload.direct")
 
-RETRY_OPEN_SECONDS = 60
+OPEN_CAP = OpenCap(queries.OPEN_DIRECT, messages.open_uploads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,27 +39,9 @@ class StoredPart:
     etag: str
 
 
-@dataclasses.dataclass(frozen=True)
-class Refusal:
-    """The stored file is not an acceptable video: `reason` for metrics, `detail` for the
-    client."""
-
-    reason: str
-    detail: str
-
-
 def expected_sizes(size: int, part_bytes: int) -> list[int]:
     count = max(1, math.ceil(size / part_bytes))
     return [part_bytes] * (count - 1) + [size - part_bytes * (count - 1)]
-
-
-def _storage_down(exc: Exception) -> errors.Unavailable:
-    log.error("S3 unavailable", extra={"error": repr(exc)})
-    return errors.Unavailable(messages.STORAGE_DOWN)
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _check_parts(row: Any, parts: list[StoredPart]) -> list[StoredPart]:
@@ -84,63 +66,49 @@ def _owned(row: Any, user_id: str) -> Any:
 
 @dataclasses.dataclass
 class DirectUploads:
-    pool: asyncpg.Pool
-    s3: Any
-    box: Outbox
-    bucket: str
-    limits: ingest.Limits
+    intake: Intake
     part_bytes: int
     presign_ttl_seconds: int
     ttl_seconds: int
-    max_open_per_user: int
-    daily_quota: int
     complete_timeout_seconds: float
 
-    async def create(self, user: catalog.Uploader, title: str, size: int) -> dict[str, Any]:
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.intake.pool
+
+    @property
+    def s3(self) -> Any:
+        return self.intake.s3
+
+    @property
+    def bucket(self) -> str:
+        return self.intake.bucket
+
+    async def create(self, user: catalog.Uploader, raw_title: str, size: int) -> dict[str, Any]:
+        title = intake.title(raw_title)
         if size < 1:
-            raise errors.Invalid(messages.BAD_SIZE)
-        if size > self.limits.max_bytes:
-            raise errors.Invalid(messages.too_large(self.limits.max_bytes))
-        if await self.pool.fetchval(queries.OPEN_DIRECT, user.user_id) >= self.max_open_per_user:
-            raise errors.TooMany(
-                messages.open_uploads(self.max_open_per_user),
-                retry_after_seconds=RETRY_OPEN_SECONDS,
-            )
-        await catalog.check_quota(self.pool, user.user_id, self.daily_quota)
+            raise errors.Invalid(messages.BAD_SIZE, code="bad_size")
+        self.intake.policy.check_size(size)
         video_id = uuid.uuid4()
         upload_id = uuid.uuid4()
+
+        async def insert(conn: asyncpg.Connection, s3_upload_id: str) -> dict[str, Any]:
+            created_at = await conn.fetchval(
+                queries.INSERT_DIRECT, upload_id, video_id, s3_upload_id, user.user_id,
+                user.username, user.city, title, size, self.part_bytes,
+            )  # fmt: skip
+            return {
+                "id": upload_id,
+                "video_id": video_id,
+                "s3_upload_id": s3_upload_id,
+                "title": title,
+                "size_bytes": size,
+                "part_bytes": self.part_bytes,
+                "created_at": created_at,
+            }
+
         key = storage.original_key(video_id)
-        try:
-            created = await self.s3.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ContentType="video/mp4"
-            )
-        except storage.STORAGE_ERRORS as exc:
-            raise _storage_down(exc) from None
-        try:
-            created_at = await self.pool.fetchval(
-                queries.INSERT_DIRECT,
-                upload_id,
-                video_id,
-                created["UploadId"],
-                user.user_id,
-                user.username,
-                user.city,
-                title,
-                size,
-                self.part_bytes,
-            )
-        except BaseException:
-            await abort_upload(self.s3, self.bucket, key, created["UploadId"])
-            raise
-        row = {
-            "id": upload_id,
-            "video_id": video_id,
-            "s3_upload_id": created["UploadId"],
-            "title": title,
-            "size_bytes": size,
-            "part_bytes": self.part_bytes,
-            "created_at": created_at,
-        }
+        row = await self.intake.open_multipart(user.user_id, key, OPEN_CAP, insert)
         return await self._describe(row, [])
 
     async def status(self, user_id: str, upload_id: uuid.UUID) -> dict[str, Any]:
@@ -148,7 +116,7 @@ class DirectUploads:
         try:
             parts = await self._stored_parts(row)
         except storage.STORAGE_ERRORS as exc:
-            raise _storage_down(exc) from None
+            raise intake.storage_down(exc) from None
         if parts is None:
             raise errors.NotFound(messages.UPLOAD_NOT_FOUND)
         return await self._describe(row, parts)
@@ -161,10 +129,9 @@ class DirectUploads:
                 raise errors.Unavailable(messages.STORAGE_DOWN)
             await conn.execute(queries.DELETE_DIRECT, upload_id)
 
-    async def complete(self, user_id: str, upload_id: uuid.UUID) -> dict[str, Any]:
+    async def complete(self, user_id: str, upload_id: uuid.UUID) -> dict[str, str]:
         started = time.perf_counter()
         row = _owned(await self.pool.fetchrow(queries.GET_DIRECT, upload_id), user_id)
-        video_id = row["video_id"]
         try:
             async with asyncio.timeout(self.complete_timeout_seconds):
                 info = await self._assemble(row)
@@ -172,75 +139,47 @@ class DirectUploads:
             log.warning("completion over its deadline", extra={"upload_id": str(upload_id)})
             raise errors.Unavailable(messages.COMPLETE_TOO_SLOW, code="too_slow") from None
         except storage.STORAGE_ERRORS as exc:
-            raise _storage_down(exc) from None
+            raise intake.storage_down(exc) from None
+        if info is None:
+            await self.pool.execute(queries.DELETE_DIRECT, upload_id)
+            raise errors.NotFound(messages.UPLOAD_NOT_FOUND)
         uploader = catalog.Uploader(row["user_id"], row["username"], row["city"])
-        # Locked only to commit: of two concurrent completions, one registers the video and the
-        # other finds the upload gone.
-        delivery = None
-        async with self.pool.acquire() as conn, conn.transaction():
+        video = catalog.NewVideo(row["video_id"], uploader, row["title"], row["size_bytes"], info)
+
+        async def claim(conn: asyncpg.Connection) -> None:
+            # Locked only to commit: of two concurrent completions, one registers the video
+            # and the other finds the upload gone.
             if await conn.fetchrow(queries.LOCK_DIRECT, upload_id) is None:
                 raise errors.NotFound(messages.UPLOAD_NOT_FOUND)
             await conn.execute(queries.DELETE_DIRECT, upload_id)
-            if isinstance(info, mp4.Mp4Info):
-                video = catalog.NewVideo(video_id, uploader, row["title"], row["size_bytes"], info)
-                delivery = await catalog.record(conn, self.box, video)
-        if info is None:
-            raise errors.NotFound(messages.UPLOAD_NOT_FOUND)
-        if isinstance(info, Refusal):
-            metrics.UPLOADS.labels("direct", "rejected", info.reason).inc()
-            raise errors.Invalid(info.detail, code=info.reason)
-        assert delivery is not None
-        await self.box.deliver_now(delivery)
-        metrics.UPLOADS.labels("direct", "accepted", "ok").inc()
-        metrics.BYTES_INGESTED.labels("direct").inc(row["size_bytes"])
-        metrics.UPLOAD_DURATION.labels("accepted").observe(time.perf_counter() - started)
-        return {"message": messages.UPLOADED, "task_id": str(video_id), "video_id": str(video_id)}
 
-    async def _assemble(self, row: Any) -> mp4.Mp4Info | Refusal | None:
+        await self.intake.accept(video, claim=claim)
+        intake.tally("direct", "accepted", "ok", started)
+        metrics.BYTES_INGESTED.labels("direct").inc(row["size_bytes"])
+        return intake.uploaded(row["video_id"])
+
+    async def _assemble(self, row: Any) -> mp4.Mp4Info | None:
         """Complete the multipart upload (or find it completed by an earlier call) and check
-        the stored file; a refused file is deleted. None: the upload is gone."""
+        the stored file (errors.Invalid: refused, and deleted). None: the upload is gone."""
         key = storage.original_key(row["video_id"])
         parts = await self._stored_parts(row)
         if parts is not None:
-            ordered = _check_parts(row, parts)
-            try:
-                await self.s3.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=row["s3_upload_id"],
-                    MultipartUpload={
-                        "Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in ordered]
-                    },
-                )
-            except ClientError as exc:
-                if _code(exc) != "NoSuchUpload":
-                    raise
-                parts = None  # completed meanwhile by a concurrent call
-        if parts is None and await self._stored_size(key) != row["size_bytes"]:
-            # Neither in progress nor completed by an earlier call that failed afterwards.
+            etags = [p.etag for p in _check_parts(row, parts)]
+            whole = await self.intake.complete_multipart(
+                key, row["s3_upload_id"], etags, row["size_bytes"]
+            )
+        else:
+            # Neither in progress nor completed by an earlier call that failed afterwards?
+            whole = await self.intake.stored_size(key) == row["size_bytes"]
+        if not whole:
             return None
-        outcome = await self._validate(key, row["size_bytes"])
-        if isinstance(outcome, Refusal):
-            await storage.delete_keys(self.s3, self.bucket, [key])
-        return outcome
-
-    async def _validate(self, key: str, size: int) -> mp4.Mp4Info | Refusal:
-        """Check the stored file's MP4 header with a few ranged reads."""
-
-        async def read(offset: int, length: int) -> bytes:
-            return await storage.read_range(self.s3, self.bucket, key, offset, length)
-
-        if size > self.limits.max_bytes:
-            return Refusal("too_large", messages.too_large(self.limits.max_bytes))
         try:
-            info = await mp4.probe(read, size, max_moov_bytes=self.limits.max_moov_bytes)
-            ingest.check_info(info, self.limits)
-        except mp4.Mp4Error as exc:
-            refused = ingest.rejection(exc, self.limits)
-            return Refusal(refused.reason, refused.detail)
-        except ingest.BadUpload as exc:
-            return Refusal(exc.reason, exc.detail)
-        return info
+            return await self.intake.check_stored(key, row["size_bytes"])
+        except errors.Invalid as exc:
+            # Refused (and its file deleted): the upload is over.
+            await self.pool.execute(queries.DELETE_DIRECT, row["id"])
+            intake.tally("direct", "rejected", exc.code)
+            raise
 
     async def _stored_parts(self, row: Any) -> list[StoredPart] | None:
         """The parts S3 holds, or None if the multipart upload no longer exists."""
@@ -256,19 +195,10 @@ class DirectUploads:
                     StoredPart(p["PartNumber"], p["Size"], p["ETag"]) for p in page.get("Parts", [])
                 ]
         except ClientError as exc:
-            if _code(exc) in {"NoSuchUpload", "404"}:
+            if aws.is_not_found(exc):
                 return None
             raise
         return parts
-
-    async def _stored_size(self, key: str) -> int | None:
-        try:
-            head = await self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise
-        return head["ContentLength"]
 
     async def _describe(self, row: Any, parts: list[StoredPart]) -> dict[str, Any]:
         expected = expected_sizes(row["size_bytes"], row["part_bytes"])

@@ -26,9 +26,11 @@ TRUNCATED = "El archivo MP4 está incompleto o dañado"
 MOOV_TOO_LARGE = "El archivo MP4 tiene una cabecera demasiado grande"
 OWN_VOTE = "No puedes votar por tu propio video"
 INVALID_CURSOR = "Parámetro inválido: after"
+INVALID_CITY = "Parámetro inválido: city"
 BAD_SIZE = "Campo inválido: size: debe ser mayor que 0"
 COMPLETE_TOO_SLOW = "La carga no pudo completarse a tiempo. Intente de nuevo más tarde."
 UPLOADS_BUSY = "El servicio está recibiendo demasiadas cargas. Intente de nuevo en unos segundos."
+CLIENT_GONE = "La conexión se cerró antes de terminar la carga"
 STORAGE_DOWN = "El almacenamiento no está disponible. Intente de nuevo más tarde."
 
 
@@ -49,6 +51,13 @@ def daily_quota(limit: int) -> str:
 def open_uploads(limit: int) -> str:
     return (
         f"Tienes {limit} cargas directas sin completar: completa o cancela alguna antes de "
+        "empezar otra"
+    )
+
+
+def open_tus_uploads(limit: int) -> str:
+    return (
+        f"Tienes {limit} cargas reanudables sin terminar: termina o cancela alguna antes de "
         "empezar otra"
     )
 
@@ -103,3 +112,43 @@ def failure(code: str | None) -> str | None:
     if code is None:
         return None
     return FAILURES.get(code, FAILURES["processing_failed"])
+
+
+# tus resumable uploads (routes/tus.py)
+TUS_NOT_FOUND = UPLOAD_NOT_FOUND
+TUS_EXPIRED = "La carga expiró; empiece una nueva"
+TUS_COMPLETE = "La carga ya está completa"
+TUS_COMPLETE_DELETE = "La carga ya está completa; borre el video en su lugar"
+TUS_BUSY = "Otra petición está enviando datos a esta carga; intente de nuevo en unos segundos"
+TUS_RACE = "Otra petición modificó esta carga al mismo tiempo"
+TUS_PAST_LENGTH = "El cuerpo supera Upload-Length"
+TUS_TAIL_UNREADABLE = "No se pudo leer la carga; intente de nuevo"
+TUS_METADATA_TOO_LONG = "Upload-Metadata es demasiado largo"
+TUS_METADATA_INVALID = "Upload-Metadata inválido"
+TUS_MISSING_TITLE = "Upload-Metadata debe incluir el título del video (title)"
+TUS_DEFER_LENGTH = "Upload-Defer-Length no está soportado: envíe Upload-Length"
+TUS_EMPTY = "Upload-Length debe ser mayor que 0"
+
+
+def tus_metadata_not_base64(key: str) -> str:
+    return f"Upload-Metadata inválido: {key} no está en base64"
+
+
+def tus_open_uploads(count: int) -> str:
+    return f"Tiene {count} cargas sin terminar: termine o cancele alguna antes de empezar otra"
+
+
+def tus_offset(expected: int) -> str:
+    return f"Upload-Offset debe ser {expected}"
+
+
+def tus_version(version: str) -> str:
+    return f"Se requiere la cabecera Tus-Resumable: {version}"
+
+
+def tus_whole_number(header: str) -> str:
+    return f"La cabecera {header} es obligatoria y debe ser un entero no negativo"
+
+
+def tus_content_type(expected: str) -> str:
+    return f"Content-Type debe ser {expected}"

@@ -33,6 +33,19 @@ SPILL_BYTES_IN_USE = Gauge(
 UPLOADS_WAITING = Gauge(
     "upload_uploads_waiting", "Streaming uploads waiting for room for their next part"
 )
+# A new upload that finds no room waits (its body unread) before it is refused.
+ADMISSION_WAIT = Histogram(
+    "upload_admission_wait_seconds",
+    "How long new uploads (streamed, tus requests) waited for room for their first part",
+    buckets=(0.01, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
+)
+ADMISSION_WAITING = Gauge(
+    "upload_admission_waiting", "New uploads waiting for room for their first part right now"
+)
+ADMISSIONS_REFUSED = Counter(
+    "upload_admissions_refused_total",
+    "New uploads refused (503 busy) after waiting UPLOAD_ADMISSION_WAIT_SECONDS for room",
+)
 IDLE_ABORTED = Counter(
     "upload_idle_aborted_total", "Streaming uploads aborted because the client sent nothing"
 )

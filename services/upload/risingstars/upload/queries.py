@@ -98,12 +98,32 @@ COUNT_VOTE = "UPDATE videos SET votes = votes + 1 WHERE id = $1"
 
 PUBLIC_OWNER = "SELECT user_id FROM videos WHERE id = $1 AND status = 'processed'"
 
+# The daily quota: uploads accepted in the last 24 hours (the ledger keeps deleted ones; the
+# videos term counts what a replica of the release before the ledger accepted, and can go with
+# the next release) and the unfinished resumable ones.
 UPLOADS_LAST_DAY = """
-SELECT (SELECT count(*) FROM videos
-        WHERE user_id = $1 AND uploaded_at > now() - interval '1 day')
+SELECT (SELECT count(*) FROM (
+            SELECT video_id FROM upload_ledger
+            WHERE user_id = $1 AND accepted_at > now() - interval '1 day'
+            UNION
+            SELECT id FROM videos WHERE user_id = $1 AND uploaded_at > now() - interval '1 day'
+        ) AS accepted)
      + (SELECT count(*) FROM direct_uploads WHERE user_id = $1)
      + (SELECT count(*) FROM tus_uploads WHERE user_id = $1 AND completed_at IS NULL)
 """
+
+# Every accepted upload, kept for a day whatever becomes of its video; a user's older entries
+# go when they upload again.
+INSERT_LEDGER = """
+WITH pruned AS (
+    DELETE FROM upload_ledger WHERE user_id = $2 AND accepted_at < now() - interval '2 days'
+)
+INSERT INTO upload_ledger (video_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING
+"""
+
+# Serialises one user's upload creations until the transaction ends, so a count checked under
+# it cannot be passed by a parallel creation (the open-upload caps, the daily quota).
+LOCK_UPLOADER = "SELECT pg_advisory_xact_lock(hashtextextended('uploads:' || $1, 0))"
 
 # Players: the sum of votes over their processed videos; name and city from the newest one.
 RANKINGS = """

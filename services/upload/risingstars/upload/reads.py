@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
+import re
 import uuid
 from typing import Any
 
@@ -94,16 +95,24 @@ def cursor(processed_at: datetime.datetime, video_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+# What `cursor` writes: unpadded URL-safe base64 (the document states it).
+CURSOR_PATTERN = "^[A-Za-z0-9_-]+$"
+
+
 def _position(after: str) -> tuple[datetime.datetime, uuid.UUID]:
     try:
+        if not re.fullmatch(CURSOR_PATTERN, after):
+            raise ValueError("not a cursor")
         raw = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
         moment, video_id = raw.split("|")
         parsed = datetime.datetime.fromisoformat(moment)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        return parsed, uuid.UUID(video_id)
-    except ValueError as exc:  # also binascii.Error and UnicodeDecodeError
-        raise errors.Invalid(messages.INVALID_CURSOR) from exc
+        # In UTC, as the database compares it: a moment near year 1 or 9999 may fall outside
+        # what either can hold.
+        return parsed.astimezone(datetime.UTC), uuid.UUID(video_id)
+    except (ValueError, OverflowError) as exc:  # also binascii.Error and UnicodeDecodeError
+        raise errors.Invalid(messages.INVALID_CURSOR, code="invalid_cursor") from exc
 
 
 async def public_videos(

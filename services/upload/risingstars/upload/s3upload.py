@@ -9,18 +9,15 @@ one part is stored with a single PutObject after it has been validated.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import io
 import logging
-import os
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-if TYPE_CHECKING:
-    from risingstars.upload.spill import Part, PartStore
+from risingstars.upload.partbody import PartBody
+from risingstars.upload.spill import Part, PartStore
 
 log = logging.getLogger("risingstars.upload.s3")
 
@@ -29,77 +26,13 @@ class StorageError(Exception):
     """S3 refused or could not be reached; the upload cannot be stored."""
 
 
-class PartBody:
-    """A part's bytes as botocore and aiohttp want them, without copying the part.
-
-    botocore sees a seekable file (it hashes the body, and rewinds it to retry); aiohttp sees
-    an async iterable and sends it slice by slice, so its socket buffer never holds more than
-    a slice. Not an io.IOBase on purpose: aiohttp would read those in a thread, 64 KiB at a time.
-    """
-
-    # Whatever the socket does not take at once waits in its transport: one slice per
-    # connection, and the service keeps up to 50 of them busy.
-    SLICE = 64 * 1024
-
-    def __init__(self, view: memoryview, crc32: int | None = None) -> None:
-        self._view = view
-        self._size = len(view)
-        self._pos = 0
-        self._crc32 = crc32
-
-    @property
-    def checksum(self) -> dict[str, str]:
-        """S3's checksum parameter for the part, computed as its bytes arrived: without it
-        botocore reads the whole part once more to compute the same CRC32 (9 % of the upload
-        process's CPU under load) before sending it."""
-        if self._crc32 is None:
-            return {}
-        # The same two headers botocore sends when it computes the checksum itself.
-        return {
-            "ChecksumAlgorithm": "CRC32",
-            "ChecksumCRC32": base64.b64encode(self._crc32.to_bytes(4, "big")).decode(),
-        }
-
-    def _read_at(self, offset: int, size: int) -> bytes | memoryview:
-        return self._view[offset : offset + size]
-
-    def read(self, size: int = -1) -> bytes:
-        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
-        chunk = bytes(self._read_at(self._pos, max(0, end - self._pos)))
-        self._pos += len(chunk)
-        return chunk
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def __len__(self) -> int:
-        return self._size
-
-    async def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
-        # Always the whole part: a retried request iterates afresh.
-        for start in range(0, self._size, self.SLICE):
-            yield self._read_at(start, min(self.SLICE, self._size - start))
-
-
-class FileBody(PartBody):
-    """A part spilled to a file, read slice by slice (local scratch disk, mostly page cache)."""
-
-    def __init__(self, fd: int, size: int, crc32: int | None = None) -> None:
-        self._fd = fd
-        self._size = size
-        self._pos = 0
-        self._crc32 = crc32
-
-    def _read_at(self, offset: int, size: int) -> bytes:
-        return os.pread(self._fd, size, offset)
-
-
 class MultipartWriter:
+    """Bytes in, whole parts out to S3 as they fill (a few in flight), in bounded memory.
+
+    A streamed upload writes a whole file into a new key; a tus request continues a multipart
+    upload that earlier requests started (`upload_id`, the `etags` of the parts already sent)
+    and, when it ends before the file does, keeps the part it was filling (`partial`)."""
+
     def __init__(
         self,
         s3: Any,
@@ -109,29 +42,31 @@ class MultipartWriter:
         *,
         parts_in_flight: int = 3,
         content_type: str = "video/mp4",
+        upload_id: str | None = None,
+        etags: Sequence[str] = (),
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.key = key
         self.store = store
         self.content_type = content_type
-        self.upload_id: str | None = None
+        self.upload_id = upload_id
         self.bytes_written = 0
         # The part being filled counts against the window too.
         self._window = asyncio.Semaphore(parts_in_flight)
         self._part: Part | None = None
-        self._next_part = 1
-        self._etags: dict[int, str] = {}
+        self._etags: dict[int, str] = dict(enumerate(etags, 1))
+        self._next_part = len(self._etags) + 1
         self._tasks: set[asyncio.Task[None]] = set()
         self._error: BaseException | None = None
         self._closed = False
 
     async def reserve(self) -> None:
-        """Take the first part now, or raise capacity.Busy: an upload is only started when
-        there is room to hold it."""
+        """Take the first part, waiting for room in turn (PartStore.admit; capacity.Busy past
+        the admission wait): an upload is only started when there is room to hold it."""
         await self._window.acquire()  # free: nothing is in flight yet
         try:
-            self._part = self.store.take_now()
+            self._part = await self.store.admit()
         except BaseException:
             self._window.release()
             raise
@@ -201,6 +136,34 @@ class MultipartWriter:
             part.close()
             self._window.release()
 
+    @property
+    def partial(self) -> Part | None:
+        """The part being filled (not yet sent), if any."""
+        return self._part
+
+    async def send_rest(self) -> list[str]:
+        """Send the part being filled, if it holds anything, and wait for every part: their
+        ETags, in order (for CompleteMultipartUpload)."""
+        if self._part is not None and self._part.size:
+            await self._send_part()
+        else:
+            self._drop_part()
+        return await self.drain()
+
+    async def drain(self) -> list[str]:
+        """Wait for the parts in flight; the ETags of every part sent, in order."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
+        self._raise_if_failed()
+        return [self._etags[n] for n in range(1, self._next_part)]
+
+    async def release(self) -> None:
+        """Drop the part being filled and wait for those in flight, leaving the S3 upload open
+        (a tus upload continues in a later request)."""
+        self._drop_part()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise StorageError(f"UploadPart failed: {self._error}") from self._error
@@ -221,14 +184,8 @@ class MultipartWriter:
                 )
                 self._drop_part()
             else:
-                if self._part is not None and self._part.size:
-                    await self._send_part()
-                else:
-                    self._drop_part()
-                if self._tasks:
-                    await asyncio.gather(*self._tasks)
-                self._raise_if_failed()
-                parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self._etags.items())]
+                etags = await self.send_rest()
+                parts = [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]
                 await self.s3.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=self.key,

@@ -6,9 +6,37 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from risingstars.kit.errors import ErrorBody
+from risingstars.upload.text import TITLE_MAX
 
 # One error shape for every service (kit.errors produces it).
 Error = ErrorBody
+
+# What the service takes as a title (text.clean_title), stated for clients and fuzzers: 1 to
+# TITLE_MAX characters, at least one of them not whitespace, and no control or bidirectional
+# override character (whitespace is collapsed, so a longer title may still be taken).
+TITLE_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": TITLE_MAX,
+    "allOf": [
+        {"pattern": r"\S"},
+        {
+            "pattern": r"^[^\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"
+            r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        },
+    ],
+}
+
+
+class NewUpload(BaseModel):
+    """A direct upload to create: the title is checked by the service (its message), the
+    size by the document too."""
+
+    title: str = Field(json_schema_extra=TITLE_SCHEMA)
+    size: int = Field(
+        json_schema_extra={"minimum": 1, "maximum": 104_857_600},
+        description="The file's size in bytes (at most MAX_UPLOAD_BYTES)",
+    )
 
 
 class Uploaded(BaseModel):
@@ -106,6 +134,56 @@ class DirectUpload(BaseModel):
 class Cancelled(BaseModel):
     message: str
     upload_id: str
+
+
+# The tus requests' headers (routes/tus.py), stated so that clients and fuzzers send what the
+# service takes. Upload-Metadata must carry the title (`title <base64 of it>`).
+def _header(name: str, schema: dict, description: str, required: bool = True) -> dict:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+_METADATA_ITEM = rf" *[\x21-\x2b\x2d-\x7e]+(?: +{_BASE64})? *"
+TUS_METADATA_PATTERN = rf"^{_METADATA_ITEM}(?:,{_METADATA_ITEM})*$"
+TUS_VERSION_HEADER = _header("Tus-Resumable", {"type": "string", "enum": ["1.0.0"]}, "tus 1.0")
+TUS_CREATE = {
+    "parameters": [
+        TUS_VERSION_HEADER,
+        _header(
+            "Upload-Length",
+            {"type": "integer", "minimum": 1, "maximum": 104_857_600},
+            "The file's size in bytes, at most MAX_UPLOAD_BYTES",
+        ),
+        _header(
+            "Upload-Metadata",
+            {"type": "string", "pattern": TUS_METADATA_PATTERN, "maxLength": 4096},
+            "`key base64value` pairs; `title` (or `filename`) is required",
+        ),
+    ]
+}
+TUS_APPEND = {
+    "parameters": [
+        TUS_VERSION_HEADER,
+        _header(
+            "Upload-Offset",
+            {"type": "integer", "minimum": 0, "maximum": 104_857_600},
+            "Where these bytes go: the upload's offset as HEAD reports it",
+        ),
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}
+        },
+    },
+}
+TUS_TERMINATE = {"parameters": [TUS_VERSION_HEADER]}
 
 
 def errors(*statuses: int) -> dict[int | str, dict]:

@@ -36,6 +36,12 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     # A streamed upload that sends nothing for this long is aborted (408); none lasts longer
     # than the deadline.
     upload_idle_seconds: float = 30
+    # A new upload (or tus request) that finds memory and spill full waits this long for room,
+    # its body unread (the client is slowed by TCP, not failed), before 503 + Retry-After.
+    # Sized for the client's acceptance plan (300 closed-loop users, one 12.5 MB file each, no
+    # retries) on one replica: a full queue drains in well under a minute at 2+ uploads/s, and
+    # 120 s leaves room for a slow S3 while staying under the load balancer's idle timeout.
+    upload_admission_wait_seconds: float = 120
     upload_deadline_seconds: float = 1800
     # Concurrent streamed uploads per user, counted per process (429 past it).
     upload_max_per_user: int = 3
@@ -87,6 +93,8 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
             problems.append("UPLOAD_SPILL_BYTES must not be negative")
         if not 0 < self.upload_idle_seconds <= self.upload_deadline_seconds:
             problems.append("UPLOAD_IDLE_SECONDS must be positive and not above the deadline")
+        if self.upload_admission_wait_seconds < 0:
+            problems.append("UPLOAD_ADMISSION_WAIT_SECONDS must not be negative")
         if self.upload_max_per_user < 1:
             problems.append("UPLOAD_MAX_PER_USER must be at least 1")
         if self.max_upload_bytes < 1:

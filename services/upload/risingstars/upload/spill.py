@@ -10,8 +10,13 @@ the newcomer, so memory serves the uploads that are moving.
 
 Each file part reserves a whole part of the disk budget when it starts, so a part being filled
 can always be finished: when memory and disk are both spoken for, running uploads wait for a
-part to come back (one always does: parts in flight to S3 finish), and new uploads are refused
-at once (`capacity.Busy`, 503) rather than queued.
+part to come back (one always does: parts in flight to S3 finish), and new uploads wait behind
+them, first come first served, without a byte of their body read (the server stops reading
+their sockets, so the clients simply slow down) for at most `admission_wait` seconds; only then
+are they refused (`capacity.Busy`, 503 + Retry-After). A closed-loop client (a load tool, a
+phone, a script) does not retry a 503, so refusing at once would turn a moment of slow storage
+into failed uploads. A new upload that waits holds nothing; one admitted and then stalled loses
+its memory part to disk (below) and ends at the idle timeout.
 
 Each process spills into its own subdirectory, held by a lock; directories whose lock is free
 belong to processes that died (an emptyDir outlives a container restart) and are removed.
@@ -27,11 +32,12 @@ import shutil
 import tempfile
 import time
 import zlib
+from collections import deque
 from pathlib import Path
 
 from risingstars.upload import metrics
 from risingstars.upload.capacity import Busy
-from risingstars.upload.s3upload import FileBody, PartBody
+from risingstars.upload.partbody import FileBody, PartBody
 
 # A memory part this long without data is slow or stalled: its buffer goes to a faster upload.
 RECLAIM_AFTER_SECONDS = 1.0
@@ -124,54 +130,78 @@ class PartStore:
         spill_root: str | Path,
         spill_bytes: int,
         *,
+        admission_wait: float = 0,
         reclaim_after: float = RECLAIM_AFTER_SECONDS,
     ) -> None:
         self.part_bytes = part_bytes
         self.memory_parts = memory_parts
         self.spill_bytes = spill_bytes
+        self.admission_wait = admission_wait
         self.reclaim_after = reclaim_after
         self.in_use = 0  # memory buffers lent
         self.spill_reserved = 0
         self.spill_in_use = 0
-        self.waiting = 0
         self.parts = 0
         # Memory parts still being filled: the ones that may move to disk.
         self.filling: set[Part] = set()
         self._free: list[bytearray] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        # Who waits for a part, in order: running uploads first, then new ones.
+        self._running: deque[asyncio.Future[Part]] = deque()
+        self._new: deque[asyncio.Future[Part]] = deque()
         self.dir = _own_directory(Path(spill_root))
         self._lock = _hold_lock(self.dir)
+
+    @property
+    def waiting(self) -> int:
+        """Running uploads waiting for their next part."""
+        return len(self._running)
+
+    @property
+    def admitting(self) -> int:
+        """New uploads waiting for their first part."""
+        return len(self._new)
 
     def close(self) -> None:
         """Remove this process's spill directory (parts still open are lost with it)."""
         os.close(self._lock)
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def take_now(self) -> Part:
-        """A part for a new upload, or Busy: new uploads never wait, and never overtake
-        running uploads that already wait."""
-        part = None if self.waiting else self._try_take()
-        if part is None:
-            raise Busy()
-        return part
+    async def admit(self) -> Part:
+        """The first part of a new upload: at once if there is room and nobody waits, else in
+        turn behind everyone waiting, for at most `admission_wait` seconds (then Busy)."""
+        started = time.monotonic()
+        try:
+            if not (self._running or self._new) and (part := self._try_take()) is not None:
+                return part
+            try:
+                async with asyncio.timeout(self.admission_wait):
+                    return await self._wait(self._new)
+            except TimeoutError:
+                metrics.ADMISSIONS_REFUSED.inc()
+                raise Busy() from None
+        finally:
+            metrics.ADMISSION_WAIT.observe(time.monotonic() - started)
 
     async def take(self) -> Part:
-        """A part for a running upload, waiting for one to come back if there is no room."""
-        while (part := self._try_take()) is None:
-            turn = asyncio.get_running_loop().create_future()
-            self._waiters.append(turn)
-            self.waiting += 1
-            try:
-                await turn
-            except BaseException:
-                if turn.done() and not turn.cancelled():
-                    self._wake()  # woken but leaving: pass the turn on
-                else:
-                    self._waiters.remove(turn)
-                raise
-            finally:
-                self.waiting -= 1
-        return part
+        """A part for a running upload, waiting for one to come back if there is no room
+        (ahead of new uploads: finishing what was started frees room soonest)."""
+        if not self._running and (part := self._try_take()) is not None:
+            return part
+        return await self._wait(self._running)
+
+    async def _wait(self, queue: deque[asyncio.Future[Part]]) -> Part:
+        turn: asyncio.Future[Part] = asyncio.get_running_loop().create_future()
+        queue.append(turn)
+        try:
+            return await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                turn.result().close()  # handed a part while leaving: it goes to the next
+            else:
+                turn.cancel()
+                with contextlib.suppress(ValueError):
+                    queue.remove(turn)
+            raise
 
     def spilled(self, n: int) -> None:
         self.spill_in_use += n
@@ -188,7 +218,7 @@ class PartStore:
         else:
             self.spill_reserved -= self.part_bytes
             self.spill_in_use -= part.size
-        self._wake()
+        self._hand_out()
 
     def _try_take(self) -> Part | None:
         buffer = self._lend_buffer()
@@ -223,12 +253,16 @@ class PartStore:
         candidates = [p for p in self.filling if p.last_write <= quiet_since]
         return min(candidates, key=lambda p: p.last_write, default=None)
 
-    def _wake(self) -> None:
-        while self._waiters:
-            turn = self._waiters.pop(0)
-            if not turn.done():
-                turn.set_result(None)
+    def _hand_out(self) -> None:
+        """Give the room that came back to whoever waits longest, running uploads first."""
+        while True:
+            for queue in (self._running, self._new):
+                while queue and queue[0].done():
+                    queue.popleft()  # left already
+            queue = self._running or self._new
+            if not queue or (part := self._try_take()) is None:
                 return
+            queue.popleft().set_result(part)
 
 
 def _own_directory(root: Path) -> Path:

@@ -14,10 +14,16 @@ def _printable(text: str) -> str:
     return "".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc")
 
 
+# What a city must hold to have a key: a character that is neither whitespace nor a control
+# (stated in the API document as a pattern).
+CITY_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f]"
+
+
 def city_key(city: str) -> str:
-    """Case- and accent-insensitive form of a city name, with spaces collapsed."""
+    """Case- and accent-insensitive form of a city name, with spaces collapsed. A name made of
+    marks alone keeps them: only whitespace and controls leave a city without a key."""
     decomposed = unicodedata.normalize("NFKD", _printable(city))
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c)) or decomposed
     return " ".join(bare.casefold().split())
 
 

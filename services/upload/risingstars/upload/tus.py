@@ -2,18 +2,23 @@
 core, creation, creation-with-upload, termination and expiration.
 
 Where the bytes go: each upload is an S3 multipart upload of the video's original key. Whole
-parts are sent to S3 as they fill; what a request leaves of an incomplete part is stored as a
-small `tail` object and read back by the next request, so nothing stays in a process between
-requests and any replica can continue an upload that another started. PostgreSQL holds the
-offset and the parts' ETags; progress is recorded by compare-and-set on the offset, so two
-requests racing on one upload cannot both append. Within a request, the part being filled comes
-from the process's PartStore as a streamed upload's does (memory, then spill files; 503 at once
-when neither has room), and a request quiet for UPLOAD_IDLE_SECONDS ends (408), keeping what
-arrived.
+parts are sent to S3 as they fill (the streamed upload's `MultipartWriter`); what a request leaves
+of an incomplete part is stored as a small `tail` object, named for the request that wrote it (a
+request that lost a race never overwrites the winner's), and read back by the next request, so
+nothing stays in a process between requests and any replica can continue an upload that another
+started. PostgreSQL holds the offset, the parts' ETags and the tail's name.
+
+One request at a time per upload: a PATCH (or DELETE) takes the upload's lease in PostgreSQL
+first, and another request meanwhile is refused at once (423 Locked; tus clients retry it). A
+PATCH then obeys the streamed upload's limits: the per-user count of running uploads (429), the
+part store's admission (it waits for room without reading, then 503), the idle timeout and the
+overall deadline (408, keeping what arrived).
 
 When the last byte arrives the multipart upload is completed and the file checked exactly as a
 streamed upload's (the MP4 header by ranged reads, the size, duration and resolution rules); a
 valid video is recorded with its processing job in the transaction that marks the upload done.
+Until that commit the recorded offset stays where the request started, so a request that fails
+late is simply sent again (HEAD never claims an upload complete that has no video).
 """
 
 from __future__ import annotations
@@ -33,11 +38,10 @@ import asyncpg
 from botocore.exceptions import ClientError
 
 from risingstars.kit import errors
-from risingstars.upload import catalog, ingest, messages, metrics, mp4, storage, tus_queries
-from risingstars.upload.outbox import Outbox
-from risingstars.upload.s3upload import PartBody, abort_upload
-from risingstars.upload.spill import Part, PartStore
-from risingstars.upload.text import clean_title
+from risingstars.upload import catalog, intake, messages, metrics, storage, tus_queries
+from risingstars.upload.capacity import TimedOut, UserSlots
+from risingstars.upload.s3upload import MultipartWriter, StorageError, abort_upload
+from risingstars.upload.spill import PartStore
 
 log = logging.getLogger("risingstars.upload.tus")
 
@@ -46,17 +50,16 @@ EXTENSIONS = "creation,creation-with-upload,termination,expiration"
 MAX_METADATA_BYTES = 4096
 # The tail is copied from S3 into the request's part in slices of this size.
 TAIL_READ_BYTES = 64 * 1024
+# A lease outlives its request's deadline by this much (the request's own cleanup).
+LEASE_MARGIN_SECONDS = 60
 
 
-class TusError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+def tail_prefix(upload_id: uuid.UUID) -> str:
+    return f"tus/{upload_id}/"
 
 
-def tail_key(upload_id: uuid.UUID) -> str:
-    return f"tus/{upload_id}.tail"
+def tail_key(upload_id: uuid.UUID, name: str) -> str:
+    return tail_prefix(upload_id) + name
 
 
 def parse_metadata(header: str | None) -> dict[str, str]:
@@ -64,16 +67,16 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     if not header:
         return {}
     if len(header) > MAX_METADATA_BYTES:
-        raise TusError(400, "Upload-Metadata es demasiado largo")
+        raise errors.Invalid(messages.TUS_METADATA_TOO_LONG)
     pairs: dict[str, str] = {}
     for item in header.split(","):
         key, _, value = item.strip().partition(" ")
         if not key or key in pairs or " " in value.strip():
-            raise TusError(400, "Upload-Metadata inválido")
+            raise errors.Invalid(messages.TUS_METADATA_INVALID)
         try:
             pairs[key] = base64.b64decode(value.strip(), validate=True).decode() if value else ""
         except (binascii.Error, UnicodeDecodeError):
-            raise TusError(400, f"Upload-Metadata inválido: {key} no está en base64") from None
+            raise errors.Invalid(messages.tus_metadata_not_base64(key)) from None
     return pairs
 
 
@@ -90,11 +93,14 @@ class Upload:
     offset: int
     etags: tuple[str, ...]
     tail_bytes: int
+    tail_name: str | None
     completed: bool
     expires_at: datetime.datetime
+    # The token of the lease this snapshot was taken under (None: read without one).
+    lease: uuid.UUID | None = None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Upload:
+    def from_row(cls, row: asyncpg.Record, lease: uuid.UUID | None = None) -> Upload:
         return cls(
             id=row["id"],
             video_id=row["video_id"],
@@ -107,310 +113,324 @@ class Upload:
             offset=row["offset"],
             etags=tuple(row["etags"]),
             tail_bytes=row["tail_bytes"],
+            tail_name=row["tail_name"],
             completed=row["completed_at"] is not None,
             expires_at=row["expires_at"],
+            lease=lease,
         )
 
     @property
     def key(self) -> str:
         return storage.original_key(self.video_id)
 
+    @property
+    def tail(self) -> str:
+        assert self.tail_name is not None
+        return tail_key(self.id, self.tail_name)
+
+
+# How tus counts a user's unfinished uploads (intake's open-upload cap).
+OPEN_CAP = intake.OpenCap(tus_queries.COUNT_OPEN, messages.tus_open_uploads)
+
 
 @dataclasses.dataclass
 class TusUploads:
-    pool: asyncpg.Pool
-    s3: Any
-    box: Outbox
-    bucket: str
+    intake: intake.Intake
     buffers: PartStore
-    limits: ingest.Limits
+    # Running uploads per user, shared with the streamed path.
+    slots: UserSlots
     ttl_seconds: int
-    max_open_per_user: int
-    daily_quota: int
-    idle_seconds: float
+    parts_in_flight: int = 3
 
     async def create(
         self, owner: catalog.Uploader, length: int, metadata_header: str | None
     ) -> Upload:
-        if length > self.limits.max_bytes:
-            raise TusError(413, messages.too_large(self.limits.max_bytes))
-        metadata = parse_metadata(metadata_header)
-        title = _title(metadata)
-        await catalog.check_quota(self.pool, owner.user_id, self.daily_quota)
-        open_now = await self.pool.fetchval(tus_queries.COUNT_OPEN, owner.user_id)
-        if open_now >= self.max_open_per_user:
-            raise TusError(
-                429,
-                f"Tiene {open_now} subidas sin terminar: termine o cancele alguna antes de "
-                "empezar otra",
-            )
+        if length > self.intake.policy.max_bytes:
+            raise errors.TooLarge(messages.too_large(self.intake.policy.max_bytes))
+        title = _title(parse_metadata(metadata_header))
         upload_id, video_id = uuid.uuid4(), uuid.uuid4()
+
+        async def insert(conn: asyncpg.Connection, s3_upload_id: str) -> asyncpg.Record:
+            return await conn.fetchrow(
+                tus_queries.INSERT, upload_id, video_id, s3_upload_id, owner.user_id,
+                owner.username, owner.city, title, metadata_header or "", length,
+                self.buffers.part_bytes, float(self.ttl_seconds),
+            )  # fmt: skip
+
         key = storage.original_key(video_id)
-        created = await self.s3.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType="video/mp4"
+        return Upload.from_row(
+            await self.intake.open_multipart(owner.user_id, key, OPEN_CAP, insert)
         )
-        try:
-            row = await self.pool.fetchrow(
-                tus_queries.INSERT,
-                upload_id,
-                video_id,
-                created["UploadId"],
-                owner.user_id,
-                owner.username,
-                owner.city,
-                title,
-                metadata_header or "",
-                length,
-                self.buffers.part_bytes,
-                float(self.ttl_seconds),
-            )
-        except BaseException:
-            await abort_upload(self.s3, self.bucket, key, created["UploadId"])
-            raise
-        return Upload.from_row(row)
 
     async def get(self, upload_id: uuid.UUID, user_id: str) -> Upload:
-        row = await self.pool.fetchrow(tus_queries.GET, upload_id)
-        # Someone else's upload is as absent as an unknown one.
-        if row is None or row["user_id"] != user_id:
-            raise TusError(404, "La subida no existe")
-        upload = Upload.from_row(row)
-        if upload.expires_at < datetime.datetime.now(datetime.UTC):
-            raise TusError(410, "La subida expiró; empiece una nueva")
-        return upload
+        return _visible(await self.intake.pool.fetchrow(tus_queries.GET, upload_id), user_id)
+
+    @contextlib.asynccontextmanager
+    async def leased(self, upload_id: uuid.UUID, user_id: str) -> AsyncIterator[Upload]:
+        """The upload as it stands, held by this request alone until the block ends; Locked
+        (423) at once if another request holds it."""
+        token = uuid.uuid4()
+        pool, deadline = self.intake.pool, self.intake.policy.deadline_seconds
+        seconds = deadline + self.buffers.admission_wait + LEASE_MARGIN_SECONDS
+        row = await pool.fetchrow(tus_queries.LEASE, upload_id, token, seconds)
+        if row is None:
+            await self.get(upload_id, user_id)  # absent or expired: say so
+            raise errors.Locked(messages.TUS_BUSY)
+        try:
+            yield _visible(row, user_id, lease=token)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pool.execute(tus_queries.RELEASE, upload_id, token))
 
     async def append(self, upload: Upload, offset: int, body: AsyncIterator[bytes]) -> Upload:
-        """Store the bytes of one PATCH request; returns the upload as it now stands. If the
-        client goes away or goes quiet (capacity.TimedOut) mid-request, what arrived is kept,
-        then the error is re-raised. capacity.Busy: no room for a part, nothing read."""
+        """Store the bytes of one PATCH request on a leased upload; returns the upload as it
+        now stands. If the client goes away or goes quiet (capacity.TimedOut) mid-request,
+        what arrived is kept, then the error is re-raised. capacity.TooManyUploads: the user
+        has as many uploads running as allowed; capacity.Busy: no room came for a part within
+        the admission wait; in both cases nothing was read."""
+        assert upload.lease is not None, "append needs the upload's lease"
+        with self.slots.hold(upload.owner.user_id):
+            return await self._append(upload, offset, body)
+
+    async def _append(self, upload: Upload, offset: int, body: AsyncIterator[bytes]) -> Upload:
         if upload.completed:
             if offset == upload.length:
                 return upload
-            raise TusError(409, "La subida ya está completa")
+            raise errors.Conflict(messages.TUS_COMPLETE)
         if offset != upload.offset:
-            raise TusError(409, f"Upload-Offset debe ser {upload.offset}")
-        writer = _Appender(self, upload)
+            raise errors.Conflict(messages.tus_offset(upload.offset), code="offset")
+        request = _Request(self, upload)
         try:
-            await writer.start()
+            await request.start()
             try:
-                async for chunk in ingest.paced(body, self.idle_seconds):
-                    await writer.write(chunk)
-                    del chunk  # see ingest.body_of
-            except TusError:
-                raise
-            except BaseException:
-                # A dropped connection (or a fault) keeps what arrived: the client resumes there.
-                await writer.keep_what_arrived()
-                raise
-            if writer.received < upload.length:
-                return await writer.keep_what_arrived()
-            return await self._finish(writer)
+                async with asyncio.timeout(self.intake.policy.deadline_seconds) as deadline:
+                    async for chunk in intake.paced(body, self.intake.policy.idle_seconds):
+                        await request.write(chunk)
+                        del chunk  # see intake.body_of
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                detail = messages.upload_deadline(self.intake.policy.deadline_seconds)
+                raise TimedOut("deadline", detail) from None
+            if request.received < upload.length:
+                return await request.keep_what_arrived()
+            return await request.finish()
+        except (errors.Invalid, errors.Conflict):
+            raise
+        except StorageError as exc:
+            if await self._assembled(upload):
+                # An earlier request completed it in S3 and failed before recording it (S3
+                # refuses parts of a completed upload): the client sent the same last request
+                # again; record it now.
+                return await self._record(upload, list(upload.etags))
+            raise errors.Unavailable(messages.STORAGE_DOWN) from exc
+        except BaseException:
+            # A dropped connection, silence or the deadline keeps what arrived: the client
+            # resumes there.
+            await asyncio.shield(request.keep_what_arrived(quietly=True))
+            raise
         finally:
-            writer.release()
+            await asyncio.shield(request.writer.release())
 
-    async def _finish(self, writer: _Appender) -> Upload:
-        # The last part is stored and recorded (compare-and-set) before S3 completes anything:
-        # a request that lost a race learns it here and changes nothing.
-        etags = await writer.flush_last_part()
-        upload = writer.upload
-        try:
-            await self.s3.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=upload.key,
-                UploadId=upload.s3_upload_id,
-                MultipartUpload={
-                    "Parts": [{"PartNumber": n, "ETag": tag} for n, tag in enumerate(etags, 1)]
-                },
-            )
-        except ClientError as exc:
-            # Completed by an earlier request that failed afterwards: the object is there.
-            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                raise
-            head = await self.s3.head_object(Bucket=self.bucket, Key=upload.key)
-            if head["ContentLength"] != upload.length:
-                raise
-        try:
-            info = await self._check(upload)
-        except ingest.BadUpload as rejected:
-            await storage.delete_keys(self.s3, self.bucket, [upload.key, tail_key(upload.id)])
-            await self.pool.execute(tus_queries.DELETE, upload.id)
-            raise TusError(400, rejected.detail) from None
-        async with self.pool.acquire() as conn, conn.transaction():
-            done = await conn.execute(tus_queries.COMPLETE, upload.id, upload.offset, list(etags))
-            if done != "UPDATE 1":
-                raise TusError(409, "Otra petición modificó esta subida al mismo tiempo")
-            video = catalog.NewVideo(
-                upload.video_id, upload.owner, upload.title, upload.length, info
-            )
-            delivery = await catalog.record(conn, self.box, video)
-        await self.box.deliver_now(delivery)
+    async def _assembled(self, upload: Upload) -> bool:
         with contextlib.suppress(*storage.STORAGE_ERRORS):
-            await storage.delete_keys(self.s3, self.bucket, [tail_key(upload.id)])
-        return dataclasses.replace(
-            upload, offset=upload.length, etags=tuple(etags), tail_bytes=0, completed=True
-        )
+            return await self.intake.stored_size(upload.key) == upload.length
+        return False
 
-    async def _check(self, upload: Upload) -> mp4.Mp4Info:
-        async def read(offset: int, length: int) -> bytes:
-            return await storage.read_range(self.s3, self.bucket, upload.key, offset, length)
-
+    async def _record(self, upload: Upload, etags: list[str]) -> Upload:
+        """The file is whole in S3: check it, and record the video with its job in the
+        transaction that marks the upload complete (or remove everything if it is bad)."""
         try:
-            info = await mp4.probe(read, upload.length, max_moov_bytes=self.limits.max_moov_bytes)
-        except mp4.Mp4Error as exc:
-            raise ingest.rejection(exc, self.limits) from None
-        ingest.check_info(info, self.limits)
-        return info
+            info = await self.intake.check_stored(upload.key, upload.length)
+        except errors.Invalid:
+            await self._remove(upload)
+            raise
+
+        async def claim(conn: asyncpg.Connection) -> None:
+            done = await conn.execute(
+                tus_queries.COMPLETE, upload.id, upload.offset, etags, upload.lease
+            )
+            if done != "UPDATE 1":
+                raise errors.Conflict(messages.TUS_RACE)
+
+        video = catalog.NewVideo(upload.video_id, upload.owner, upload.title, upload.length, info)
+        await self.intake.accept(video, claim=claim)
+        with contextlib.suppress(*storage.STORAGE_ERRORS):
+            await _delete_tails(self.intake.s3, self.intake.bucket, upload.id)
+        return dataclasses.replace(
+            upload, offset=upload.length, etags=tuple(etags), tail_bytes=0, tail_name=None,
+            completed=True,
+        )  # fmt: skip
 
     async def terminate(self, upload: Upload) -> None:
+        """Remove a leased upload and every object it made (its lease keeps a PATCH out)."""
         if upload.completed:
-            raise TusError(409, "La subida ya está completa; borre el video en su lugar")
-        await abort_upload(self.s3, self.bucket, upload.key, upload.s3_upload_id)
-        await storage.delete_keys(self.s3, self.bucket, [tail_key(upload.id)])
-        await self.pool.execute(tus_queries.DELETE, upload.id)
+            raise errors.Conflict(messages.TUS_COMPLETE_DELETE)
+        await self._remove(upload)
+
+    async def _remove(self, upload: Upload) -> None:
+        await _remove_objects(self.intake.s3, self.intake.bucket, upload)
+        await self.intake.pool.execute(tus_queries.DELETE, upload.id)
 
     async def expire(self, batch: int = 100) -> int:
-        return await expire(self.pool, self.s3, self.bucket, batch)
+        return await expire(self.intake.pool, self.intake.s3, self.intake.bucket, batch)
 
 
 async def expire(pool: asyncpg.Pool, s3: Any, bucket: str, batch: int = 100) -> int:
-    """Forget expired uploads: abort unfinished ones and remove their tails."""
+    """Forget expired uploads: abort unfinished ones and remove every object they made. Each
+    is leased first (no request appends meanwhile); S3 is called outside any transaction."""
+    token = uuid.uuid4()
     removed = 0
-    async with pool.acquire() as conn, conn.transaction():
-        for row in await conn.fetch(tus_queries.EXPIRED, batch):
-            upload = Upload.from_row(row)
-            if not upload.completed:
-                await abort_upload(s3, bucket, upload.key, upload.s3_upload_id)
-                await storage.delete_keys(s3, bucket, [tail_key(upload.id)])
-            await conn.execute(tus_queries.DELETE, upload.id)
-            removed += 1
+    for row in await pool.fetch(tus_queries.LEASE_EXPIRED, batch, token, LEASE_MARGIN_SECONDS):
+        upload = Upload.from_row(row, lease=token)
+        if upload.completed:
+            await _delete_tails(s3, bucket, upload.id)  # a stale request's, if any
+        else:
+            await _remove_objects(s3, bucket, upload)
+        await pool.execute(tus_queries.DELETE_LEASED, upload.id, token)
+        removed += 1
     return removed
+
+
+async def _remove_objects(s3: Any, bucket: str, upload: Upload) -> None:
+    """An unfinished upload's objects: its multipart upload, the original a failed completion
+    may have assembled (no video refers to it), and its tails."""
+    await abort_upload(s3, bucket, upload.key, upload.s3_upload_id)
+    await storage.delete_keys(s3, bucket, [upload.key])
+    await _delete_tails(s3, bucket, upload.id)
+
+
+async def _delete_tails(s3: Any, bucket: str, upload_id: uuid.UUID) -> None:
+    listed = await s3.list_objects_v2(Bucket=bucket, Prefix=tail_prefix(upload_id))
+    keys = [item["Key"] for item in listed.get("Contents", [])]
+    if keys:
+        await storage.delete_keys(s3, bucket, keys)
+
+
+def _visible(row: asyncpg.Record | None, user_id: str, lease: uuid.UUID | None = None) -> Upload:
+    # Someone else's upload is as absent as an unknown one.
+    if row is None or row["user_id"] != user_id:
+        raise errors.NotFound(messages.TUS_NOT_FOUND)
+    upload = Upload.from_row(row, lease)
+    if upload.expires_at < datetime.datetime.now(datetime.UTC):
+        raise errors.Gone(messages.TUS_EXPIRED)
+    return upload
 
 
 def _title(metadata: dict[str, str]) -> str:
     raw = metadata.get("title") or metadata.get("filename")
     if not raw:
-        raise TusError(400, "Upload-Metadata debe incluir el título del video (title)")
-    title = clean_title(raw)
-    if title is None:
-        raise TusError(400, messages.BAD_TITLE)
-    return title
+        raise errors.Invalid(messages.TUS_MISSING_TITLE)
+    return intake.title(raw)
 
 
-class _Appender:
-    """The bytes of one request, cut into S3 parts, with what cannot fill a part kept aside.
-
-    The part being filled comes from the process's PartStore, as a streamed upload's does
-    (memory, then the spill directory), and is sent from there without a copy."""
+class _Request:
+    """One PATCH request's bytes: the tail a previous request left, then the body, through the
+    streamed upload's part writer into the upload's S3 multipart upload."""
 
     def __init__(self, uploads: TusUploads, upload: Upload) -> None:
         self.uploads = uploads
         self.upload = upload
         self.received = upload.offset
-        self.etags = list(upload.etags)
-        self.part: Part | None = None
+        self.writer = MultipartWriter(
+            uploads.intake.s3,
+            uploads.intake.bucket,
+            upload.key,
+            uploads.buffers,
+            parts_in_flight=uploads.parts_in_flight,
+            upload_id=upload.s3_upload_id,
+            etags=upload.etags,
+        )
+        self.started = False
         self.saved = False
 
     async def start(self) -> None:
-        """Take a part now (capacity.Busy if there is no room: a request never queues for
-        one) and put the tail a previous request left into it."""
-        self.part = self.uploads.buffers.take_now()
+        """Wait for room for a part (the part store's admission), then put the tail a previous
+        request left into it."""
+        await self.writer.reserve()
+        self.started = True
         if not self.upload.tail_bytes:
             return
-        response = await self.uploads.s3.get_object(
-            Bucket=self.uploads.bucket, Key=tail_key(self.upload.id)
-        )
+        s3, bucket = self.uploads.intake.s3, self.uploads.intake.bucket
+        response = await s3.get_object(Bucket=bucket, Key=self.upload.tail)
+        read = 0
         async with response["Body"] as body:
             async for chunk in body.iter_chunks(TAIL_READ_BYTES):
-                self.part.write(memoryview(chunk))
-        if self.part.size != self.upload.tail_bytes:
-            raise TusError(503, "No se pudo leer la subida; intente de nuevo")
-
-    def release(self) -> None:
-        if self.part is not None:
-            self.part.close()
-            self.part = None
+                read += len(chunk)
+                await self.writer.write(chunk)
+        if read != self.upload.tail_bytes:
+            raise errors.Unavailable(messages.TUS_TAIL_UNREADABLE)
 
     async def write(self, chunk: bytes) -> None:
         if self.received + len(chunk) > self.upload.length:
-            raise TusError(400, "El cuerpo supera Upload-Length")
-        if self.received == 0 and chunk:
-            _check_head(chunk)
-        view = memoryview(chunk)
-        while view:
-            if self.part is None:
-                self.part = await self.uploads.buffers.take()
-            taken = self.part.write(view)
-            self.received += taken
-            metrics.BYTES_INGESTED.labels("tus").inc(taken)
-            view = view[taken:]
-            # A full part is sent unless it is the very last one: that one completes the upload.
-            if self.part.full and self.received < self.upload.length:
-                await self._send_part()
+            raise errors.Invalid(messages.TUS_PAST_LENGTH)
+        if self.received == 0 and len(chunk) >= 8 and chunk[4:8] != b"ftyp":
+            # The first bytes must open an MP4 (`ftyp`): refuse anything else at once.
+            raise intake.refused(intake.NOT_MP4, messages.NOT_MP4)
+        await self.writer.write(chunk)
+        self.received += len(chunk)
+        metrics.BYTES_INGESTED.labels("tus").inc(len(chunk))
 
-    async def _upload_part(self) -> None:
-        """Send the part being filled as the next part; it is freed once S3 has it."""
-        assert self.part is not None
-        body = self.part.seal()
-        response = await self.uploads.s3.upload_part(
-            Bucket=self.uploads.bucket,
-            Key=self.upload.key,
-            UploadId=self.upload.s3_upload_id,
-            PartNumber=len(self.etags) + 1,
-            Body=body,
-            ContentLength=len(body),
-            **body.checksum,
-        )
-        self.etags.append(response["ETag"])
-        self.release()
-
-    async def _send_part(self) -> None:
-        await self._upload_part()
-        await self._advance(self.received, 0)
-
-    async def _advance(self, offset: int, tail_bytes: int) -> None:
-        done = await self.uploads.pool.execute(
-            tus_queries.ADVANCE, self.upload.id, self.upload.offset, offset, self.etags, tail_bytes
-        )
-        if done != "UPDATE 1":
-            raise TusError(409, "Otra petición modificó esta subida al mismo tiempo")
-        self.upload = dataclasses.replace(
-            self.upload, offset=offset, etags=tuple(self.etags), tail_bytes=tail_bytes
-        )
-
-    async def keep_what_arrived(self) -> Upload:
-        """Store the incomplete part as the tail object and record the new offset."""
-        if self.saved or self.received == self.upload.offset:
+    async def keep_what_arrived(self, *, quietly: bool = False) -> Upload:
+        """Store the incomplete part as the tail object and record the new offset (quietly:
+        after a failure, when nothing may be kept if the parts did not all reach S3)."""
+        if self.saved or not self.started or self.received == self.upload.offset:
             return self.upload
         self.saved = True
-        filled = self.part.size if self.part is not None else 0
-        body = self.part.seal() if self.part is not None else PartBody(memoryview(b""))
-        await self.uploads.s3.put_object(
-            Bucket=self.uploads.bucket,
-            Key=tail_key(self.upload.id),
-            Body=body,
-            ContentLength=len(body),
-            **body.checksum,
-        )
-        await self._advance(self.received, filled)
+        try:
+            return await self._keep()
+        except Exception:
+            if not quietly:
+                raise
+            log.warning("bytes of a broken tus request not kept", exc_info=True)
+            return self.upload
+
+    async def _keep(self) -> Upload:
+        s3, bucket, upload = self.uploads.intake.s3, self.uploads.intake.bucket, self.upload
+        etags = await self.writer.drain()
+        part = self.writer.partial
+        tail_bytes = part.size if part is not None else 0
+        tail_name = f"{self.received}-{upload.lease}.tail" if tail_bytes else None
+        if tail_name is not None:
+            assert part is not None
+            body = part.seal()
+            await s3.put_object(
+                Bucket=bucket,
+                Key=tail_key(upload.id, tail_name),
+                Body=body,
+                ContentLength=len(body),
+                **body.checksum,
+            )
+        done = await self.uploads.intake.pool.execute(
+            tus_queries.ADVANCE, upload.id, upload.offset, self.received, etags, tail_bytes,
+            upload.lease, tail_name,
+        )  # fmt: skip
+        if done != "UPDATE 1":
+            # Lost a race (its lease ran out): what it wrote is nobody's.
+            if tail_name is not None:
+                with contextlib.suppress(*storage.STORAGE_ERRORS):
+                    await storage.delete_keys(s3, bucket, [tail_key(upload.id, tail_name)])
+            raise errors.Conflict(messages.TUS_RACE)
+        if upload.tail_bytes:
+            with contextlib.suppress(*storage.STORAGE_ERRORS):
+                await storage.delete_keys(s3, bucket, [upload.tail])
+        self.upload = dataclasses.replace(
+            upload, offset=self.received, etags=tuple(etags), tail_bytes=tail_bytes,
+            tail_name=tail_name,
+        )  # fmt: skip
         return self.upload
 
-    async def flush_last_part(self) -> list[str]:
-        """Send what is left as the last part and record the upload as whole (not yet done)."""
-        if (self.part is not None and self.part.size) or not self.etags:
-            if self.part is None:
-                self.part = await self.uploads.buffers.take()
-            await self._upload_part()
-        if (self.upload.offset, self.upload.tail_bytes) != (self.upload.length, 0) or (
-            tuple(self.etags) != self.upload.etags
+    async def finish(self) -> Upload:
+        """The last byte arrived: send the last part, complete the S3 upload, then check and
+        record it. The recorded offset moves only with that record."""
+        self.saved = True  # whatever happens now, the client sends the last request again
+        upload = self.upload
+        etags = await self.writer.send_rest()
+        if not await self.uploads.intake.complete_multipart(
+            upload.key, upload.s3_upload_id, etags, upload.length
         ):
-            await self._advance(self.upload.length, 0)
-        return self.etags
-
-
-def _check_head(chunk: bytes) -> None:
-    """The first bytes must open an MP4 (`ftyp`): refuse anything else at once."""
-    if len(chunk) >= 8 and chunk[4:8] != b"ftyp":
-        raise TusError(400, "El archivo no es un video MP4 válido")
+            raise errors.Conflict(messages.TUS_RACE)  # removed meanwhile (its lease ran out)
+        return await self.uploads._record(upload, etags)
 
 
 async def expire_forever(clients: Any, settings: Any) -> None:

@@ -1,4 +1,4 @@
-"""SQL of the tus uploads (migrations/010_tus_uploads.sql)."""
+"""SQL of the tus uploads (migrations/010_tus_uploads.sql, 030_tus_patch_lease.sql)."""
 
 from __future__ import annotations
 
@@ -13,21 +13,42 @@ GET = "SELECT * FROM tus_uploads WHERE id = $1"
 
 COUNT_OPEN = "SELECT count(*) FROM tus_uploads WHERE user_id = $1 AND completed_at IS NULL"
 
-# Progress is recorded only from the offset the request started at: of two requests racing on
-# one upload, one records and the other learns it lost (409).
+# The upload as it stands, with its lease taken for $3 seconds under token $2; no row if another
+# request holds a lease that has not run out.
+LEASE = """
+UPDATE tus_uploads SET patch_lease = $2, patch_until = now() + make_interval(secs => $3)
+WHERE id = $1 AND (patch_until IS NULL OR patch_until < now())
+RETURNING *
+"""
+
+RELEASE = """
+UPDATE tus_uploads SET patch_lease = NULL, patch_until = NULL WHERE id = $1 AND patch_lease = $2
+"""
+
+# Progress is recorded only from the offset the request started at and under its lease: of two
+# requests racing on one upload (a lease ran out), one records and the other learns it lost.
 ADVANCE = """
-UPDATE tus_uploads SET "offset" = $3, etags = $4, tail_bytes = $5
-WHERE id = $1 AND "offset" = $2 AND completed_at IS NULL
+UPDATE tus_uploads SET "offset" = $3, etags = $4, tail_bytes = $5, tail_name = $7
+WHERE id = $1 AND "offset" = $2 AND completed_at IS NULL AND patch_lease = $6
 """
 
 COMPLETE = """
-UPDATE tus_uploads SET "offset" = length, etags = $3, tail_bytes = 0, completed_at = now()
-WHERE id = $1 AND "offset" = $2 AND completed_at IS NULL
+UPDATE tus_uploads SET "offset" = length, etags = $3, tail_bytes = 0, tail_name = NULL,
+                       completed_at = now(),
+                       patch_lease = NULL, patch_until = NULL
+WHERE id = $1 AND "offset" = $2 AND completed_at IS NULL AND patch_lease = $4
 """
 
 DELETE = "DELETE FROM tus_uploads WHERE id = $1"
 
-EXPIRED = """
-SELECT * FROM tus_uploads WHERE expires_at < now() ORDER BY expires_at LIMIT $1
-FOR UPDATE SKIP LOCKED
+DELETE_LEASED = "DELETE FROM tus_uploads WHERE id = $1 AND patch_lease = $2"
+
+# Expired uploads, each leased to the caller so that no request appends while it is removed
+# (and two workers do not remove the same one); the S3 work happens outside any transaction.
+LEASE_EXPIRED = """
+UPDATE tus_uploads SET patch_lease = $2, patch_until = now() + make_interval(secs => $3)
+WHERE id IN (SELECT id FROM tus_uploads
+             WHERE expires_at < now() AND (patch_until IS NULL OR patch_until < now())
+             ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING *
 """

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from risingstars.kit import errors
 from risingstars.upload import messages, reads, schemas, votes
 from risingstars.upload.deps import Runtime, User, VideoId
-from risingstars.upload.text import CITY_MAX, city_key
+from risingstars.upload.text import CITY_MAX, CITY_PATTERN, city_key
 
 router = APIRouter(prefix="/api/public", tags=["public"])
-
-INVALID_CITY = "Parámetro inválido: city"
+# Stated in the document, checked by `_city` (with the contract's message).
+CITY_DOC = {"pattern": CITY_PATTERN}
 
 
 def _city(city: str | None) -> str | None:
@@ -21,7 +22,7 @@ def _city(city: str | None) -> str | None:
         return None
     key = city_key(city)
     if not key:
-        raise HTTPException(400, INVALID_CITY)
+        raise errors.Invalid(messages.INVALID_CITY, code="invalid_city")
     return key
 
 
@@ -32,11 +33,13 @@ async def public_videos(
     response: Response,
     limit: int = Query(20, ge=1, le=100),
     offset: int = Query(0, ge=0, le=reads.PUBLIC_MAX_OFFSET),
-    city: str | None = Query(None, min_length=1, max_length=CITY_MAX),
+    city: str | None = Query(None, min_length=1, max_length=CITY_MAX, json_schema_extra=CITY_DOC),
     after: str | None = Query(
         None,
         min_length=1,
         max_length=200,
+        # Stated in the document, checked by `reads` (with the contract's message).
+        json_schema_extra={"pattern": reads.CURSOR_PATTERN},
         description="Extension: the cursor of the page before, from its `Link: rel=next` "
         "header; pages at any depth (offset stops at 1000).",
     ),
@@ -61,7 +64,7 @@ async def vote(user: User, video_id: VideoId, rt: Runtime) -> Any:
 @router.get("/rankings", response_model=list[schemas.Ranking], responses=schemas.errors(400, 503))
 async def rankings(
     rt: Runtime,
-    city: str | None = Query(None, min_length=1, max_length=CITY_MAX),
+    city: str | None = Query(None, min_length=1, max_length=CITY_MAX, json_schema_extra=CITY_DOC),
     limit: int = Query(10, ge=1, le=100),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> Response:

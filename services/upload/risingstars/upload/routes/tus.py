@@ -1,9 +1,10 @@
 """tus 1.0 resumable uploads (extension): the HTTP side of `tus.py`.
 
 `OPTIONS` needs no token (clients and browsers probe it); every other request carries the
-caller's JWT and `Tus-Resumable: 1.0.0`. The request that completes an upload answers like
-`POST /api/videos/upload` as far as tus allows: a 204 carries no body, so the video's id comes
-in the `Video-Id` and `Task-Id` headers (and in `HEAD` afterwards).
+caller's JWT and `Tus-Resumable: 1.0.0`. Every answer, errors included, carries
+`Tus-Resumable` (added once, by the router's route class). The request that completes an upload
+answers like `POST /api/videos/upload` as far as tus allows: a 204 carries no body, so the
+video's id comes in the `Video-Id` and `Task-Id` headers (and in `HEAD` afterwards).
 """
 
 from __future__ import annotations
@@ -12,81 +13,83 @@ import email.utils
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
 from risingstars.kit import errors
-from risingstars.upload import capacity, catalog, ingest, metrics, schemas, tus
+from risingstars.upload import capacity, catalog, intake, messages, schemas, tus
 from risingstars.upload.deps import Runtime, User
 
 log = logging.getLogger("risingstars.upload.tus")
 
 PATH = "/api/videos/tus"
-router = APIRouter(prefix=PATH, tags=["tus resumable uploads"])
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 
-_CODES = {
-    400: "invalid",
-    404: "not_found",
-    409: "conflict",
-    410: "gone",
-    412: "tus_version",
-    413: "too_large",
-    415: "unsupported_media_type",
-    503: "unavailable",
-}
+class TusRoute(APIRoute):
+    """The protocol's edge: `Tus-Resumable` is required on every request but OPTIONS (412
+    with `Tus-Version` otherwise) and added to every answer, errors included (rendered by the
+    app's own handlers, so their body is the kit's)."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            if request.method != "OPTIONS" and request.headers.get("tus-resumable") != tus.VERSION:
+                response: Response = JSONResponse(
+                    status_code=412,
+                    content={"detail": messages.tus_version(tus.VERSION), "code": "tus_version"},
+                    headers={"Tus-Version": tus.VERSION},
+                )
+            else:
+                try:
+                    response = await handle(request)
+                except Exception as exc:
+                    render = _handler_for(request, exc)
+                    if render is None:
+                        raise
+                    response = await render(request, exc)
+            response.headers["Tus-Resumable"] = tus.VERSION
+            return response
+
+        return handler
 
 
-class TusAnswer(errors.ServiceError):
-    """A tus error answer: the kit's `{"detail", "code"}` body, with the headers the protocol
-    wants on every response."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        code: str | None = None,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail, code=code or _CODES.get(status, "error"))
-        self.status_code = status
-        self._headers = {"Tus-Resumable": tus.VERSION, **(extra or {})}
-        if status == 412:
-            self._headers["Tus-Version"] = tus.VERSION
-
-    def headers(self) -> dict[str, str]:
-        return self._headers
+def _handler_for(request: Request, exc: Exception):
+    """The app's exception handler for `exc` (the most specific one), but not the catch-all:
+    an unexpected error stays the kit's logged 500."""
+    handlers = request.app.exception_handlers
+    for kind in type(exc).__mro__:
+        if kind is Exception:
+            return None
+        if kind in handlers:
+            return handlers[kind]
+    return None
 
 
-def _check_version(request: Request) -> None:
-    if request.headers.get("tus-resumable") != tus.VERSION:
-        raise TusAnswer(412, f"Se requiere la cabecera Tus-Resumable: {tus.VERSION}")
+router = APIRouter(prefix=PATH, tags=["tus resumable uploads"], route_class=TusRoute)
 
 
 def _whole_number(request: Request, name: str) -> int:
     raw = request.headers.get(name, "")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 15:
-        raise TusAnswer(400, f"La cabecera {name} es obligatoria y debe ser un entero no negativo")
+        raise errors.Invalid(messages.tus_whole_number(name))
     return int(raw)
-
-
-def _owner(user) -> catalog.Uploader:
-    return catalog.Uploader.from_claims(user)
 
 
 def _upload_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise TusAnswer(404, "La subida no existe") from None
+        raise errors.NotFound(messages.TUS_NOT_FOUND) from None
 
 
 def _headers(upload: tus.Upload) -> dict[str, str]:
     headers = {
-        "Tus-Resumable": tus.VERSION,
         "Upload-Offset": str(upload.offset),
         "Upload-Expires": email.utils.format_datetime(upload.expires_at, usegmt=True),
         "Cache-Control": "no-store",
@@ -96,20 +99,21 @@ def _headers(upload: tus.Upload) -> dict[str, str]:
     return headers
 
 
-async def _append(rt, request: Request, upload: tus.Upload, offset: int) -> tus.Upload:
+async def _append(rt, request: Request, upload_id: uuid.UUID, user: User, offset: int):
+    """One request's bytes, under the upload's lease (423 if another request holds it), the
+    user's count of running uploads (429) and the part store's admission (wait, then 503)."""
     started = time.perf_counter()
     try:
-        upload = await rt.tus.append(upload, offset, ingest.body_of(request.receive))
-    except tus.TusError as exc:
-        if exc.status == 400:
-            metrics.UPLOADS.labels("tus", "rejected", "invalid").inc()
-        raise TusAnswer(exc.status, exc.detail) from None
+        async with rt.tus.leased(upload_id, user.sub) as upload:
+            upload = await rt.tus.append(upload, offset, intake.body_of(request.receive))
     except capacity.Refused as exc:
-        metrics.UPLOADS.labels("tus", exc.outcome, exc.reason).inc()
-        raise TusAnswer(exc.status_code, exc.detail, code=exc.code, extra=exc.headers()) from None
+        intake.tally("tus", exc.outcome, exc.reason)
+        raise
+    except errors.Invalid as exc:
+        intake.tally("tus", "rejected", exc.code)
+        raise
     if upload.completed:
-        metrics.UPLOADS.labels("tus", "accepted", "ok").inc()
-        metrics.UPLOAD_DURATION.labels("accepted").observe(time.perf_counter() - started)
+        intake.tally("tus", "accepted", "ok", started)
         log.info("tus upload complete", extra={"video_id": str(upload.video_id)})
     return upload
 
@@ -121,7 +125,6 @@ async def capabilities(rt: Runtime) -> Response:
     return Response(
         status_code=204,
         headers={
-            "Tus-Resumable": tus.VERSION,
             "Tus-Version": tus.VERSION,
             "Tus-Extension": tus.EXTENSIONS,
             "Tus-Max-Size": str(rt.settings.max_upload_bytes),
@@ -129,22 +132,31 @@ async def capabilities(rt: Runtime) -> Response:
     )
 
 
-@router.post("", status_code=201, responses=schemas.errors(400, 401, 408, 412, 413, 429, 503))
-@router.post("/", status_code=201, responses=schemas.errors(400, 401, 408, 412, 413, 429, 503))
+@router.post(
+    "",
+    status_code=201,
+    response_class=Response,  # the answer is in its headers
+    responses=schemas.errors(400, 401, 408, 412, 413, 423, 429, 503),
+    openapi_extra=schemas.TUS_CREATE,
+)
+@router.post(
+    "/",
+    status_code=201,
+    response_class=Response,  # the answer is in its headers
+    responses=schemas.errors(400, 401, 408, 412, 413, 423, 429, 503),
+    openapi_extra=schemas.TUS_CREATE,
+)
 async def create(request: Request, user: User, rt: Runtime) -> Response:
-    _check_version(request)
     if "upload-defer-length" in request.headers:
-        raise TusAnswer(400, "Upload-Defer-Length no está soportado: envíe Upload-Length")
+        raise errors.Invalid(messages.TUS_DEFER_LENGTH)
     length = _whole_number(request, "upload-length")
     if length == 0:
-        raise TusAnswer(400, "Upload-Length debe ser mayor que 0")
-    try:
-        upload = await rt.tus.create(_owner(user), length, request.headers.get("upload-metadata"))
-    except tus.TusError as exc:
-        raise TusAnswer(exc.status, exc.detail) from None
+        raise errors.Invalid(messages.TUS_EMPTY)
+    owner = catalog.Uploader.from_claims(user)
+    upload = await rt.tus.create(owner, length, request.headers.get("upload-metadata"))
     if request.headers.get("content-type", "").startswith(OFFSET_CONTENT_TYPE):
         try:
-            upload = await _append(rt, request, upload, 0)
+            upload = await _append(rt, request, upload.id, user, 0)
         except ClientDisconnect:
             return Response(status_code=400)
     headers = _headers(upload) | {"Location": f"{PATH}/{upload.id}"}
@@ -153,10 +165,7 @@ async def create(request: Request, user: User, rt: Runtime) -> Response:
 
 @router.head("/{upload_id}", responses=schemas.errors(401, 404, 410))
 async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
-    try:
-        upload = await rt.tus.get(_upload_id(upload_id), user.sub)
-    except tus.TusError as exc:
-        raise TusAnswer(exc.status, exc.detail) from None
+    upload = await rt.tus.get(_upload_id(upload_id), user.sub)
     headers = _headers(upload) | {"Upload-Length": str(upload.length)}
     if upload.metadata:
         headers["Upload-Metadata"] = upload.metadata
@@ -166,31 +175,28 @@ async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
 @router.patch(
     "/{upload_id}",
     status_code=204,
-    responses=schemas.errors(400, 401, 404, 408, 409, 410, 412, 415, 503),
+    responses=schemas.errors(400, 401, 404, 408, 409, 410, 412, 415, 423, 429, 503),
+    openapi_extra=schemas.TUS_APPEND,
 )
 async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
-    _check_version(request)
     if not request.headers.get("content-type", "").startswith(OFFSET_CONTENT_TYPE):
-        raise TusAnswer(415, f"Content-Type debe ser {OFFSET_CONTENT_TYPE}")
+        raise HTTPException(415, messages.tus_content_type(OFFSET_CONTENT_TYPE))
     start = _whole_number(request, "upload-offset")
     try:
-        upload = await rt.tus.get(_upload_id(upload_id), user.sub)
-    except tus.TusError as exc:
-        raise TusAnswer(exc.status, exc.detail) from None
-    try:
-        upload = await _append(rt, request, upload, start)
+        upload = await _append(rt, request, _upload_id(upload_id), user, start)
     except ClientDisconnect:
         log.info("tus request ended early; its bytes are kept", extra={"upload_id": upload_id})
         return Response(status_code=400)
     return Response(status_code=204, headers=_headers(upload))
 
 
-@router.delete("/{upload_id}", status_code=204, responses=schemas.errors(401, 404, 409, 410, 412))
-async def terminate(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
-    _check_version(request)
-    try:
-        upload = await rt.tus.get(_upload_id(upload_id), user.sub)
+@router.delete(
+    "/{upload_id}",
+    status_code=204,
+    responses=schemas.errors(401, 404, 409, 410, 412, 423),
+    openapi_extra=schemas.TUS_TERMINATE,
+)
+async def terminate(upload_id: str, user: User, rt: Runtime) -> Response:
+    async with rt.tus.leased(_upload_id(upload_id), user.sub) as upload:
         await rt.tus.terminate(upload)
-    except tus.TusError as exc:
-        raise TusAnswer(exc.status, exc.detail) from None
-    return Response(status_code=204, headers={"Tus-Resumable": tus.VERSION})
+    return Response(status_code=204)

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel
+from fastapi import APIRouter
 
 from risingstars.upload import catalog, messages, schemas
 from risingstars.upload.deps import Runtime, UploadId, User
-from risingstars.upload.text import clean_title
 
 router = APIRouter(prefix="/api/videos/uploads", tags=["direct uploads"])
-
-
-class NewUpload(BaseModel):
-    title: str
-    size: int
 
 
 @router.post(
@@ -27,11 +20,8 @@ class NewUpload(BaseModel):
     response_model_exclude_unset=True,
     responses=schemas.errors(400, 401, 429, 503),
 )
-async def create_upload(user: User, body: NewUpload, rt: Runtime) -> Any:
-    title = clean_title(body.title)
-    if title is None:
-        raise HTTPException(400, messages.BAD_TITLE)
-    return await rt.direct.create(catalog.Uploader.from_claims(user), title, body.size)
+async def create_upload(user: User, body: schemas.NewUpload, rt: Runtime) -> Any:
+    return await rt.direct.create(catalog.Uploader.from_claims(user), body.title, body.size)
 
 
 @router.get(

@@ -1,0 +1,78 @@
+"""A part's bytes as botocore and aiohttp want them: held in memory or in a spill file."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections.abc import AsyncIterator
+
+
+class PartBody:
+    """A part's bytes as botocore and aiohttp want them, without copying the part.
+
+    botocore sees a seekable file (it hashes the body, and rewinds it to retry); aiohttp sees
+    an async iterable and sends it slice by slice, so its socket buffer never holds more than
+    a slice. Not an io.IOBase on purpose: aiohttp would read those in a thread, 64 KiB at a time.
+    """
+
+    # Whatever the socket does not take at once waits in its transport: one slice per
+    # connection, and the service keeps up to 50 of them busy.
+    SLICE = 64 * 1024
+
+    def __init__(self, view: memoryview, crc32: int | None = None) -> None:
+        self._view = view
+        self._size = len(view)
+        self._pos = 0
+        self._crc32 = crc32
+
+    @property
+    def checksum(self) -> dict[str, str]:
+        """S3's checksum parameter for the part, computed as its bytes arrived: without it
+        botocore reads the whole part once more to compute the same CRC32 (9 % of the upload
+        process's CPU under load) before sending it."""
+        if self._crc32 is None:
+            return {}
+        # The same two headers botocore sends when it computes the checksum itself.
+        return {
+            "ChecksumAlgorithm": "CRC32",
+            "ChecksumCRC32": base64.b64encode(self._crc32.to_bytes(4, "big")).decode(),
+        }
+
+    def _read_at(self, offset: int, size: int) -> bytes | memoryview:
+        return self._view[offset : offset + size]
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
+        chunk = bytes(self._read_at(self._pos, max(0, end - self._pos)))
+        self._pos += len(chunk)
+        return chunk
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def __len__(self) -> int:
+        return self._size
+
+    async def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
+        # Always the whole part: a retried request iterates afresh.
+        for start in range(0, self._size, self.SLICE):
+            yield self._read_at(start, min(self.SLICE, self._size - start))
+
+
+class FileBody(PartBody):
+    """A part spilled to a file, read slice by slice (local scratch disk, mostly page cache)."""
+
+    def __init__(self, fd: int, size: int, crc32: int | None = None) -> None:
+        self._fd = fd
+        self._size = size
+        self._pos = 0
+        self._crc32 = crc32
+
+    def _read_at(self, offset: int, size: int) -> bytes:
+        return os.pread(self._fd, size, offset)

@@ -1,0 +1,287 @@
+"""The streamed upload (`POST /api/videos/upload`): a multipart/form-data body goes straight
+into an S3 multipart upload while the MP4 is checked on the way through. Nothing is kept but
+the parts being filled or sent (from the process's PartStore: memory, then spill files) and
+the moov box.
+
+Any rejection, client disconnect, silence past the idle limit, deadline, cancellation or storage
+fault aborts the S3 upload (and frees its parts) before the caller answers, so no part outlives
+a refused upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
+
+from risingstars.kit import errors
+from risingstars.upload import capacity, catalog, intake, messages, metrics, mp4, storage
+from risingstars.upload.capacity import TimedOut
+from risingstars.upload.formstream import (
+    FormError,
+    FormStream,
+    PartData,
+    PartEnd,
+    PartStart,
+    boundary_of,
+)
+from risingstars.upload.intake import BAD_FORM, Intake, UploadPolicy, body_of, paced
+from risingstars.upload.s3upload import MultipartWriter, StorageError
+from risingstars.upload.spill import PartStore
+
+log = logging.getLogger("risingstars.upload.streamed")
+
+FILE_FIELD = "video_file"
+TITLE_FIELD = "title"
+# Everything but the file (title, unknown fields, part headers) stays small.
+MAX_FIELD_BYTES = 4096
+MAX_OTHER_BYTES = 16 * 1024
+# Room for boundaries and the other fields when judging a request by its Content-Length.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    title: str
+    size: int
+    info: mp4.Mp4Info
+
+
+def too_large_by_length(content_length: str | None, policy: UploadPolicy) -> bool:
+    """A declared body this long cannot hold a file within the limit: refuse unread."""
+    return (
+        content_length is not None
+        and content_length.isdigit()
+        and int(content_length) > policy.max_bytes + FORM_OVERHEAD_BYTES
+    )
+
+
+def _bad_form(detail: str) -> errors.Invalid:
+    return intake.refused(BAD_FORM, detail)
+
+
+class _Form:
+    """What has been read so far, and the checks applied as each piece arrives."""
+
+    def __init__(self, writer: MultipartWriter, policy: UploadPolicy) -> None:
+        self.writer = writer
+        self.policy = policy
+        self.scanner = mp4.Mp4Scanner(
+            max_moov_bytes=policy.max_moov_bytes, max_file_bytes=policy.max_bytes
+        )
+        self.field: str | None = None
+        self.file_seen = False
+        self.file_done = False
+        self.size = 0
+        self.title: str | None = None
+        self.info: mp4.Mp4Info | None = None
+        self._value = bytearray()
+        self._other_bytes = 0
+
+    async def handle(self, event: PartStart | PartData | PartEnd) -> None:
+        if isinstance(event, PartData):
+            if self.field == FILE_FIELD:
+                await self._file_data(event.data)
+            else:
+                self._field_data(event.data)
+        elif isinstance(event, PartStart):
+            self._start(event)
+        else:
+            self._end()
+
+    def _start(self, event: PartStart) -> None:
+        if event.name == FILE_FIELD:
+            if self.file_seen:
+                raise _bad_form(messages.DUPLICATE_FILE)
+            self.file_seen = True
+        self.field = event.name
+        self._value.clear()
+
+    async def _file_data(self, data: memoryview) -> None:
+        self.size += len(data)
+        self.policy.check_size(self.size)
+        try:
+            info = self.scanner.feed(data)
+        except mp4.Mp4Error as exc:
+            raise self.policy.refusal(exc) from None
+        if info is not None:
+            # moov came early (fast-start file): refuse now rather than after the upload.
+            self.policy.check(info)
+        metrics.BYTES_INGESTED.labels("stream").inc(len(data))
+        await self.writer.write(data)
+
+    def _field_data(self, data: memoryview) -> None:
+        self._other_bytes += len(data)
+        if self._other_bytes > MAX_OTHER_BYTES:
+            raise _bad_form(messages.FIELD_TOO_LARGE)
+        if self.field == TITLE_FIELD:
+            if len(self._value) + len(data) > MAX_FIELD_BYTES:
+                raise intake.refused(intake.BAD_TITLE, messages.BAD_TITLE)
+            self._value += data
+
+    def _end(self) -> None:
+        if self.field == FILE_FIELD:
+            self.file_done = True
+            try:
+                self.info = self.scanner.finish()
+            except mp4.Mp4Error as exc:
+                raise self.policy.refusal(exc) from None
+            self.policy.check(self.info)
+        elif self.field == TITLE_FIELD:
+            try:
+                raw = self._value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise intake.refused(intake.BAD_TITLE, messages.BAD_TITLE) from None
+            self.title = intake.title(raw)
+        self.field = None
+
+
+async def receive_form(
+    chunks: AsyncIterator[bytes],
+    content_type: str | None,
+    writer: MultipartWriter,
+    policy: UploadPolicy,
+) -> Received:
+    """Read the form from `chunks` into `writer`; raise errors.Invalid, TimedOut (or the
+    client's disconnect, or a StorageError) with the S3 upload already aborted, or
+    capacity.Busy before reading anything."""
+    try:
+        form_stream = FormStream(boundary_of(content_type))
+    except FormError:
+        raise _bad_form(messages.NOT_MULTIPART) from None
+    await writer.reserve()
+    form = _Form(writer, policy)
+    try:
+        try:
+            async with asyncio.timeout(policy.deadline_seconds) as deadline:
+                await _read(chunks, form_stream, form, policy.idle_seconds)
+                await writer.finish()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise TimedOut("deadline", messages.upload_deadline(policy.deadline_seconds)) from None
+    except BaseException:
+        # Shielded: a cancelled request (server shutdown) must still clean up.
+        await asyncio.shield(writer.abort())
+        raise
+    assert form.title is not None and form.info is not None
+    return Received(title=form.title, size=form.size, info=form.info)
+
+
+async def _read(
+    chunks: AsyncIterator[bytes], form_stream: FormStream, form: _Form, idle_seconds: float
+) -> None:
+    async for chunk in paced(chunks, idle_seconds):
+        await _feed(form_stream, form, chunk)
+        del chunk  # see body_of
+        if form_stream.finished:
+            break
+    if not form_stream.finished:
+        raise _bad_form(messages.BAD_MULTIPART)
+    if not form.file_done or form.info is None:
+        raise _bad_form(messages.MISSING_FILE)
+    if form.title is None:
+        raise _bad_form(messages.MISSING_TITLE)
+
+
+async def _feed(form_stream: FormStream, form: _Form, chunk: bytes) -> None:
+    try:
+        events = form_stream.feed(chunk)
+    except FormError:
+        raise _bad_form(messages.BAD_MULTIPART) from None
+    for event in events:
+        await form.handle(event)
+
+
+# Faults of the database while recording a stored upload: its file is deleted, 503.
+DB_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclasses.dataclass
+class StreamedUploads:
+    intake: Intake
+    buffers: PartStore
+    slots: capacity.UserSlots
+    parts_in_flight: int
+
+    async def upload(
+        self,
+        owner: catalog.Uploader,
+        content_type: str | None,
+        content_length: str | None,
+        receive: Receive,
+    ) -> dict[str, str]:
+        """Receive, check, store and accept one streamed upload; every outcome is counted."""
+        started = time.perf_counter()
+        try:
+            video_id = await self._upload(owner, content_type, content_length, receive)
+        except capacity.Refused as exc:
+            intake.tally("stream", exc.outcome, exc.reason, started)
+            log.info("upload refused", extra={"reason": exc.reason, "user_id": owner.user_id})
+            raise
+        except errors.Invalid as exc:
+            intake.tally("stream", "rejected", exc.code, started)
+            log.info("upload rejected", extra={"reason": exc.code, "detail": exc.detail})
+            raise
+        except errors.TooMany as exc:
+            intake.tally("stream", "rejected", exc.code, started)
+            raise
+        except ClientDisconnect:
+            intake.tally("stream", "aborted", "disconnect", started)
+            log.info("upload abandoned by the client")
+            raise errors.Invalid(messages.CLIENT_GONE, code="disconnect") from None
+        except StorageError as exc:
+            intake.tally("stream", "failed", "storage", started)
+            raise intake.storage_down(exc) from None
+        except errors.Unavailable as exc:
+            intake.tally("stream", "failed", exc.code, started)
+            raise
+        intake.tally("stream", "accepted", "ok", started)
+        return intake.uploaded(video_id)
+
+    async def _upload(
+        self,
+        owner: catalog.Uploader,
+        content_type: str | None,
+        content_length: str | None,
+        receive: Receive,
+    ) -> uuid.UUID:
+        policy = self.intake.policy
+        if too_large_by_length(content_length, policy):
+            raise policy.too_large()
+        await self.intake.check_quota(self.intake.pool, owner.user_id)
+        video_id = uuid.uuid4()
+        key = storage.original_key(video_id)
+        writer = MultipartWriter(
+            self.intake.s3, self.intake.bucket, key, self.buffers,
+            parts_in_flight=self.parts_in_flight,
+        )  # fmt: skip
+        with self.slots.hold(owner.user_id):
+            received = await receive_form(body_of(receive), content_type, writer, policy)
+        video = catalog.NewVideo(video_id, owner, received.title, received.size, received.info)
+        try:
+            await self.intake.accept(video, wait_seconds=intake.ACCEPT_WAIT_SECONDS)
+        except DB_ERRORS as exc:
+            log.error("upload not recorded", extra={"error": repr(exc)})
+            with contextlib.suppress(*storage.STORAGE_ERRORS, RuntimeError):
+                await storage.delete_keys(self.intake.s3, self.intake.bucket, [key])
+            raise errors.Unavailable(errors.DATABASE_DOWN) from None
+        log.info(
+            "upload accepted",
+            extra={"video_id": str(video_id), "bytes": received.size, "user_id": owner.user_id},
+        )
+        return video_id
