@@ -229,17 +229,6 @@ class StreamedUploads:
         started = time.perf_counter()
         try:
             video_id = await self._upload(owner, content_type, content_length, receive)
-        except capacity.Refused as exc:
-            intake.tally("stream", exc.outcome, exc.reason, started)
-            log.info("upload refused", extra={"reason": exc.reason, "user_id": owner.user_id})
-            raise
-        except errors.Invalid as exc:
-            intake.tally("stream", "rejected", exc.code, started)
-            log.info("upload rejected", extra={"reason": exc.code, "detail": exc.detail})
-            raise
-        except errors.TooMany as exc:
-            intake.tally("stream", "rejected", exc.code, started)
-            raise
         except ClientDisconnect:
             intake.tally("stream", "aborted", "disconnect", started)
             log.info("upload abandoned by the client")
@@ -247,8 +236,11 @@ class StreamedUploads:
         except StorageError as exc:
             intake.tally("stream", "failed", "storage", started)
             raise intake.storage_down(exc) from None
-        except errors.Unavailable as exc:
-            intake.tally("stream", "failed", exc.code, started)
+        except errors.ServiceError as exc:
+            # capacity's refusals say how they ended; a bad file or a quota is a rejection.
+            failed = "failed" if isinstance(exc, errors.Unavailable) else "rejected"
+            intake.tally("stream", getattr(exc, "outcome", failed), exc.code, started)
+            log.info("upload refused", extra={"code": exc.code, "user_id": owner.user_id})
             raise
         intake.tally("stream", "accepted", "ok", started)
         return intake.uploaded(video_id)

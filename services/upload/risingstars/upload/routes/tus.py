@@ -129,20 +129,16 @@ async def capabilities(rt: Runtime) -> Response:
     )
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_class=Response,  # the answer is in its headers
-    responses=schemas.errors(400, 401, 408, 412, 413, 429, 503),
-    openapi_extra=schemas.TUS_CREATE,
-)
-@router.post(
-    "/",
-    status_code=201,
-    response_class=Response,  # the answer is in its headers
-    responses=schemas.errors(400, 401, 408, 412, 413, 429, 503),
-    openapi_extra=schemas.TUS_CREATE,
-)
+CREATED = {
+    "status_code": 201,
+    "response_class": Response,  # the answer is in its headers
+    "responses": schemas.errors(400, 401, 408, 412, 413, 429, 503),
+    "openapi_extra": schemas.TUS_CREATE,
+}
+
+
+@router.post("", **CREATED)
+@router.post("/", **CREATED)
 async def create(request: Request, user: User, rt: Runtime) -> Response:
     _check_version(request)
     if "upload-defer-length" in request.headers:
