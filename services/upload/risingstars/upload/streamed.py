@@ -22,7 +22,7 @@ import asyncpg
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
-from risingstars.kit import errors
+from risingstars.kit import db, errors
 from risingstars.upload import capacity, catalog, intake, messages, metrics, mp4, storage
 from risingstars.upload.capacity import TimedOut
 from risingstars.upload.formstream import (
@@ -202,13 +202,7 @@ async def _feed(form_stream: FormStream, form: _Form, chunk: bytes) -> None:
 
 
 # Faults of the database while recording a stored upload: its file is deleted, 503.
-DB_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
-)
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InternalClientError, *db.UNAVAILABLE)
 
 
 @dataclasses.dataclass
@@ -255,7 +249,7 @@ class StreamedUploads:
         policy = self.intake.policy
         if too_large_by_length(content_length, policy):
             raise policy.too_large()
-        await self.intake.check_quota(self.intake.pool, owner.user_id)
+        await intake.check_quota(self.intake.pool, owner.user_id, policy.daily_quota)
         video_id = uuid.uuid4()
         key = storage.original_key(video_id)
         writer = MultipartWriter(
