@@ -28,12 +28,31 @@ STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 QUANTITY = {"type": ["string", "integer", "number"]}
 URL = {"type": "string", "pattern": "^https?://"}
 OPT_URL = {"type": "string", "pattern": "^(https?://.*)?$"}
+RATIO = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
+SECONDS = {"type": "number", "exclusiveMinimum": 0}
+# A Prometheus duration (`for:`, range windows).
+DURATION = {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d|w)$"}
+BURN_RATES = obj(
+    {
+        "severity": STR,
+        "windows": {
+            "type": "array",
+            "minItems": 1,
+            "items": obj(
+                {"long": DURATION, "short": DURATION, "factor": SECONDS},
+                ["long", "short", "factor"],
+            ),
+        },
+    },
+    ["severity", "windows"],
+)
 PORTS = {
     "type": "array",
     "items": {"type": "integer", "minimum": 1, "maximum": 65535},
     "minItems": 1,
 }
 PEERS = {"type": "array", "items": ANY_OBJ}
+CIDR = {"type": "string", "pattern": "^[0-9a-fA-F:.]+/[0-9]+$"}
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 SIZE = {"type": "string", "pattern": "^[0-9]+(Ki|Mi|Gi)$"}
 SERVICE_ACCOUNT = obj({"create": BOOL, "name": STR, "annotations": STR_MAP}, ["create"])
@@ -337,6 +356,19 @@ SCHEMA = obj(
                 "annotations": STR_MAP,
                 "host": STR,
                 "tls": {"type": "array", "items": ANY_OBJ},
+                # The ALB's subnets: one list for the subnets annotation, the API pods' peers
+                # and the trusted proxies (templates/_helpers.tpl).
+                "alb": obj(
+                    {
+                        "subnets": {
+                            "type": "array",
+                            "items": obj(
+                                {"id": {"type": "string", "minLength": 1}, "cidr": CIDR},
+                                ["id", "cidr"],
+                            ),
+                        }
+                    }
+                ),
             },
             required=["enabled"],
         ),
@@ -386,12 +418,38 @@ SCHEMA = obj(
                     {
                         "enabled": BOOL,
                         "labels": STR_MAP,
-                        "errorRatio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                        "latencyP95Seconds": {"type": "number", "exclusiveMinimum": 0},
-                        "oldestJobAgeSeconds": POS_INT,
-                        "oldestJobAgeMetric": STR,
-                        "deadLetterMetric": STR,
-                        "queueNameLabel": STR,
+                        "errorRatio": RATIO,
+                        "slo": obj(
+                            {
+                                "uploadAvailability": obj({"objective": RATIO}, ["objective"]),
+                                "apiLatency": obj(
+                                    {"objective": RATIO, "thresholdSeconds": SECONDS},
+                                    ["objective", "thresholdSeconds"],
+                                ),
+                                "timeToPlayable": obj(
+                                    {"objective": RATIO, "thresholdSeconds": SECONDS},
+                                    ["objective", "thresholdSeconds"],
+                                ),
+                            },
+                            ["uploadAvailability", "apiLatency", "timeToPlayable"],
+                        ),
+                        "burnRates": obj(
+                            {"fast": BURN_RATES, "slow": BURN_RATES}, ["fast", "slow"]
+                        ),
+                        "queue": obj(
+                            {
+                                "oldestJobAgeSeconds": POS_INT,
+                                "oldestJobAgeFor": DURATION,
+                                "deadLetterFor": DURATION,
+                                "seriesMissingFor": DURATION,
+                            },
+                            [
+                                "oldestJobAgeSeconds",
+                                "oldestJobAgeFor",
+                                "deadLetterFor",
+                                "seriesMissingFor",
+                            ],
+                        ),
                     },
                     ["enabled"],
                 ),

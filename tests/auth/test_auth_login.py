@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from risingstars.auth import passwords
 
-BAD = {"detail": "Email o contraseña incorrectos", "code": "unauthorized"}
+BAD = {"detail": "Email o contraseña incorrectos", "code": "invalid_credentials"}
 
 
 def logins(outcome: str) -> float:
@@ -155,7 +155,7 @@ async def test_sql_meta_characters_and_unicode_in_login_fields(
     assert response.json() == BAD
 
 
-async def test_finding_15_login_upgrades_an_old_scrypt_hash_to_argon2id(
+async def test_login_upgrades_an_old_scrypt_hash_to_argon2id(
     shared_client, new_account, login, scrypt_hash
 ) -> None:
     account = await new_account(shared_client)

@@ -19,7 +19,7 @@ def test_hash_verifies_only_the_right_password() -> None:
     assert not passwords.verify_password("", stored)
 
 
-def test_finding_15_new_hashes_are_argon2id_with_owasp_parameters() -> None:
+def test_new_hashes_are_argon2id_with_owasp_parameters() -> None:
     a, b = passwords.hash_password("misma"), passwords.hash_password("misma")
     assert a != b  # each has its own salt
     params = argon2.extract_parameters(a)
@@ -30,7 +30,7 @@ def test_finding_15_new_hashes_are_argon2id_with_owasp_parameters() -> None:
     assert not passwords.needs_rehash(a)
 
 
-def test_finding_15_old_scrypt_hashes_verify_and_need_a_rehash(scrypt_hash) -> None:
+def test_old_scrypt_hashes_verify_and_need_a_rehash(scrypt_hash) -> None:
     old = scrypt_hash("Vuelo-Alto-2024", log2_n=15)
     assert passwords.verify_password("Vuelo-Alto-2024", old)
     assert not passwords.verify_password("vuelo-alto-2024", old)

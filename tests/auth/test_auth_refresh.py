@@ -9,7 +9,7 @@ import jwt
 import pytest
 from prometheus_client import REGISTRY
 
-BAD = {"detail": "Token de actualización inválido o expirado", "code": "unauthorized"}
+BAD = {"detail": "Token de actualización inválido o expirado", "code": "invalid_refresh_token"}
 
 
 def refreshes(outcome: str) -> float:
@@ -96,7 +96,7 @@ async def test_reuse_revokes_only_that_family(client, new_account, login) -> Non
     assert (await refresh(client, other["refresh_token"])).status_code == 200
 
 
-async def test_finding_8_concurrent_refreshes_of_one_token_share_one_successor(
+async def test_concurrent_refreshes_of_one_token_share_one_successor(
     client, new_account, login
 ) -> None:
     _, tokens = await session(client, new_account, login)
@@ -114,7 +114,7 @@ async def test_finding_8_concurrent_refreshes_of_one_token_share_one_successor(
     assert count == 3
 
 
-async def test_finding_8_reuse_after_the_grace_window_still_revokes_the_family(
+async def test_reuse_after_the_grace_window_still_revokes_the_family(
     client, new_account, login
 ) -> None:
     _, tokens = await session(client, new_account, login)
@@ -127,9 +127,7 @@ async def test_finding_8_reuse_after_the_grace_window_still_revokes_the_family(
     assert (await refresh(client, second)).status_code == 401
 
 
-async def test_finding_8_the_grace_window_is_configurable(
-    make_settings, run_app, new_account, login
-) -> None:
+async def test_the_grace_window_is_configurable(make_settings, run_app, new_account, login) -> None:
     async with run_app(make_settings(refresh_token_grace_seconds=0)) as client:
         _, tokens = await session(client, new_account, login)
         first = tokens["refresh_token"]

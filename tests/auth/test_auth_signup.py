@@ -264,7 +264,7 @@ async def test_lone_surrogates_in_passwords_are_refused(shared_client, signup_bo
     assert field in response.json()["detail"]
 
 
-async def test_finding_16_derived_usernames_do_not_reveal_the_email(client, new_account) -> None:
+async def test_derived_usernames_do_not_reveal_the_email(client, new_account) -> None:
     account = await new_account(client, first_name="Zoe", email="Lucia.Gomez.1990@example.com")
     assert re.fullmatch(r"zoe-\d{4}", account["username"]), account["username"]
     assert "lucia" not in account["username"] and "gomez" not in account["username"]
@@ -344,9 +344,7 @@ async def test_database_constraint_enforces_case_insensitive_email(client, new_a
     assert account["email"] == "unico@example.com"
 
 
-async def test_finding_5_signups_are_throttled_per_address(
-    make_settings, run_app, signup_body
-) -> None:
+async def test_signups_are_throttled_per_address(make_settings, run_app, signup_body) -> None:
     settings = make_settings(signup_max_per_ip=3, signup_window_seconds=3600)
     async with (
         run_app(settings, ip="203.0.113.9") as stuffer,
@@ -363,7 +361,7 @@ async def test_finding_5_signups_are_throttled_per_address(
         assert refused.json() == {
             "detail": "Demasiados registros desde esta dirección. "
             f"Intente de nuevo en {retry_after} segundos.",
-            "code": "too_many",
+            "code": "signups_throttled",
         }
         pool = stuffer.app.state.pool
         assert await pool.fetchval("SELECT count(*) FROM auth.users") == 3
@@ -380,3 +378,60 @@ async def test_refused_signups_do_not_count_against_the_address(
             assert (await client.post("/api/auth/signup", json=bad)).status_code == 400
         assert (await client.post("/api/auth/signup", json=signup_body())).status_code == 201
         assert (await client.post("/api/auth/signup", json=signup_body())).status_code == 429
+
+
+async def test_registered_emails_cannot_be_enumerated_past_the_signup_throttle(
+    make_settings, run_app, new_account, signup_body
+) -> None:
+    settings = make_settings(signup_max_per_ip=3, signup_window_seconds=3600)
+    async with (
+        run_app(settings, ip="198.51.100.31") as owner,
+        run_app(settings, ip="203.0.113.10") as prober,
+    ):
+        taken = (await new_account(owner))["email"]
+        answers = [
+            await prober.post("/api/auth/signup", json=signup_body(email=taken)) for _ in range(5)
+        ]
+        assert [a.status_code for a in answers] == [400, 400, 400, 429, 429]
+        assert answers[0].json() == {
+            "detail": f"El email {taken} ya está registrado",
+            "code": "email_taken",
+        }
+        # Past the throttle nothing says whether an email is registered.
+        assert all("registrado" not in a.json()["detail"] for a in answers[3:])
+        fresh = await prober.post("/api/auth/signup", json=signup_body())
+        assert fresh.status_code == 429
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        "\u0430na",  # Cyrillic а, then Latin
+        "\u0391lex",  # Greek Alpha, then Latin
+        "mar\u0456a",  # Cyrillic і inside a Latin name
+        "goal\u0663",  # an Arabic-Indic digit after Latin letters
+    ],
+)
+async def test_look_alike_usernames_mixing_scripts_are_refused(
+    shared_client, signup_body, username
+) -> None:
+    response = await shared_client.post("/api/auth/signup", json=signup_body(username=username))
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "detail": "Campo inválido: username: no puede mezclar alfabetos distintos "
+        "(por ejemplo latino y cirílico)",
+        "code": "invalid_request",
+    }
+
+
+async def test_usernames_are_nfkc_normalized(client, new_account, signup_body) -> None:
+    # Fullwidth letters are the plain ones: the same name, so it is taken.
+    assert (await new_account(client, username="\uff33\uff54\uff41\uff52"))["username"] == "Star"
+    response = await client.post("/api/auth/signup", json=signup_body(username="star"))
+    assert response.status_code == 400
+    assert response.json()["code"] == "username_taken"
+
+
+@pytest.mark.parametrize("username", ["Иван_10", "山田たろう", "Kim김", "Muñoz.张"])
+async def test_single_script_and_allowed_mixes_are_accepted(client, new_account, username):
+    assert (await new_account(client, username=username))["username"] == username

@@ -98,7 +98,7 @@ async def test_retry_after_counts_down_to_when_the_window_frees(
         # (the third most recent) leaves it, 100 s from now.
         await client.app.state.pool.executemany(
             "INSERT INTO auth.login_failures (email_key, ip, at)"
-            " VALUES ($1, '192.0.2.1', now() - make_interval(secs => $2))",
+            " VALUES ($1, '127.0.0.1', now() - make_interval(secs => $2))",
             [(key, 850.0), (key, 800.0), (key, 10.0), (key, 5.0), (key, 2000.0)],
         )
         response = await login(client, account["email"])
@@ -163,7 +163,7 @@ async def test_housekeeping_drops_failures_outside_the_window(
         assert await pool.fetchval("SELECT count(*) FROM auth.login_failures") == 1
 
 
-async def test_finding_4_parallel_wrong_passwords_are_judged_at_most_the_limit(
+async def test_parallel_wrong_passwords_are_judged_at_most_the_limit(
     make_settings, run_app, new_account, login
 ) -> None:
     async with run_app(make_settings(login_max_failures=5)) as client:
@@ -175,3 +175,23 @@ async def test_finding_4_parallel_wrong_passwords_are_judged_at_most_the_limit(
         assert codes == [401] * 5 + [429] * 15, codes
         pool = client.app.state.pool
         assert await pool.fetchval("SELECT count(*) FROM auth.login_failures") == 5
+
+
+async def test_an_attacker_cannot_lock_the_owner_out_from_another_address(
+    make_settings, run_app, new_account, login
+) -> None:
+    settings = make_settings(login_max_failures=3, login_max_failures_per_ip=100)
+    async with (
+        run_app(settings, ip="203.0.113.66") as attacker,
+        run_app(settings, ip="198.51.100.8") as owner,
+    ):
+        victim = await new_account(owner)
+        await fail(attacker, login, victim["email"], 3)
+        assert (await login(attacker, victim["email"], WRONG)).status_code == 429
+        # The owner's right password, from the owner's address, still works...
+        assert (await login(owner, victim["email"])).status_code == 200
+        # ...and does not lift the attacker's throttle.
+        response = await login(attacker, victim["email"])
+        assert response.status_code == 429
+        assert "Demasiados intentos" in response.json()["detail"]
+        assert response.json()["code"] == "logins_throttled"

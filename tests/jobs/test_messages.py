@@ -40,6 +40,19 @@ def test_events_round_trip():
     assert json.loads(jobs.encode(failed))["type"] == "rejected"
 
 
+def test_started_and_measured_failures_round_trip_with_the_version():
+    started = jobs.Started(VIDEO)
+    text = jobs.encode(started)
+    assert json.loads(text) == {"type": "started", "video_id": VIDEO, "version": jobs.VERSION}
+    assert jobs.parse_event(text) == started
+    failed = jobs.Failed(VIDEO, "failed", jobs.Reason.SOURCE_MISSING, "gone", service_seconds=2.5)
+    assert json.loads(jobs.encode(failed))["service_seconds"] == 2.5
+    assert jobs.parse_event(jobs.encode(failed)) == failed
+    # An older processor's failure has no service time, and none is invented for it.
+    unmeasured = jobs.Failed(VIDEO, "failed", jobs.Reason.SOURCE_MISSING)
+    assert "service_seconds" not in json.loads(jobs.encode(unmeasured))
+
+
 def test_a_message_without_version_is_version_one():
     body = json.loads(jobs.encode(job()))
     del body["version"]

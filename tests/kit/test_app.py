@@ -3,7 +3,7 @@ import logging
 
 import httpx
 import pytest
-from fastapi import HTTPException
+from fastapi import HTTPException, Request, Response
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
@@ -144,3 +144,69 @@ def test_json_logs_carry_request_id_and_extras() -> None:
     assert entry["request_id"] == "rid-1"
     assert entry["route"] == "/a/{b}"
     assert entry["service"] == "example"
+
+
+def _two_routes_on_one_path():
+    app = create_app("example", max_body_bytes=16, body_limit_routes=[("PUT", "/files/{name}")])
+
+    @app.get("/files/{name}")
+    async def read(name: str) -> dict:
+        return {"name": name}
+
+    @app.delete("/files/{name}")
+    async def delete(name: str) -> dict:
+        return {"deleted": name}
+
+    @app.put("/files/{name}")
+    async def write(name: str, request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    @app.post("/files/{name}/copies")
+    async def copy(name: str, request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    @app.options("/own")
+    async def own_options() -> Response:
+        return Response(status_code=204, headers={"Allow": "GET, OPTIONS", "X-Own": "yes"})
+
+    return app
+
+
+async def test_options_and_405_list_every_method_of_the_path() -> None:
+    transport = httpx.ASGITransport(app=_two_routes_on_one_path())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        options = await client.options("/files/a")
+        wrong = await client.patch("/files/a")
+        own = await client.options("/own")
+        nowhere = await client.options("/nowhere")
+    assert options.status_code == 204
+    assert options.headers["Allow"] == "DELETE, GET, OPTIONS, PUT"
+    assert wrong.status_code == 405
+    assert wrong.headers["Allow"] == "DELETE, GET, OPTIONS, PUT"
+    assert wrong.json() == {
+        "detail": "Método no permitido para este recurso",
+        "code": "method_not_allowed",
+    }
+    assert own.headers["X-Own"] == "yes"  # a route's own OPTIONS answer is kept
+    assert nowhere.status_code == 404
+
+
+async def test_the_body_limit_exempts_exactly_the_routes_named() -> None:
+    transport = httpx.ASGITransport(app=_two_routes_on_one_path())
+    body = b"x" * 100
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        own = await client.put("/files/a", content=body)
+        longer = await client.post("/files/a/copies", content=body)
+        other_method = await client.delete("/files/a", headers={"content-length": "100"})
+        deeper = await client.put("/files/a/b", content=body)
+    assert own.status_code == 200 and own.json() == {"bytes": 100}
+    # The same prefix, another method, or one segment more: the limit applies.
+    assert longer.status_code == 413 and longer.json()["code"] == "too_large"
+    assert other_method.status_code == 413
+    assert deeper.status_code == 413
+
+
+def test_the_body_limit_stays_importable_from_errors() -> None:
+    from risingstars.kit import bodylimit, errors
+
+    assert errors.BodyLimitMiddleware is bodylimit.BodyLimitMiddleware

@@ -61,5 +61,5 @@ async def test_the_dead_letter_queue_comes_from_the_redrive_policy(aws, moto_url
     async with kit_aws.client("sqs", settings) as sqs:
         assert await kit_aws.dead_letter_url(sqs, aws.jobs_queue_url) == aws.dlq_url
         policy = await kit_aws.redrive_policy(sqs, aws.jobs_queue_url)
-        assert policy is not None and policy["maxReceiveCount"] == 3
+        assert policy is not None and int(policy["maxReceiveCount"]) == 3
         assert await kit_aws.dead_letter_url(sqs, aws.events_queue_url) == ""

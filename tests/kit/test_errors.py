@@ -100,7 +100,7 @@ async def test_the_body_limit_refusal_carries_a_code() -> None:
     assert response.json()["code"] == "too_large"
 
 
-async def test_finding_10_18_framework_errors_are_spanish() -> None:
+async def test_framework_errors_are_spanish() -> None:
     async with await _client(_app()) as client:
         missing = await client.get("/nowhere")
         wrong = await client.post("/healthz")
@@ -108,7 +108,7 @@ async def test_finding_10_18_framework_errors_are_spanish() -> None:
     assert missing.json() == {"detail": "Recurso no encontrado", "code": "not_found"}
     assert wrong.status_code == 405
     assert wrong.json()["detail"] == "Método no permitido para este recurso"
-    assert wrong.headers["Allow"] == "GET"
+    assert wrong.headers["Allow"] == "GET, OPTIONS"
 
 
 async def test_an_exhausted_pool_raises_unavailable_after_the_acquire_timeout(pg_dsn) -> None:

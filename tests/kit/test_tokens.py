@@ -230,6 +230,7 @@ async def test_garbage_is_a_token_error(token) -> None:
 async def test_current_claims_dependency_gives_401_with_www_authenticate() -> None:
     factory = TokenFactory()
     app = FastAPI()
+    errors.install(app)
     app.state.verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=factory.jwks)
 
     @app.get("/who")
@@ -250,13 +251,13 @@ def _nested_header_token(depth: int = 100_000) -> str:
     return f"{segment}.e30.c2ln"
 
 
-async def test_finding_9_deeply_nested_header_is_a_token_error_not_a_crash() -> None:
+async def test_deeply_nested_header_is_a_token_error_not_a_crash() -> None:
     verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=TokenFactory().jwks)
     with pytest.raises(TokenError, match="malformed"):
         await verifier.verify(_nested_header_token())
 
 
-async def test_finding_9_deeply_nested_header_is_401_over_http() -> None:
+async def test_deeply_nested_header_is_401_over_http() -> None:
     app = FastAPI()
     errors.install(app)
     app.state.verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=TokenFactory().jwks)
@@ -274,7 +275,7 @@ async def test_finding_9_deeply_nested_header_is_401_over_http() -> None:
     assert response.json() == {"detail": INVALID_TOKEN, "code": "unauthorized"}
 
 
-async def test_finding_12_a_removed_key_stops_verifying_once_the_jwks_max_age_passes() -> None:
+async def test_a_removed_key_stops_verifying_once_the_jwks_max_age_passes() -> None:
     kept, removed = TokenFactory(), TokenFactory()
     server = JWKSServer(kept, removed)
     server.cache_control = "public, max-age=1"
@@ -305,11 +306,11 @@ async def test_finding_12_a_removed_key_stops_verifying_once_the_jwks_max_age_pa
         ("max-age=nonsense", 300),
     ],
 )
-def test_finding_12_the_jwks_lifetime_follows_max_age_within_bounds(cache_control, expected):
+def test_the_jwks_lifetime_follows_max_age_within_bounds(cache_control, expected):
     assert jwks_lifetime(cache_control, floor=30, ceiling=3600, default=300) == expected
 
 
-async def test_finding_12_the_jwks_is_not_refetched_before_its_max_age() -> None:
+async def test_the_jwks_is_not_refetched_before_its_max_age() -> None:
     factory = TokenFactory()
     server = JWKSServer(factory)
     verifier = server.verifier(min_refetch_seconds=0)

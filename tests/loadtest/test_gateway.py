@@ -2,7 +2,8 @@
 the service behind it (none queued in the gateway), and an early answer from the service (a 401
 before the body is read) reaches the client as it was sent, not as a 502. A service that is down
 or restarting gives the client 503 + Retry-After in the services' error shape, never a 502; a
-request refused while it restarts, or a GET on a connection closed under it, is tried again."""
+request refused while it restarts, or a GET on a connection closed under it, is tried again.
+The gateway routes on the path it forwards, dot segments resolved once."""
 
 from __future__ import annotations
 
@@ -196,3 +197,51 @@ async def test_a_get_on_a_connection_closed_under_it_is_tried_again() -> None:
 
 def test_the_gateway_drops_idle_connections_before_the_services_do() -> None:
     assert HTTPSettings().keepalive_seconds > gateway_module.KEEPALIVE_SECONDS
+
+
+class PathRecorder:
+    """Answers 200 with the path it was asked for."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        self.paths.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+
+async def _raw_get(url: str, path: str) -> tuple[int, bytes]:
+    """A GET sent byte for byte (curl --path-as-is): HTTP clients resolve dot segments first."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "seen"),
+    [
+        ("/api/public/../../metrics", 404, None),  # resolves to /metrics: no route
+        ("/api/public/%2e%2e/%2e%2e/metrics", 400, None),  # dot segments in disguise
+        ("/api/public/..%2f..%2fmetrics", 400, None),  # an encoded slash
+        ("/api/public/./rankings/../rankings", 200, "/api/public/rankings"),
+    ],
+)
+async def test_the_gateway_routes_on_exactly_the_path_it_forwards(path, status, seen) -> None:
+    upstream = PathRecorder()
+    async with (
+        serving(upstream, free_port()) as target,
+        serving(Gateway([("/api/public", target)]), free_port()) as url,
+    ):
+        code, body = await _raw_get(url, path)
+    assert code == status, body
+    assert upstream.paths == ([seen] if seen else [])

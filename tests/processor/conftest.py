@@ -155,8 +155,11 @@ class Rig:
         await self.send(self.job(video_id))
         return video_id
 
-    async def events(self, count: int, *, timeout: float = 180) -> list[dict[str, Any]]:
-        """The next `count` events (consumed from the events queue)."""
+    async def events(
+        self, count: int, *, timeout: float = 180, started: bool = False
+    ) -> list[dict[str, Any]]:
+        """The next `count` events (consumed from the events queue); the `started` report of
+        each attempt is skipped unless `started`."""
         found: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while len(found) < count:
@@ -168,7 +171,9 @@ class Rig:
                 WaitTimeSeconds=1,
             )
             for message in response.get("Messages", []):
-                found.append(json.loads(message["Body"]))
+                event = json.loads(message["Body"])
+                if started or event.get("type") != "started":
+                    found.append(event)
                 await self.sqs.delete_message(
                     QueueUrl=self.resources.events_queue_url,
                     ReceiptHandle=message["ReceiptHandle"],
@@ -176,13 +181,15 @@ class Rig:
         return found
 
     async def no_more_events(self, seconds: float = 2) -> list[dict[str, Any]]:
-        """Whatever else arrives within `seconds` (for asserting there is nothing)."""
+        """Whatever else arrives within `seconds` (for asserting there is nothing), but the
+        `started` reports of attempts."""
         response = await self.sqs.receive_message(
             QueueUrl=self.resources.events_queue_url,
             MaxNumberOfMessages=10,
             WaitTimeSeconds=int(seconds),
         )
-        return [json.loads(m["Body"]) for m in response.get("Messages", [])]
+        events = [json.loads(m["Body"]) for m in response.get("Messages", [])]
+        return [e for e in events if e.get("type") != "started"]
 
     async def queue_counts(self, url: str | None = None) -> tuple[int, int]:
         """(visible, in flight) messages of the jobs queue (or `url`)."""

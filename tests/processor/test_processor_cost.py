@@ -8,7 +8,10 @@ import tracemalloc
 
 import pytest
 
+from risingstars.dev import clips
+from risingstars.jobs import Reason
 from risingstars.processor import media
+from risingstars.processor.failures import Rejected
 from risingstars.processor.pipeline import Pipeline
 
 
@@ -38,7 +41,7 @@ async def _empty(rig) -> bool:
     ],
     ids=["picture", "frame_rate"],
 )
-async def test_finding_6_a_picture_too_large_or_too_fast_is_rejected_before_encoding(
+async def test_a_picture_too_large_or_too_fast_is_rejected_before_encoding(
     rig, tools, limits, reason
 ) -> None:
     # "tiny" is 320x240 at 30 frames/s: just past each limit.
@@ -46,7 +49,7 @@ async def test_finding_6_a_picture_too_large_or_too_fast_is_rejected_before_enco
     assert event["reason"] == reason
 
 
-async def test_finding_6_an_output_past_its_size_limit_is_rejected(rig, tools) -> None:
+async def test_an_output_past_its_size_limit_is_rejected(rig, tools) -> None:
     settings = rig.settings(max_output_bytes=20_000)
     video_id = await rig.submit("short_12s")
     async with rig.running(settings):
@@ -56,9 +59,7 @@ async def test_finding_6_an_output_past_its_size_limit_is_rejected(rig, tools) -
     assert await rig.keys("processed/") == []
 
 
-async def test_finding_6_a_job_that_times_out_again_is_rejected_as_too_slow(
-    rig_factory, tools
-) -> None:
+async def test_a_job_that_times_out_again_is_rejected_as_too_slow(rig_factory, tools) -> None:
     # Five attempts allowed; the second timeout ends it.
     async with rig_factory(max_receive_count=5) as rig:
         retried = tools.metric("processor_jobs_total", outcome="retried")
@@ -73,7 +74,7 @@ async def test_finding_6_a_job_that_times_out_again_is_rejected_as_too_slow(
         assert visible == 0
 
 
-def test_finding_6_ffmpeg_threads_are_bounded_by_default(rig, tmp_path) -> None:
+def test_ffmpeg_threads_are_bounded_by_default(rig, tmp_path) -> None:
     settings = rig.settings()
     assert settings.ffmpeg_threads > 0
     command = media.encode_command(
@@ -105,7 +106,7 @@ def test_the_probe_reads_the_stated_frame_rate(line, rate) -> None:
     assert probe.frame_rate == pytest.approx(rate)
 
 
-async def test_finding_6_outputs_are_streamed_to_s3_not_read_into_memory(rig, tmp_path) -> None:
+async def test_outputs_are_streamed_to_s3_not_read_into_memory(rig, tmp_path) -> None:
     # A 48 MiB output; what the upload allocates in Python stays a small part of it.
     output = tmp_path / "big.mp4"
     with output.open("wb") as file:
@@ -138,3 +139,52 @@ def test_the_bitrate_cap_bounds_x264_and_zero_turns_it_off(rig, tmp_path) -> Non
     assert capped[capped.index("-bufsize") + 1] == "6000k"
     assert capped.index("-maxrate") > capped.index("libx264")
     assert "-maxrate" not in command(ffmpeg_maxrate_kbps=0)
+
+
+FAKE_STREAM = "Stream #0:0: Video: h264, 64x64, 30 fps"
+
+
+def _lying_clip(path, *metadata: str):
+    """1080p at 240 frames/s (a quarter second), whose container metadata says otherwise."""
+    clips.make_clip(path, seconds=0.25, size="1920x1080", fps=240)
+    lied = path.with_name(f"lie-{path.name}")
+    args = ["-i", str(path), "-c", "copy", "-movflags", "use_metadata_tags"]
+    for tag in metadata:
+        args += ["-metadata", tag]
+    clips.run(*args, str(lied))
+    return lied
+
+
+async def _probe_and_check(rig, path) -> media.Probe:
+    settings = rig.settings()
+    probe = await media.probe(clips.ffmpeg(), path, time_limit=60)
+    media.check_cost(
+        probe, max_pixels=settings.max_picture_pixels, max_frame_rate=settings.max_frame_rate
+    )
+    return probe
+
+
+async def test_a_title_posing_as_a_stream_line_does_not_hide_a_high_frame_rate(
+    rig, tmp_path
+) -> None:
+    lied = _lying_clip(tmp_path / "fast.mp4", f"title={FAKE_STREAM}", f"comment=x\n  {FAKE_STREAM}")
+    with pytest.raises(Rejected) as caught:
+        await _probe_and_check(rig, lied)
+    assert caught.value.reason == Reason.FRAME_RATE_TOO_HIGH, caught.value
+
+
+async def test_a_metadata_key_that_forges_whole_lines_is_refused(rig, tmp_path) -> None:
+    # A tag's key is printed raw, newlines included: it can write a line exactly like ffmpeg's.
+    forged = f"k\n  {FAKE_STREAM}\n  Duration: 00:00:30.00\nStream mapping:\n  x=y"
+    lied = _lying_clip(tmp_path / "fast.mp4", forged)
+    with pytest.raises(Rejected) as caught:
+        await _probe_and_check(rig, lied)
+    assert caught.value.reason == Reason.NOT_A_VIDEO, caught.value
+    assert caught.value.detail == media.FORGED
+
+
+async def test_an_honest_clip_probes_as_what_it_is(rig, tmp_path) -> None:
+    path = clips.make_clip(tmp_path / "honest.mp4", seconds=0.5, size="320x240", tone=True)
+    probe = await _probe_and_check(rig, path)
+    assert (probe.width, probe.height, probe.frame_rate, probe.has_audio) == (320, 240, 30, True)
+    assert probe.duration == pytest.approx(0.5, abs=0.1)

@@ -122,3 +122,53 @@ def test_every_reason_code_has_a_spanish_message() -> None:
     assert set(messages.FAILURES) == {str(reason) for reason in jobs.Reason}
     assert messages.failure("something ffmpeg said") == messages.FAILURES["processing_failed"]
     assert messages.failure(None) is None
+
+
+async def test_a_started_job_shows_processing_and_a_late_start_never_undoes_an_outcome(
+    svc, clips, sqs, tools
+) -> None:
+    video_id = (await svc.upload(clips["ok"])).json()["video_id"]
+    started = {"type": "started", "video_id": video_id, "version": 1}
+    await tools.send_events(svc, sqs, started)
+    detail = (await svc.client.get(f"/api/videos/{video_id}", headers=svc.headers())).json()
+    assert detail["status"] == "processing"
+    assert detail["queue"] is not None  # still waiting for its outcome
+    # Every attempt reports its start: a repeat changes nothing.
+    await tools.send_events(svc, sqs, started)
+    assert (await _state(svc, video_id))[0] == "processing"
+    await tools.send_events(svc, sqs, tools.processed_event(video_id))
+    assert (await _state(svc, video_id))[0] == "processed"
+    # SQS does not keep order: a start that arrives after the outcome is stale.
+    before = _consumed("started", "duplicate")
+    await tools.send_events(svc, sqs, started)
+    assert (await _state(svc, video_id))[0] == "processed"
+    assert _consumed("started", "duplicate") - before == 1
+    rejected_id = (await svc.upload(clips["ok"])).json()["video_id"]
+    await tools.send_events(
+        svc, sqs, {"type": "rejected", "video_id": rejected_id, "reason": "not_a_video"}
+    )
+    await tools.send_events(svc, sqs, {"type": "started", "video_id": rejected_id})
+    assert (await _state(svc, rejected_id))[:2] == ("rejected", "not_a_video")
+
+
+async def test_a_processed_event_naming_keys_outside_that_videos_outputs_is_refused(
+    svc, clips, sqs, tools
+) -> None:
+    """A compromised processor must not turn another video's original (or anything else in
+    the bucket) into a public link."""
+    victim = (await svc.upload(clips["ok"], headers=svc.headers("victim"))).json()["video_id"]
+    video_id = (await svc.upload(clips["ok"])).json()["video_id"]
+    before = _consumed("processed", "refused")
+    forged = [
+        tools.processed_event(video_id, processed_key=f"originals/{victim}.mp4"),
+        tools.processed_event(video_id, thumbnail_key=f"processed/{victim}.jpg"),
+        tools.processed_event(video_id, processed_key=f"processed/{video_id}.mp4/../x.mp4"),
+    ]
+    await tools.send_events(svc, sqs, *forged)
+    assert _consumed("processed", "refused") - before == 3
+    assert (await _state(svc, video_id))[:4] == ("uploaded", None, None, None)
+    public = (await svc.client.get("/api/public/videos")).json()
+    assert public == []
+    # The real outputs are still accepted afterwards.
+    await tools.send_events(svc, sqs, tools.processed_event(video_id))
+    assert (await _state(svc, video_id))[0] == "processed"

@@ -11,7 +11,6 @@ import boto3
 
 from risingstars.dev import infra
 from risingstars.upload import outbox
-from risingstars.upload.resources import Clients
 
 
 def _jobs_queue(endpoint: str, name: str) -> tuple[object, str]:
@@ -65,9 +64,8 @@ async def test_concurrent_relays_send_each_row_once(svc, sqs, tools) -> None:
     pool = svc.runtime.pool
     ids = [uuid.uuid4() for _ in range(35)]
     # Three replicas' relays, besides the worker's own, racing over the same rows.
-    clients = Clients(pool, svc.runtime.s3, svc.runtime.outbox.sqs)
     relays = [
-        outbox.Outbox(clients, bucket=svc.settings.s3_bucket,
+        outbox.Outbox(pool, svc.runtime.outbox.sqs, svc.runtime.s3, bucket=svc.settings.s3_bucket,
                       jobs_queue_url=svc.settings.jobs_queue_url, grace_seconds=0)
         for _ in range(3)
     ]  # fmt: skip

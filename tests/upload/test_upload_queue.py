@@ -1,5 +1,5 @@
-"""A waiting video's place in the processing queue and its ETA (jobqueue.py), through the API,
-with the processor's events fed into the real events queue and the real jobs queue in SQS: the
+"""A waiting video's place in the processing queue and its ETA (queue_positions.py), through the
+API, with the processor's events fed into the real events queue and the real jobs queue in SQS: the
 position counts down as the jobs ahead finish, the ETA follows the measured service time and the
 jobs in flight, and a poll reads the replica's snapshot, never the database's queue."""
 
@@ -75,6 +75,23 @@ async def test_the_position_counts_down_as_the_jobs_ahead_finish(service, clips,
         await _until(svc, tools, mine, [None, None, None], headers)
         listed = (await svc.client.get("/api/videos", headers=headers)).json()
         assert [v["queue"] for v in listed] == [None, None, None]
+
+
+async def test_the_eta_counts_the_time_failed_jobs_took_too(service, clips, sqs, tools):
+    async with service(queue_refresh_seconds=0.1) as svc:
+        ids = [(await svc.upload(clips["ok"])).json()["video_id"] for _ in range(4)]
+        await _finish(svc, sqs, tools, ids[0], 40)
+        await _until(svc, tools, ids[1:], [place(0, 40), place(1, 80), place(2, 120)])
+        # A job that failed after 20 s of work kept a processor busy as long: (40 + 20) / 2.
+        failed = {"type": "failed", "video_id": ids[1], "reason": "processing_failed",
+                  "service_seconds": 20, "version": 1}  # fmt: skip
+        await tools.send_events(svc, sqs, failed)
+        await _until(svc, tools, ids[2:], [place(0, 30), place(1, 60)])
+        # A rejection from an older processor (no time) leaves the mean alone.
+        await tools.send_events(
+            svc, sqs, {"type": "rejected", "video_id": ids[2], "reason": "not_a_video"}
+        )
+        await _until(svc, tools, ids[3:], [place(0, 30)])
 
 
 async def test_the_eta_shares_the_queue_among_the_jobs_in_flight(service, clips, sqs, tools):

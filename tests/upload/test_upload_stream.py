@@ -277,7 +277,7 @@ def _samples() -> dict[str, float]:
         "not_mp4": value(
             "upload_uploads_total", outcome="rejected", path="stream", reason="not_mp4"
         ),
-        "bytes": value("upload_bytes_ingested_total"),
+        "bytes": value("upload_bytes_ingested_total", path="stream"),
         "timed_accepted": value("upload_duration_seconds_count", outcome="accepted"),
         "timed_rejected": value("upload_duration_seconds_count", outcome="rejected"),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
@@ -46,7 +47,31 @@ TIMEOUT = httpx.Timeout(connect=5, read=900, write=900, pool=30)
 RETRY_PAUSES = (0.2, 0.5, 1.0)
 RETRY_AFTER_SECONDS = 2
 UNAVAILABLE = "Servicio no disponible temporalmente. Intente de nuevo más tarde."
+BAD_PATH = "Ruta inválida"
 _IDEMPOTENT = {"GET", "HEAD", "OPTIONS"}
+
+
+def normalize(raw_path: str) -> tuple[str, str] | None:
+    """The path to forward (dot segments resolved, still percent-encoded) and the decoded path
+    to route on, which is exactly what the service will see; None for a path whose meaning
+    would change again once decoded (an encoded `/`, `.` or `..` segment, a backslash)."""
+    kept: list[str] = []
+    for segment in raw_path.split("/")[1:]:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    forwarded = "/" + "/".join(kept)
+    decoded = urllib.parse.unquote(forwarded, errors="strict")
+    segments = decoded.split("/")
+    if (
+        len(segments) != len(kept) + 1
+        or any(segment in (".", "..") for segment in segments)
+        or "\\" in decoded
+    ):
+        return None
+    return forwarded, decoded
 
 
 class Gateway:
@@ -82,13 +107,23 @@ class Gateway:
                     return
         if scope["type"] != "http":
             return
-        target = self.upstream(scope["path"])
+        # Routed on exactly what is forwarded: `/api/public/../../metrics` would otherwise match a
+        # public prefix and reach a path the ingress never exposes.
+        try:
+            paths = normalize((scope.get("raw_path") or scope["path"].encode()).decode("latin-1"))
+        except UnicodeDecodeError:
+            paths = None
+        if paths is None:
+            await _json(send, 400, {"detail": BAD_PATH, "code": "invalid_request"})
+            return
+        forwarded, decoded = paths
+        target = self.upstream(decoded)
         if target is None:
             await _json(
                 send, 404, {"detail": "Ruta no encontrada", "routes": [r[0] for r in self.routes]}
             )
             return
-        url = target + scope["raw_path"].decode("latin-1")
+        url = target + forwarded
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP]

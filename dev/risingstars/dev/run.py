@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from risingstars.dev import infra
+from risingstars.dev import infra, observe
 from risingstars.dev.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,6 +40,8 @@ PORTS = {
     "upload-worker": GATEWAY_PORT + 6,
 }
 MOTO_PORT, PG_PORT = GATEWAY_PORT + 4, GATEWAY_PORT + 5
+# OBSERVE=1 (make observe): Prometheus on the chart's rules (risingstars.dev.observe).
+PROMETHEUS_PORT = GATEWAY_PORT + 7
 SERVICES = ("auth", "upload", "processor")
 # Processes run besides each service's own (`python -m risingstars.<service> <command>`).
 EXTRA_PROCESSES = {"upload": [("upload-worker", "worker")]}
@@ -49,6 +51,7 @@ COLORS = {
     "upload-worker": 95,
     "processor": 33,
     "operator": 34,
+    "prometheus": 31,
     "run": 32,
 }
 ROUTES = [
@@ -71,10 +74,13 @@ def _die_with_runner() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def spawn(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`python <args>` as a child that dies with this process, its output piped."""
+async def spawn(
+    args: list[str], env: dict[str, str], program: str = sys.executable
+) -> asyncio.subprocess.Process:
+    """`python <args>` (or `program <args>`) as a child that dies with this process, its output
+    piped."""
     return await asyncio.create_subprocess_exec(
-        sys.executable,
+        program,
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -190,6 +196,31 @@ async def wait_ready(services: list[str]) -> None:
                 raise RuntimeError(f"{service} did not become ready: {url}")
 
 
+async def start_prometheus(names: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Prometheus scraping `names` every OBSERVE_INTERVAL (5s), the chart's rules rendered with
+    the values files in OBSERVE_VALUES (comma-separated; a test's small thresholds)."""
+    values = tuple(Path(p) for p in env.get("OBSERVE_VALUES", "").split(",") if p)
+    program, *args = observe.prepare(
+        STATE / "prometheus",
+        PROMETHEUS_PORT,
+        {name: PORTS[name] for name in names},
+        interval=env.get("OBSERVE_INTERVAL", "5s"),
+        values_files=values,
+    )
+    proc = await spawn(args, env, program=program)
+    url = f"http://127.0.0.1:{PROMETHEUS_PORT}"
+    async with httpx.AsyncClient(timeout=2) as client:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/-/ready")).status_code == 200:
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"prometheus did not become ready: {url}")
+    say("run", f"prometheus: {url} (the chart's rules; targets: {', '.join(names)})")
+    return proc
+
+
 async def main() -> None:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -224,6 +255,9 @@ async def main() -> None:
             procs.append(proc)
             pumps.append(asyncio.create_task(pump(name, proc.stdout)))
         await wait_ready([name for _, name, _ in processes])
+        if env.get("OBSERVE") == "1":
+            procs.append(await start_prometheus([name for _, name, _ in processes], env))
+            pumps.append(asyncio.create_task(pump("prometheus", procs[-1].stdout)))
         routes = [(prefix, f"http://127.0.0.1:{PORTS[s]}") for prefix, s in ROUTES if s in services]
         config = uvicorn.Config(
             Gateway(routes), host="127.0.0.1", port=GATEWAY_PORT, log_level="warning", lifespan="on"

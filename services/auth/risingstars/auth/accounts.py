@@ -1,4 +1,4 @@
-"""Creating and reading accounts."""
+"""Signing up, creating and reading accounts."""
 
 from __future__ import annotations
 
@@ -7,20 +7,63 @@ from typing import Any
 
 import asyncpg
 
-from risingstars.auth import queries, usernames
+from risingstars.auth import metrics, queries, throttle, usernames, validation
+from risingstars.auth.passwords import Hasher
+from risingstars.auth.settings import Settings
 from risingstars.auth.validation import SignupForm
+from risingstars.kit import errors
+
+CREATED = "Usuario creado exitosamente."
 
 
-class EmailTaken(Exception):
-    pass
+class EmailTaken(errors.Invalid):
+    """The contract answers an email already registered with 400, naming it."""
+
+    code = "email_taken"
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"El email {email} ya está registrado")
 
 
-class UsernameTaken(Exception):
-    pass
+class UsernameTaken(errors.Invalid):
+    code = "username_taken"
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"El nombre de usuario {username} ya está en uso")
 
 
-async def email_taken(pool: asyncpg.Pool, email: str) -> bool:
-    return bool(await pool.fetchval(queries.EMAIL_TAKEN, email))
+class SignupsThrottled(errors.TooMany):
+    code = "signups_throttled"
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(
+            f"Demasiados registros desde esta dirección. Intente de nuevo en {seconds} segundos.",
+            retry_after_seconds=seconds,
+        )
+
+
+async def signup(
+    pool: asyncpg.Pool, hasher: Hasher, settings: Settings, form: SignupForm, ip: str
+) -> dict[str, Any]:
+    """Create the account; the answer's public fields. Every signup past the form's checks is
+    counted against its address before anything says whether the email is registered, so the
+    answer "already registered" cannot be asked for more often than a signup."""
+    weak = validation.weak_password_reason(
+        form.password, settings.password_min_length, email_address=form.email
+    )
+    if weak:
+        raise errors.Invalid(weak, code="weak_password")
+    async with pool.acquire() as conn, conn.transaction():
+        wait = await throttle.claim_signup(conn, ip, settings)
+    if wait:
+        metrics.SIGNUPS_THROTTLED.inc()
+        raise SignupsThrottled(wait)
+    # Checked before the (deliberately slow) hash; the insert still catches a racing signup.
+    if await pool.fetchval(queries.EMAIL_TAKEN, form.email):
+        raise EmailTaken(form.email)
+    user = await create(pool, form, await hasher.hash(form.password))
+    metrics.SIGNUPS.inc()
+    return {"message": CREATED, **public(user)}
 
 
 async def create(pool: asyncpg.Pool, form: SignupForm, password_hash: str) -> asyncpg.Record:

@@ -29,7 +29,7 @@ UPDATE_PASSWORD_HASH = "UPDATE auth.users SET password_hash = $2 WHERE id = $1"
 THROTTLE_WAIT = """
 WITH email_limit AS (
     SELECT at FROM auth.login_failures
-    WHERE email_key = $1 AND at > now() - make_interval(secs => $3)
+    WHERE email_key = $1 AND ip = $2 AND at > now() - make_interval(secs => $3)
     ORDER BY at DESC OFFSET $4 - 1 LIMIT 1
 ), ip_limit AS (
     SELECT at FROM auth.login_failures
@@ -55,9 +55,10 @@ RECORD_SIGNUP = "INSERT INTO auth.signup_attempts (ip) VALUES ($1)"
 # Serializes the transactions that name the same key (released at commit or rollback).
 ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
-# A correct password clears the email's count; the address's count stays (an attacker could
-# otherwise reset it by logging in to an account of their own).
-CLEAR_EMAIL_FAILURES = "DELETE FROM auth.login_failures WHERE email_key = $1"
+# A correct password clears the email's count from that address only: an attacker's failures
+# elsewhere keep holding the attacker back, and the address's failures against other emails
+# stay (an attacker could otherwise reset them by logging in to an account of their own).
+CLEAR_EMAIL_FAILURES = "DELETE FROM auth.login_failures WHERE email_key = $1 AND ip = $2"
 
 INSERT_REFRESH_TOKEN = """
 INSERT INTO auth.refresh_tokens (token_hash, family_id, user_id, expires_at)

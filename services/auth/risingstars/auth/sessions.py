@@ -16,11 +16,43 @@ import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from risingstars.auth import metrics, queries
+from risingstars.auth import metrics, queries, throttle
 from risingstars.auth.keys import KeyRing
+from risingstars.auth.passwords import Hasher, needs_rehash
 from risingstars.auth.settings import Settings
+from risingstars.auth.validation import Credentials
+from risingstars.kit import errors
 
 log = logging.getLogger("risingstars.auth.sessions")
+
+BAD_CREDENTIALS = "Email o contraseña incorrectos"
+BAD_REFRESH_TOKEN = "Token de actualización inválido o expirado"  # noqa: S105 (a message)
+
+
+class BadCredentials(errors.Unauthorized):
+    """The same answer whether the email is unknown or the password wrong."""
+
+    code = "invalid_credentials"
+
+    def __init__(self) -> None:
+        super().__init__(BAD_CREDENTIALS)
+
+
+class BadRefreshToken(errors.Unauthorized):
+    code = "invalid_refresh_token"
+
+    def __init__(self) -> None:
+        super().__init__(BAD_REFRESH_TOKEN)
+
+
+class LoginsThrottled(errors.TooMany):
+    code = "logins_throttled"
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(
+            f"Demasiados intentos fallidos. Intente de nuevo en {seconds} segundos.",
+            retry_after_seconds=seconds,
+        )
 
 
 def hash_refresh_token(token: str) -> bytes:
@@ -90,12 +122,43 @@ async def _add_refresh_token(
     return token
 
 
-async def start(
-    pool: asyncpg.Pool, issuer: Issuer, user: asyncpg.Record, email_key: str
+async def login(
+    pool: asyncpg.Pool, hasher: Hasher, issuer: Issuer, creds: Credentials, ip: str
 ) -> dict[str, Any]:
-    """After a correct password: clear the email's failures, open a refresh family."""
+    """Check the password (throttled per email and address, and per address) and start a
+    session: the token response."""
+    settings = issuer.settings
+    # No connection is held while the password hash runs.
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(queries.CLEAR_EMAIL_FAILURES, email_key)
+        wait = await throttle.claim_attempt(conn, creds.email, ip, settings)
+        user = None if wait else await conn.fetchrow(queries.USER_BY_EMAIL, creds.email)
+    if wait:
+        metrics.LOGINS.labels("throttled").inc()
+        log.info("login throttled", extra={"client_ip": ip, "retry_after": wait})
+        raise LoginsThrottled(wait)
+    stored = user["password_hash"] if user is not None else None
+    # An unknown email is checked against a dummy hash: same work, same answer, same timing.
+    verified = await hasher.verify(creds.password, stored)
+    if user is None or not verified:  # the failure was recorded before the check
+        metrics.LOGINS.labels("invalid_credentials").inc()
+        # No email in the log: a mistyped password pasted into the email field would leak.
+        log.info("login failed", extra={"client_ip": ip})
+        raise BadCredentials()
+    if needs_rehash(stored):
+        await pool.execute(
+            queries.UPDATE_PASSWORD_HASH, user["id"], await hasher.hash(creds.password)
+        )
+    metrics.LOGINS.labels("success").inc()
+    return await start(pool, issuer, user, throttle.email_key(creds.email), ip)
+
+
+async def start(
+    pool: asyncpg.Pool, issuer: Issuer, user: asyncpg.Record, email_key: str, ip: str
+) -> dict[str, Any]:
+    """After a correct password: clear the failures of this email from this address (not an
+    attacker's elsewhere, whose count must keep holding them back), open a refresh family."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(queries.CLEAR_EMAIL_FAILURES, email_key, ip)
         refresh = await _add_refresh_token(
             conn, uuid.uuid4(), user["id"], issuer.settings.refresh_token_ttl_seconds
         )
@@ -123,11 +186,11 @@ class Refused(enum.Enum):
     REUSED = "reused"
 
 
-async def rotate(pool: asyncpg.Pool, issuer: Issuer, token: str) -> dict[str, Any] | Refused:
-    """Spend `token` and hand out its successor. A spent token presented again within the grace
-    window (one client refreshing twice at once) gets the same successor; later, it revokes its
-    whole family (it was stolen, or the rightful client is replaying it: either way nobody may
-    continue)."""
+async def rotate(pool: asyncpg.Pool, issuer: Issuer, token: str) -> dict[str, Any]:
+    """Spend `token` and hand out its successor (BadRefreshToken when it cannot be). A spent
+    token presented again within the grace window (one client refreshing twice at once) gets
+    the same successor; later, it revokes its whole family (it was stolen, or the rightful
+    client is replaying it: either way nobody may continue)."""
     grace = float(issuer.settings.refresh_token_grace_seconds)
     repeated = None
     async with pool.acquire() as conn, conn.transaction():
@@ -159,17 +222,16 @@ async def rotate(pool: asyncpg.Pool, issuer: Issuer, token: str) -> dict[str, An
             outcome = issuer.response(row["user_id"], row["username"], row["city"], refresh)
     if isinstance(outcome, Refused):
         metrics.REFRESHES.labels(outcome.value).inc()
-    else:
-        metrics.REFRESHES.labels("repeated" if repeated else "rotated").inc()
-        metrics.TOKENS_ISSUED.labels("refresh").inc()
+        raise BadRefreshToken()
+    metrics.REFRESHES.labels("repeated" if repeated else "rotated").inc()
+    metrics.TOKENS_ISSUED.labels("refresh").inc()
     return outcome
 
 
-async def end(pool: asyncpg.Pool, token: str) -> bool:
-    """Logout: revoke the family `token` belongs to; False if no such token exists."""
+async def end(pool: asyncpg.Pool, token: str) -> None:
+    """Logout: revoke the family `token` belongs to (BadRefreshToken if there is none)."""
     async with pool.acquire() as conn, conn.transaction():
         family = await conn.fetchval(queries.FAMILY_OF, hash_refresh_token(token))
         if family is None:
-            return False
+            raise BadRefreshToken()
         await conn.execute(queries.REVOKE_FAMILY, family)
-    return True

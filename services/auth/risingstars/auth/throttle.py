@@ -1,6 +1,11 @@
 """Login and signup throttling whose state lives in PostgreSQL, so every replica enforces the
 same limit.
 
+Failed logins are counted per (email, address) and per address: an attacker guessing one
+account's password is stopped after LOGIN_MAX_FAILURES, yet cannot lock its owner out, whose
+correct password from another address still works. Signups are counted per address, every one
+that passes the form's checks, before the answer says whether the email is registered.
+
 An attempt is recorded as a failure *before* its password is checked (a correct password clears
 the email's failures afterwards), and the check and the record happen under per-email and
 per-address locks: twenty parallel guesses are judged one by one, so at most the limit of them

@@ -16,11 +16,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from risingstars.auth import usernames
+from risingstars.auth.usernames import USERNAME_MAX_LENGTH, USERNAME_MIN_LENGTH
+
 PASSWORD_MAX_LENGTH = 256
 EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 100
-USERNAME_MIN_LENGTH = 3
-USERNAME_MAX_LENGTH = 30
 TOKEN_MAX_LENGTH = 512
 
 # Joiners are part of some scripts and of emoji sequences; other format characters (bidi
@@ -66,12 +67,29 @@ def _raw_string(value: Any) -> str | None:
     return value
 
 
+def _unprintable_class() -> str:
+    """A regex character class of the control and format characters refused in text (joiners
+    aside), built from this Python's Unicode data so the OpenAPI pattern and the check agree."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x110000):
+        char = chr(code)
+        if unicodedata.category(char) in ("Cc", "Cf") and char not in _ALLOWED_FORMAT:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+
+
+_UNPRINTABLE = _unprintable_class()
+# What the document states for a required text field: some visible character, no control or
+# format character (surrounding spaces are stripped by the service).
+TEXT_PATTERN = f"^[^{_UNPRINTABLE}]*[^\\s{_UNPRINTABLE}][^{_UNPRINTABLE}]*$"
+_HAS_UNPRINTABLE = re.compile(f"[{_UNPRINTABLE}]")
+
+
 def _printable(value: str) -> bool:
-    for char in value:
-        category = unicodedata.category(char)
-        if category == "Cc" or (category == "Cf" and char not in _ALLOWED_FORMAT):
-            return False
-    return True
+    return _HAS_UNPRINTABLE.search(value) is None
 
 
 def _optional_text(value: Any, max_length: int) -> str | None:
@@ -128,35 +146,48 @@ def _username(value: Any) -> str | None:
     name = _optional_text(value, USERNAME_MAX_LENGTH)
     if name is None:
         return None
-    if len(name) < USERNAME_MIN_LENGTH or not _USERNAME.fullmatch(name):
+    name = usernames.normalize(name)
+    if not (USERNAME_MIN_LENGTH <= len(name) <= USERNAME_MAX_LENGTH) or not _USERNAME.fullmatch(
+        name
+    ):
         raise _invalid(
             f"entre {USERNAME_MIN_LENGTH} y {USERNAME_MAX_LENGTH} caracteres: letras, números, "
             "'.', '_' o '-'"
         )
+    if usernames.mixes_scripts(name):
+        raise _invalid("no puede mezclar alfabetos distintos (por ejemplo latino y cirílico)")
     return name
 
 
-Name = Annotated[str, BeforeValidator(_text(NAME_MAX_LENGTH)), Field(max_length=NAME_MAX_LENGTH)]
+def _text_field(max_length: int, **extra: Any) -> Any:
+    # The pattern is stated, not enforced by pydantic: `_text` is the check, of the same class.
+    return Field(
+        min_length=1, max_length=max_length, json_schema_extra={"pattern": TEXT_PATTERN}, **extra
+    )
+
+
+Name = Annotated[str, BeforeValidator(_text(NAME_MAX_LENGTH)), _text_field(NAME_MAX_LENGTH)]
 Password = Annotated[
     str, BeforeValidator(_password), Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 ]
 Email = Annotated[
-    str, BeforeValidator(_email), Field(max_length=EMAIL_MAX_LENGTH, examples=["ana@example.com"])
+    str,
+    BeforeValidator(_email),
+    _text_field(EMAIL_MAX_LENGTH, examples=["ana@example.com"]),
 ]
 # Login takes any text: a malformed email simply matches no account (the same 401 as any other).
-LoginEmail = Annotated[
-    str, BeforeValidator(_text(EMAIL_MAX_LENGTH)), Field(max_length=EMAIL_MAX_LENGTH)
-]
+LoginEmail = Annotated[str, BeforeValidator(_text(EMAIL_MAX_LENGTH)), _text_field(EMAIL_MAX_LENGTH)]
 Username = Annotated[
     str | None,
     BeforeValidator(_username),
     Field(
         description=f"{USERNAME_MIN_LENGTH} to {USERNAME_MAX_LENGTH} letters, digits, '.', '_' "
-        "or '-'. Optional: when absent, one is made from the first name and a number.",
+        "or '-', NFKC-normalized, letters of one script (or Latin with Han, Kana or Hangul). "
+        "Optional: when absent, one is made from the first name and a number.",
     ),
 ]
 RefreshToken = Annotated[
-    str, BeforeValidator(_text(TOKEN_MAX_LENGTH)), Field(max_length=TOKEN_MAX_LENGTH)
+    str, BeforeValidator(_text(TOKEN_MAX_LENGTH)), _text_field(TOKEN_MAX_LENGTH)
 ]
 
 

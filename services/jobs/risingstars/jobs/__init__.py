@@ -1,12 +1,13 @@
 """The messages the upload service and the processor exchange over SQS, defined once.
 
-Jobs queue (upload -> processor): `Job`. Events queue (processor -> upload): `Processed` and
-`Failed` (kind `failed` or `rejected`). Every message carries `version`; a message without one
-is version 1 (sent before the field existed), a newer major version is refused rather than
-misread. Optional fields added later (`Processed.service_seconds`) keep the version: a message
-without them still parses, and readers that predate them ignore them. Failures travel as stable
-`Reason` codes: the upload service turns a code into the owner's message, so nothing the
-processor saw (ffmpeg's stderr, scratch paths) reaches a client.
+Jobs queue (upload -> processor): `Job`. Events queue (processor -> upload): `Started` (an attempt
+began), `Processed` and `Failed` (kind `failed` or `rejected`). Every message carries `version`; a
+message without one is version 1 (sent before the field existed), a newer major version is refused
+rather than misread. Optional fields added later (`service_seconds`) keep the version: a message
+without them still parses, and readers that predate them ignore them. So does a new event type
+(`started`): a reader that predates it drops it as unknown, which costs only the `processing` state.
+Failures travel as stable `Reason` codes: the upload service turns a code into the owner's message,
+so nothing the processor saw (ffmpeg's stderr, scratch paths) reaches a client.
 """
 
 from __future__ import annotations
@@ -85,13 +86,25 @@ class Failed:
     reason: Reason
     # English, for logs and operators; never shown to clients.
     detail: str = ""
+    # How long the attempt that ended this way kept a processor busy (absent from older
+    # processors): the queue ETA counts the time failures take too.
+    service_seconds: float | None = None
 
     @property
     def type(self) -> str:
         return self.kind
 
 
-Event = Processed | Failed
+@dataclasses.dataclass(frozen=True)
+class Started:
+    """A processor began an attempt at the job (sent on every attempt; the video is then
+    `processing` unless it has already ended)."""
+
+    video_id: str
+    type: Literal["started"] = "started"
+
+
+Event = Processed | Failed | Started
 Message = Job | Event
 
 
@@ -102,12 +115,13 @@ def encode(message: Message) -> str:
             "video_id": message.video_id,
             "reason": str(message.reason),
             "detail": message.detail[:MAX_DETAIL_LENGTH],
+            "service_seconds": message.service_seconds,
         }
     else:
         body = dataclasses.asdict(message)
         body["type"] = message.type
-        if body.get("service_seconds", 0) is None:
-            del body["service_seconds"]
+    if body.get("service_seconds", 0) is None:
+        del body["service_seconds"]
     body["version"] = VERSION
     return json.dumps(body, separators=(",", ":"))
 
@@ -193,5 +207,8 @@ def parse_event(text: str | bytes) -> Event:
             kind=kind,
             reason=Reason.parse(body.get("reason")),
             detail=detail[:MAX_DETAIL_LENGTH] if isinstance(detail, str) else "",
+            service_seconds=_seconds(body.get("service_seconds")),
         )
+    if kind == "started":
+        return Started(video_id=video_id)
     raise InvalidMessage(f"unknown event type {str(kind)[:50]!r}", video_id)

@@ -1,18 +1,22 @@
-"""The FastAPI application every service starts from: health, readiness, metrics, errors, and
-the draining state that graceful shutdown flips."""
+"""The FastAPI application every service starts from: health, readiness, metrics, errors, the
+body limit, OPTIONS and 405 answers with `Allow`, and the draining state that graceful shutdown
+flips."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from risingstars.kit import errors, metrics
+from risingstars.kit import errors, metrics, tracing
+from risingstars.kit.bodylimit import BodyLimitMiddleware
 
 log = logging.getLogger("risingstars.lifecycle")
 
@@ -50,14 +54,45 @@ class Lifecycle:
         return all(v == "ok" for v in results.values()), results
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> set[str]:
+    """Every method some route of the request's path answers, OPTIONS included. Each method is
+    asked of the router's own matching (included routers nest their routes)."""
+    return {"OPTIONS"} | {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    }
+
+
+async def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> Response:
+    """No route of this path takes the method: OPTIONS is answered (204) with the path's
+    methods, anything else is the 405 with them (the router names only the first route's)."""
+    allow = {"Allow": ", ".join(sorted(allowed_methods(request.app, request.scope)))}
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=allow)
+    response = await errors.http_error(request, exc)
+    response.headers.update(allow)
+    return response
+
+
 def create_app(
     service: str,
     *,
     lifespan: Lifespan | None = None,
     max_body_bytes: int = 64 * 1024,
     body_limit_exempt: tuple[str, ...] = (),
+    body_limit_routes: Iterable[tuple[str, str]] = (),
     **fastapi_kwargs: Any,
 ) -> FastAPI:
+    """`body_limit_routes`: (method, path template) of the routes that enforce their own body
+    limits, e.g. ("PATCH", "/api/videos/tus/{upload_id}") (see kit.bodylimit);
+    `body_limit_exempt` is the older prefix form."""
     lifecycle = Lifecycle()
 
     @contextlib.asynccontextmanager
@@ -71,12 +106,17 @@ def create_app(
             lifecycle.draining = True
         log.info("stopped", extra={"service": service})
 
+    fastapi_kwargs.setdefault("telemetry", tracing.FASTAPI_TELEMETRY)
     app = FastAPI(title=f"Rising Stars {service}", lifespan=lifespan_with_state, **fastapi_kwargs)
     app.state.lifecycle = lifecycle
     app.state.service = service
     errors.install(app)
+    app.add_exception_handler(405, _method_not_allowed)
     app.add_middleware(
-        errors.BodyLimitMiddleware, limit=max_body_bytes, exempt_prefixes=body_limit_exempt
+        BodyLimitMiddleware,
+        limit=max_body_bytes,
+        exempt_prefixes=body_limit_exempt,
+        own_limits=tuple(body_limit_routes),
     )
     app.add_middleware(metrics.ObserveMiddleware)
 

@@ -98,20 +98,15 @@ def is_not_found(exc: BaseException) -> bool:
 
 
 async def redrive_policy(sqs: Any, queue_url: str) -> dict[str, Any] | None:
-    """The queue's parsed RedrivePolicy (`deadLetterTargetArn`, `maxReceiveCount` as an int),
-    or None when it has no dead-letter queue."""
+    """An SQS queue's redrive policy (`deadLetterTargetArn`, `maxReceiveCount`), None if none."""
     response = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
-    raw = response.get("Attributes", {}).get("RedrivePolicy")
-    if not raw:
-        return None
-    policy = json.loads(raw)
-    policy["maxReceiveCount"] = int(policy["maxReceiveCount"])
-    return policy
+    policy = response.get("Attributes", {}).get("RedrivePolicy")
+    return json.loads(policy) if policy else None
 
 
-async def dead_letter_url(sqs: Any, queue_url: str) -> str:
-    """The URL of the queue's dead-letter queue, from its redrive policy ("" when it has none)."""
-    policy = await redrive_policy(sqs, queue_url)
+async def dead_letter_url(sqs: Any, queue_url: str | None) -> str:
+    """An SQS queue's dead-letter queue ("" when it has none)."""
+    policy = await redrive_policy(sqs, queue_url) if queue_url else None
     if policy is None:
         return ""
     name = policy["deadLetterTargetArn"].rsplit(":", 1)[-1]

@@ -1,7 +1,8 @@
 """Every error leaves as `{"detail": ..., "code": ...}` with the message in Spanish: domain
 errors (the hierarchy below) by their status, validation errors as 400 (never 422), unknown routes
 and wrong methods as 404/405, faults of a dependency as 503 with Retry-After, anything else as
-500 without internals. This module is the one place that maps errors to status codes."""
+500 without internals. This module is the one place that maps errors to status codes; the body
+limit (an ASGI middleware) lives in kit.bodylimit."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class ErrorBody(BaseModel):
@@ -185,7 +185,7 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     )
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail
     if exc.status_code in _FRAMEWORK_DETAIL and detail == http.HTTPStatus(exc.status_code).phrase:
         # The framework's own English default (no such route, wrong method...).
@@ -236,7 +236,7 @@ def unavailable(detail: str, retry_after_seconds: int = 5):
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(Exception, _unexpected)
 
@@ -247,60 +247,11 @@ def install_unavailable(app: FastAPI, faults: tuple[type[BaseException], ...], d
         app.add_exception_handler(fault, unavailable(detail))
 
 
-class BodyTooLarge(StarletteHTTPException):
-    """An HTTPException, so FastAPI's body parsing lets it through to the handler above."""
+def __getattr__(name: str):
+    # The body limit moved to kit.bodylimit; the upload service's app still imports it from
+    # here (until it switches to `create_app(body_limit_routes=...)`).
+    if name in ("BodyLimitMiddleware", "BodyTooLarge"):
+        from risingstars.kit import bodylimit
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"El cuerpo de la petición supera el máximo de {limit} bytes")
-
-
-class BodyLimitMiddleware:
-    """Refuse bodies over `limit` bytes with 413, by Content-Length or while reading; paths
-    under `exempt_prefixes` (streaming uploads) enforce their own limits."""
-
-    def __init__(self, app: ASGIApp, limit: int, exempt_prefixes: tuple[str, ...] = ()) -> None:
-        self.app = app
-        self.limit = limit
-        self.exempt = exempt_prefixes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt or ("\0",)):
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(send)
-            return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge(self.limit)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        error = BodyTooLarge(self.limit)
-        response = JSONResponse(
-            status_code=413, content={"detail": error.detail, "code": code_for(413)}
-        )
-        await response({"type": "http"}, _no_receive, send)
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
+        return getattr(bodylimit, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Structured JSON logs, one object per line, carrying the request id of the current request."""
+"""Structured JSON logs, one object per line, carrying the request id of the current request
+and the trace and span ids of the current span (kit.tracing)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import datetime
 import json
 import logging
 import sys
+
+from risingstars.kit import tracing
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -34,6 +37,9 @@ class JSONFormatter(logging.Formatter):
         rid = request_id.get()
         if rid:
             entry["request_id"] = rid
+        span = tracing.ids()
+        if span is not None:
+            entry["trace_id"], entry["span_id"] = span
         # Fields passed with `extra=` become top-level keys.
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):

@@ -3,6 +3,10 @@
 Keys are cached for the JWKS response's `max-age` (bounded), so a key the auth service removed
 stops verifying within that time; a token whose `kid` is unknown triggers at most one refetch per
 `min_refetch_seconds` (a rotated key is picked up at once, a flood of forged kids costs nothing).
+While the auth service is unreachable the last keys stay in use, but never longer than
+`max_age_seconds` (MAX_JWKS_AGE, 15 minutes) after they were last fetched: past that, nothing
+verifies and requests that need a token answer 503 with Retry-After (fail closed), so a key
+removed during an outage is not trusted forever.
 Only the allow-listed algorithms are accepted, and `exp`, `nbf`, `iat`, `iss`, `aud` are
 checked with a small leeway.
 
@@ -25,20 +29,27 @@ from typing import Any
 
 import httpx
 import jwt
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from risingstars.kit import errors
 
 log = logging.getLogger("risingstars.tokens")
 
 ALGORITHMS = ("EdDSA",)
 NOT_AUTHENTICATED = "No autenticado: se requiere un token Bearer válido"
 INVALID_TOKEN = "Token inválido o expirado"  # noqa: S105 (a message, not a secret)
+KEYS_UNAVAILABLE = (
+    "No se pueden verificar las credenciales en este momento. Intente de nuevo más tarde."
+)
 
 
 # The JWKS is refetched after its max-age, kept between these bounds (seconds): never more often
 # than unknown kids may cause, never trusted longer than an hour; 5 minutes when it says nothing.
 MAX_JWKS_LIFETIME = 3600
 DEFAULT_JWKS_LIFETIME = 300
+# How long keys stay trusted after their last successful fetch when refetches fail.
+MAX_JWKS_AGE = 900
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-cache|no-store)(?:$|[,\s])", re.IGNORECASE)
 
@@ -56,6 +67,11 @@ def jwks_lifetime(
 
 class TokenError(Exception):
     """The token is not acceptable; the message says why (for logs, not for clients)."""
+
+
+class KeysUnavailable(Exception):
+    """No keys may be trusted: they are older than the maximum age and the JWKS cannot be
+    fetched. Not the token's fault: a 503 the client may retry."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +109,7 @@ class TokenVerifier:
         algorithms: tuple[str, ...] = ALGORITHMS,
         leeway_seconds: float = 30,
         min_refetch_seconds: float = 30,
+        max_age_seconds: float = MAX_JWKS_AGE,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         if jwks_url is None and jwks is None:
@@ -103,11 +120,13 @@ class TokenVerifier:
         self.algorithms = algorithms
         self.leeway = leeway_seconds
         self.min_refetch = min_refetch_seconds
+        self.max_age = max_age_seconds
         self._http = http
         self._keys: dict[str, jwt.PyJWK] = parse_jwks(jwks, algorithms) if jwks else {}
         self._last_fetch = float("-inf")
-        # A JWKS given as a document (the auth service's own) never goes stale.
+        # A JWKS given as a document (the auth service's own) never goes stale nor expires.
         self._stale_at = float("inf") if jwks_url is None else float("-inf")
+        self._expires_at = float("inf") if jwks_url is None else float("-inf")
         self._lock = asyncio.Lock()
         self._decoder = jwt.PyJWT()
 
@@ -139,7 +158,8 @@ class TokenVerifier:
                     ceiling=MAX_JWKS_LIFETIME,
                     default=DEFAULT_JWKS_LIFETIME,
                 )
-                self._stale_at = self._last_fetch + lifetime
+                self._stale_at = self._last_fetch + min(lifetime, self.max_age)
+                self._expires_at = self._last_fetch + self.max_age
             return True
 
     async def _refresh_quietly(self) -> None:
@@ -165,6 +185,8 @@ class TokenVerifier:
         kid = header.get("kid")
         if time.monotonic() >= self._stale_at:
             await self._refresh_quietly()
+        if time.monotonic() >= self._expires_at and self._keys:
+            raise KeysUnavailable(f"the JWKS is older than {self.max_age:g} s")
         key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
             await self._refresh_quietly()
@@ -214,10 +236,6 @@ def _unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
-
-
 # Declared so every API document marks the routes that need a token; the header is read below,
 # where a missing or malformed one gets the contract's 401 rather than FastAPI's 403.
 _bearer = HTTPBearer(auto_error=False, scheme_name="bearerAuth", bearerFormat="JWT")
@@ -230,10 +248,13 @@ async def current_claims(
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized(NOT_AUTHENTICATED)
+        raise errors.Unauthorized(NOT_AUTHENTICATED)
     verifier: TokenVerifier = request.app.state.verifier
     try:
         return await verifier.verify(token.strip())
     except TokenError as exc:
         log.info("token rejected", extra={"reason": str(exc)})
-        raise _unauthorized(INVALID_TOKEN) from None
+        raise errors.Unauthorized(INVALID_TOKEN) from None
+    except KeysUnavailable as exc:
+        log.warning("token not verifiable", extra={"reason": str(exc)})
+        raise errors.Unavailable(KEYS_UNAVAILABLE, retry_after_seconds=5) from None

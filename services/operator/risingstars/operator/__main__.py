@@ -24,8 +24,7 @@ def _serve(settings: Settings) -> None:
     app.setup_logging(settings.log_level)
     start_http_server(settings.metrics_port)
     # kopf stops on SIGTERM/SIGINT (it handles the signals in the main thread).
-    liveness = f"http://0.0.0.0:{settings.health_port}/healthz"
-    asyncio.run(app.operator(settings, liveness_endpoint=liveness))
+    asyncio.run(app.operator(settings, health_port=settings.health_port))
 
 
 def _dry_run(settings: Settings, args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -11,7 +12,10 @@ import threading
 import kopf
 
 from risingstars.kit import logs
-from risingstars.operator import handlers  # noqa: F401  (registers the handlers)
+from risingstars.operator import (
+    handlers,  # noqa: F401  (registers the handlers)
+    health,
+)
 from risingstars.operator.busypods import PodMetricsReader
 from risingstars.operator.kube import KubeAPI
 from risingstars.operator.queue import QueueReader
@@ -81,16 +85,22 @@ async def operator(
     *,
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
-    liveness_endpoint: str | None = None,
+    health_port: int | None = None,
 ) -> None:
+    """Run kopf until stopped; with `health_port`, serve /healthz and /readyz there."""
     namespaces = list(settings.watch_namespaces)
-    await kopf.operator(
-        settings=kopf_settings(settings),
-        memo=build_memo(settings),
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness_endpoint,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    memo = build_memo(settings)
+    started = ready_flag if ready_flag is not None else asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        if health_port is not None:
+            checks = health.Health(memo.deps.kube, started.is_set)
+            await stack.enter_async_context(health.serving(checks, health_port))
+        await kopf.operator(
+            settings=kopf_settings(settings),
+            memo=memo,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            stop_flag=stop_flag,
+            ready_flag=started,
+        )

@@ -1,4 +1,4 @@
-"""The kopf handlers: login, a liveness probe, and one reconcile daemon per QueueScaler.
+"""The kopf handlers: login and one reconcile daemon per QueueScaler (health checks: health.py).
 
 Each QueueScaler gets a daemon for as long as it exists: it reconciles, sleeps the object's own
 polling interval (or a retry delay after a fault), and again, holding the decision's memory in
@@ -34,17 +34,6 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo:
     deps: Deps = memo.deps
     deps.kube.use(info)  # our own API calls use the same server and identity as kopf
     return info
-
-
-@kopf.on.probe(id="kubernetes_api", errors=kopf.ErrorsMode.PERMANENT, timeout=10)
-async def kubernetes_api(memo: kopf.Memo, **_: Any) -> str:
-    """Liveness (kopf's /healthz runs this at most every 10 s): an authenticated discovery
-    request of our API group. While the API server refuses our credentials (or cannot be
-    reached) it raises, /healthz answers 500, and Kubernetes restarts the pod, which logs in
-    afresh; kopf alone keeps answering 200 while it can do nothing."""
-    deps: Deps = memo.deps
-    await deps.kube.request("GET", f"/apis/{GROUP}/{VERSION}")
-    return "ok"
 
 
 def _start_phase(**_: Any) -> float:

@@ -13,7 +13,7 @@ class Settings(AWSSettings):
     log_level: str = "info"
     # Prometheus metrics (the operator's own: backlog, replicas, scale events, errors, latency).
     metrics_port: int = 8080
-    # kopf's liveness endpoint, http://0.0.0.0:HEALTH_PORT/healthz.
+    # /healthz (liveness) and /readyz, http://0.0.0.0:HEALTH_PORT (health.py).
     health_port: int = 8081
     # Namespaces whose QueueScalers are served; empty means the whole cluster (which needs a
     # ClusterRole; the chart serves its own namespace with a Role).

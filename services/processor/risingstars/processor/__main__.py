@@ -11,13 +11,14 @@ SERVICE = "processor"
 
 
 def _serve() -> None:
-    from risingstars.kit import logs
+    from risingstars.kit import logs, tracing
     from risingstars.kit.serve import serve
     from risingstars.processor.app import create_app
     from risingstars.processor.settings import load
 
     config = load()
     logs.setup(SERVICE, config.log_level)
+    tracing.setup(SERVICE)
     serve(create_app(config), config)
 
 

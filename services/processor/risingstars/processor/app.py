@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from risingstars.kit import app as kit_app
 from risingstars.kit import aws
-from risingstars.processor import media
+from risingstars.processor import media, metrics
 from risingstars.processor.settings import Settings
 from risingstars.processor.worker import Worker
 
@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             worker = Worker(settings, sqs=sqs, s3=s3, ffmpeg=ffmpeg, lifecycle=app.state.lifecycle)
             app.state.worker = worker
+            metrics.WORKERS.set(settings.concurrency)
             app.state.lifecycle.add_check("worker", worker.check)
             await worker.start()
             try:

@@ -4,6 +4,11 @@ The input is probed with the same ffmpeg binary that will encode it (the imageio
 has no ffprobe), so what the probe accepts is exactly what the encoder can read. The probe reads
 the container header from ffmpeg's log and decodes the first picture; the decoded-frame count
 comes from `-progress`, ffmpeg's machine-readable key=value output.
+
+The log mixes ffmpeg's description with the file's own metadata, printed raw (a tag's key may
+hold newlines), so a file can write lines that look like ffmpeg's. Only the top-level lines of
+the input's description are read (`  Duration:`, `  Stream #0:N`), and a description in which
+they repeat or skip a stream number is refused rather than guessed at.
 """
 
 from __future__ import annotations
@@ -39,11 +44,16 @@ NOT_MP4 = "not an MP4 file"
 NO_VIDEO = "no video track"
 UNDECODABLE = "the first picture does not decode"
 
-_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
-_VIDEO = re.compile(r"Stream #0:\d+\S*: Video: (\w+).*?, (\d{1,5})x(\d{1,5})[\s,].*")
+FORGED = "the container's description is ambiguous (metadata posing as stream lines)"
+
+# Anchored to ffmpeg's own two-space indentation of the input's description (dump.c).
+_DURATION = re.compile(r"^  Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)", re.MULTILINE)
+_STREAM = re.compile(r"^  Stream #0:(\d+)\S*: (\w+): (.*)$", re.MULTILINE)
+_VIDEO = re.compile(r"(\w+).*?, (\d{1,5})x(\d{1,5})[\s,]")
 # ffmpeg prints rates as "29.97 fps", "30 tbr", "1k fps" (print_fps in fftools).
 _RATE = re.compile(r", (\d+(?:\.\d+)?)(k?) (?:fps|tbr)\b")
-_AUDIO = re.compile(r"Stream #0:\d+\S*: Audio: ")
+# Ends the input's description; the output's, after it, carries no metadata (-map_metadata -1).
+_MAPPING = "\nStream mapping:\n"
 _FRAMES = re.compile(r"^frame=(\d+)$", re.MULTILINE)
 
 _PR_SET_PDEATHSIG = 1
@@ -76,6 +86,7 @@ class Completed:
     stdout: str
     stderr_head: str
     stderr_tail: str
+    stderr_truncated: bool = False
 
     @property
     def killed_by(self) -> int | None:
@@ -106,6 +117,7 @@ async def run(args: list[str], *, time_limit: float) -> Completed:
         out.decode(errors="replace"),
         err[:_STDERR_HEAD].decode(errors="replace"),
         err[-_STDERR_TAIL:].decode(errors="replace"),
+        len(err) > _STDERR_HEAD,
     )
 
 
@@ -138,29 +150,50 @@ class Probe:
     frame_rate: float = 0.0
 
 
+def _description(stderr: str) -> str:
+    """The input's description: from `Input #0` to the last `Stream mapping:` (a forged one can
+    only come earlier, inside the input's metadata)."""
+    start = stderr.find("Input #0")
+    if start < 0 or not (start == 0 or stderr[start - 1] == "\n"):
+        raise Rejected(Reason.NOT_A_VIDEO, NOT_MP4)
+    end = stderr.rfind(_MAPPING)
+    return stderr[start : end if end > start else len(stderr)]
+
+
 def parse_probe(stderr: str, progress: str) -> Probe:
     """What `ffmpeg -i` printed about the input; Rejected when it is not a decodable video."""
-    if "Input #0" not in stderr:
-        raise Rejected(Reason.NOT_A_VIDEO, NOT_MP4)
+    description = _description(stderr)
+    streams = _STREAM.findall(description)
+    durations = _DURATION.findall(description)
+    # Real stream lines are numbered 0, 1, 2... once each; metadata posing as one breaks that.
+    if [int(n) for n, _, _ in streams] != list(range(len(streams))) or len(durations) > 1:
+        raise Rejected(Reason.NOT_A_VIDEO, FORGED)
     # Cover art is a picture, not a video: ffmpeg's `V` stream specifier skips it too.
-    video = next((m for m in _VIDEO.finditer(stderr) if "(attached pic)" not in m[0]), None)
+    video = next(
+        (
+            match
+            for _, kind, rest in streams
+            if kind == "Video" and "(attached pic)" not in rest and (match := _VIDEO.match(rest))
+        ),
+        None,
+    )
     if video is None:
         raise Rejected(Reason.NOT_A_VIDEO, NO_VIDEO)
     frames = [int(n) for n in _FRAMES.findall(progress)]
     if not frames or frames[-1] < 1:
         raise Rejected(Reason.NOT_A_VIDEO, UNDECODABLE)
     duration = None
-    if match := _DURATION.search(stderr):
-        h, m, s = match.groups()
+    if durations:
+        h, m, s = durations[0]
         duration = int(h) * 3600 + int(m) * 60 + float(s)
     return Probe(
         duration=duration,
         width=int(video.group(2)),
         height=int(video.group(3)),
         codec=video.group(1),
-        has_audio=_AUDIO.search(stderr) is not None,
+        has_audio=any(kind == "Audio" for _, kind, _ in streams),
         frame_rate=max(
-            (float(n) * (1000 if k else 1) for n, k in _RATE.findall(video.group(0))), default=0.0
+            (float(n) * (1000 if k else 1) for n, k in _RATE.findall(video.string)), default=0.0
         ),
     )
 
@@ -185,11 +218,14 @@ async def probe(ffmpeg: str, path: Path, *, time_limit: float) -> Probe:
     # formats (which can reference other files) from ever being opened.
     result = await run(
         [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1",
-         "-f", "mov", "-i", str(path), "-map", "0:V:0", "-frames:v", "1", "-f", "null", "-"],
+         "-f", "mov", "-i", str(path), "-map", "0:V:0", "-frames:v", "1",
+         "-map_metadata", "-1", "-map_chapters", "-1", "-f", "null", "-"],
         time_limit=time_limit,
     )  # fmt: skip
     if result.killed_by is not None:
         raise Transient(f"ffmpeg killed by signal {result.killed_by} while probing")
+    if result.stderr_truncated:  # metadata long enough to push the real lines out of the head
+        raise Rejected(Reason.NOT_A_VIDEO, FORGED)
     return parse_probe(result.stderr_head, result.stdout)
 
 
@@ -298,30 +334,7 @@ def encode_command(
     """One ffmpeg pass: the first 30 s (the input is not decoded past them), fit and pad to
     1280x720 at 30 fps, no audio, the logo card for 2.5 s before and after, the watermark, H.264
     with the index first; and the thumbnail from the main content."""
-    # Why the defaults (FFMPEG_PRESET veryfast, FFMPEG_CRF 23, no FFMPEG_MAXRATE_KBPS cap,
-    # FFMPEG_THREADS 2, bicubic), from `make bench ENTRY=encode` on a 50 MB 2560x1440 input
-    # (issue 15): CPU seconds per video (steady on a shared machine, wall time is not), SSIM of
-    # the 30 s against a slow+lanczos reference, and the output's bytes.
-    # - Where the CPU goes: decoding the 1440p source ~10.5 CPU-s, the 2:1 scale ~2, the
-    #   watermark ~0, x264 ~13.5, cards + thumbnail + faststart < 1.
-    # - x264 is the only big lever: ultrafast at CRF 27 (+ a 4 Mb/s cap) spends a third of
-    #   veryfast's x264 CPU at the same SSIM (-0.001), a quarter less CPU per video in all, but
-    #   1.7x the bytes (12.5 vs 7.3 MB). Priced, the bytes win: 6.6 CPU-s is about $0.0001 of a
-    #   c6i vCPU, while the extra 5.2 MB cost about $0.0005 for each time the video is watched
-    #   (S3 or CloudFront egress, ~$0.09/GB) and $0.0001 a month stored. A public voting site
-    #   serves each video many times, so the smaller file is the cheaper platform. A deployment
-    #   whose egress is free can set FFMPEG_PRESET=ultrafast FFMPEG_CRF=27
-    #   FFMPEG_MAXRATE_KBPS=4000. superfast saved little; B-frames or CABAC on ultrafast cost
-    #   more CPU than the CRF step that buys the same bytes.
-    # - Decoding is what is left, and only lossy levers cut it: -skip_loop_filter (on every
-    #   frame 0.016 SSIM; on the source's B-frames only, none if the phone made none);
-    #   H.264 has no reduced-resolution decoding. Decoder threads (1 or 2; a phone's stream
-    #   has one slice per frame, so slice threading has nothing to split), -flags2 +fast and
-    #   the scaler (bilinear, area, fast_bilinear) moved CPU within noise.
-    # - The cards (150 static frames) cost too little to be worth a cached file and a
-    #   stream-copy concat: see the bench's stage table.
-    # So the 15 CPU-s of 8 videos/min on 2 cores is out of reach at equal quality here:
-    # decode + scale alone take ~12.5 of them.
+    # Why these defaults (preset, CRF, threads, scaler): docs/decisions/encoding-defaults.md.
     e = encoding
     return [
         *source_args(ffmpeg, source, e),

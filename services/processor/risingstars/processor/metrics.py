@@ -38,6 +38,8 @@ QUEUE_WAIT = Histogram(
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
 IN_FLIGHT = Gauge("processor_jobs_in_flight", "Jobs being processed by this worker")
+# Utilisation is in flight / workers.
+WORKERS = Gauge("processor_workers", "Jobs this worker may run at once (CONCURRENCY)")
 RECEIVE_ERRORS = Counter("processor_receive_errors_total", "Failed polls of the jobs queue")
 
 for _outcome in OUTCOMES:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import random
 import time
@@ -29,6 +28,7 @@ from typing import Any, Literal
 
 from risingstars import jobs
 from risingstars.jobs import Failed, Job, Reason
+from risingstars.kit import aws, tracing
 from risingstars.kit.app import Lifecycle
 from risingstars.processor import metrics, scratch
 from risingstars.processor.failures import Gone, NoScratchSpace, Rejected, TimedOut, Transient
@@ -153,23 +153,19 @@ class Worker:
         self.begin_stop()
 
     async def _read_redrive_policy(self) -> None:
-        url = self.settings.jobs_queue_url
         try:
-            response = await self.sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["RedrivePolicy"]
-            )
+            policy = await aws.redrive_policy(self.sqs, self.settings.jobs_queue_url)
         except Exception as exc:
             log.warning(
                 "cannot read the jobs queue's redrive policy; using MAX_ATTEMPTS",
                 extra={"error": repr(exc)},
             )
             return
-        policy = response.get("Attributes", {}).get("RedrivePolicy")
-        if not policy:
+        if policy is None:
             self.dead_letter_queue = False
             log.warning("the jobs queue has no dead-letter queue: failed jobs are deleted")
             return
-        count = int(json.loads(policy)["maxReceiveCount"])
+        count = int(policy["maxReceiveCount"])
         if count != self.settings.max_attempts:
             # The queue decides when a message leaves; the failed event must come before that.
             log.warning(
@@ -230,6 +226,7 @@ class Worker:
                 WaitTimeSeconds=self.settings.receive_wait_seconds,
                 VisibilityTimeout=self.settings.visibility_timeout_seconds,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                MessageAttributeNames=tracing.MESSAGE_ATTRIBUTES,
             )
         except Exception as exc:
             metrics.RECEIVE_ERRORS.inc()
@@ -257,7 +254,9 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(receipt))
         try:
             try:
-                settle = await self._attempt(message.get("Body", ""), attempt)
+                # The job continues the trace of the upload that queued it.
+                with tracing.consumer("job process", message, attempt=str(attempt)):
+                    settle = await self._attempt(message.get("Body", ""), attempt)
             finally:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -283,35 +282,56 @@ class Worker:
         except jobs.InvalidMessage as exc:
             return await self._malformed(exc, body)
         extra = {"video_id": job.video_id, "attempt": attempt}
+        tracing.annotate("job received", video_id=job.video_id)
+        await self._report_start(job)
+        started = time.monotonic()
+
+        def failed(kind: Literal["failed", "rejected"], reason: Reason, detail: str) -> Failed:
+            # A failure kept this processor busy too: the upload service's ETA counts it.
+            seconds = round(time.monotonic() - started, 3)
+            return _failed(job, kind, reason, detail, seconds)
+
         event: jobs.Event
         try:
             try:
-                started = time.monotonic()
                 result = await self.pipeline.run(job)
                 event, outcome = result.event, "reused" if result.reused else "processed"
                 if not result.reused:  # a reused output took no work: no service time
                     seconds = round(time.monotonic() - started, 3)
                     event = dataclasses.replace(result.event, service_seconds=seconds)
             except Rejected as exc:
-                event, outcome = _failed(job, "rejected", exc.reason, exc.detail), "rejected"
+                event, outcome = failed("rejected", exc.reason, exc.detail), "rejected"
             except Gone as exc:
-                event, outcome = _failed(job, "failed", exc.reason, exc.detail), "failed"
+                event, outcome = failed("failed", exc.reason, exc.detail), "failed"
             except TimedOut as exc:
                 if attempt < self.settings.too_slow_attempts:
                     raise
                 # A second attempt as slow as the first: the video, not a busy node, is the
                 # cause; more attempts would spend FFMPEG_TIMEOUT_SECONDS each for nothing.
                 detail = f"{exc.detail} on {attempt} attempts"
-                event, outcome = _failed(job, "rejected", Reason.TOO_SLOW, detail), "rejected"
+                event, outcome = failed("rejected", Reason.TOO_SLOW, detail), "rejected"
             await self._publish(event)
         except NoScratchSpace as exc:
             return await self._no_space(body, attempt, exc, extra)
         except Exception as exc:
-            return await self._retry_or_fail(job, attempt, exc)
+            return await self._retry_or_fail(job, attempt, exc, time.monotonic() - started)
         log.info("job finished", extra={**extra, "outcome": outcome, "event": event})
         return _Settle(outcome, delete=True)
 
-    async def _retry_or_fail(self, job: Job, attempt: int, exc: Exception) -> _Settle:
+    async def _report_start(self, job: Job) -> None:
+        """Tell the upload service the video is being processed (every attempt: it applies
+        the first and ignores the rest). Not worth failing the job over."""
+        try:
+            await self._publish(jobs.Started(job.video_id))
+        except Exception as exc:
+            log.warning(
+                "could not report the job's start",
+                extra={"video_id": job.video_id, "error": repr(exc)},
+            )
+
+    async def _retry_or_fail(
+        self, job: Job, attempt: int, exc: Exception, seconds: float
+    ) -> _Settle:
         extra = {"video_id": job.video_id, "attempt": attempt, "max_attempts": self.max_attempts}
         if isinstance(exc, Transient):
             reason, detail = exc.reason, exc.detail
@@ -326,7 +346,8 @@ class Worker:
             log.info("job will be retried", extra={**extra, "retry_in_s": delay})
             return _Settle("retried", visibility=delay)
         try:
-            await self._publish(_failed(job, "failed", reason, f"{detail} ({attempt} attempts)"))
+            detail = f"{detail} ({attempt} attempts)"
+            await self._publish(_failed(job, "failed", reason, detail, round(seconds, 3)))
         except Exception as publish_exc:
             log.error("could not publish the failed event", exc_info=publish_exc, extra=extra)
         log.error("job failed for good", extra={**extra, "detail": detail})
@@ -385,9 +406,12 @@ class Worker:
             await self._visibility(receipt, self.settings.visibility_timeout_seconds)
 
     async def _publish(self, event: jobs.Event) -> None:
-        await self.sqs.send_message(
-            QueueUrl=self.settings.events_queue_url, MessageBody=jobs.encode(event)
-        )
+        with tracing.producer(f"event {event.type} send", video_id=event.video_id) as attributes:
+            await self.sqs.send_message(
+                QueueUrl=self.settings.events_queue_url,
+                MessageBody=jobs.encode(event),
+                MessageAttributes=attributes,
+            )
 
     async def _delete(self, receipt: str) -> None:
         try:
@@ -412,5 +436,11 @@ class Worker:
             )
 
 
-def _failed(job: Job, kind: Literal["failed", "rejected"], reason: Reason, detail: str) -> Failed:
-    return Failed(video_id=job.video_id, kind=kind, reason=reason, detail=detail)
+def _failed(
+    job: Job,
+    kind: Literal["failed", "rejected"],
+    reason: Reason,
+    detail: str,
+    seconds: float | None = None,
+) -> Failed:
+    return Failed(job.video_id, kind, reason, detail, service_seconds=seconds)

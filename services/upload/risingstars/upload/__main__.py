@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from risingstars.kit import db, logs
+from risingstars.kit import db, logs, tracing
 from risingstars.kit.settings import SettingsError
 from risingstars.upload import settings
 
@@ -20,6 +20,7 @@ def _serve() -> None:
 
     config = settings.load()
     logs.setup(SERVICE, config.log_level)
+    tracing.setup(SERVICE)
     serve(create_app(config), config)
 
 
@@ -30,6 +31,7 @@ def _worker() -> None:
 
     config = settings.load()
     logs.setup(WORKER, config.log_level)
+    tracing.setup(WORKER)
     serve(create_worker(config), config)
 
 

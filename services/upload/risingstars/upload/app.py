@@ -4,7 +4,6 @@ after the commit, and the worker's relay sends whatever that attempt could not."
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -13,14 +12,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from risingstars.kit import db, errors
+from risingstars.kit import db, errors, periodic
 from risingstars.kit.app import create_app as kit_create_app
 from risingstars.kit.tokens import TokenVerifier
 from risingstars.upload import apidocs, messages, metrics, resources, storage
 from risingstars.upload.capacity import UserSlots
 from risingstars.upload.direct import DirectUploads
 from risingstars.upload.intake import Intake, UploadPolicy
-from risingstars.upload.jobqueue import JobQueue
+from risingstars.upload.queue_positions import QueuePositions
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.routes import public, uploads, videos
 from risingstars.upload.routes import tus as tus_routes
@@ -118,7 +117,7 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     daily_quota=policy.daily_quota,
                     idle_seconds=policy.idle_seconds,
                 ),
-                queue=JobQueue(
+                queue=QueuePositions(
                     pool,
                     clients.sqs,
                     jobs_queue_url=settings.jobs_queue_url,
@@ -133,13 +132,11 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
             lifecycle = app.state.lifecycle
             resources.add_checks(lifecycle, settings, clients)
             lifecycle.add_check("jwks", token_verifier.ensure_keys)
-            refresher = asyncio.create_task(runtime.queue.run(), name="upload-queue-snapshot")
-            try:
+            refresher = periodic.Periodic(
+                "queue-snapshot", runtime.queue.refresh, settings.queue_refresh_seconds
+            )
+            async with periodic.running(refresher):
                 yield
-            finally:
-                refresher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await refresher
 
     app = kit_create_app(
         SERVICE,

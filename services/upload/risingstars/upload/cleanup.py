@@ -7,10 +7,8 @@ one (some S3 emulators report a made-up `Initiated` date). Safe on every replica
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
-import random
 from typing import TYPE_CHECKING, Any
 
 from risingstars.upload import queries, storage
@@ -31,6 +29,7 @@ class Sweeper:
         max_age_seconds: float,
         interval_seconds: float,
     ) -> None:
+        # The worker runs `sweep` every `interval` (kit.periodic).
         self.pool, self.s3 = clients.pool, clients.s3
         self.bucket = bucket
         self.max_age = max_age_seconds
@@ -73,15 +72,3 @@ class Sweeper:
         )
         times = [p["LastModified"] for p in response.get("Parts", [])]
         return max(times, default=upload["Initiated"])
-
-    async def run(self) -> None:
-        # Replicas started together should not sweep in lockstep.
-        await asyncio.sleep(random.uniform(0.1, 1.0) * min(self.interval, 60))
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("cleanup pass failed", extra={"error": repr(exc)})
-            await asyncio.sleep(self.interval)

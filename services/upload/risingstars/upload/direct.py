@@ -23,7 +23,7 @@ import asyncpg
 from botocore.exceptions import ClientError
 
 from risingstars.kit import aws, errors
-from risingstars.upload import catalog, intake, messages, mp4, queries, reads, storage
+from risingstars.upload import catalog, intake, messages, metrics, mp4, queries, reads, storage
 from risingstars.upload.intake import Intake, OpenCap
 from risingstars.upload.s3upload import abort_upload
 
@@ -143,6 +143,7 @@ class DirectUploads:
 
         await self.intake.accept(video, claim=claim)
         intake.tally("direct", "accepted", "ok", started)
+        metrics.BYTES_INGESTED.labels("direct").inc(row["size_bytes"])
         return intake.uploaded(row["video_id"])
 
     async def _assemble(self, row: Any) -> mp4.Mp4Info | None:

@@ -1,24 +1,31 @@
-"""The processor's events (processed, failed, rejected), long-polled from the events queue.
+"""The processor's events (started, processed, failed, rejected), long-polled from the events
+queue.
 
-Handling is idempotent (SQS delivers at least once, and not in order): a processed video stays
-processed, a repeated event changes nothing. An event for a video that no longer exists (deleted
-while it was being processed) is dropped, and the files the processor wrote for it are removed.
-Failures arrive as `risingstars.jobs.Reason` codes: the code is stored (the owner reads its
-Spanish message, `messages.failure`); the processor's English detail only reaches the logs.
+Handling is idempotent and order-tolerant (SQS delivers at least once, and not in order): a
+processed video stays processed, a repeated event changes nothing, a `started` moves only an
+`uploaded` video to `processing` (one arriving after the outcome is stale). An event for a video
+that no longer exists (deleted while it was being processed) is dropped, and the files the processor
+wrote for it are removed. Failures arrive as `risingstars.jobs.Reason` codes: the code is stored
+(the owner reads its Spanish message, `messages.failure`); the processor's English detail only
+reaches the logs.
+
+The processor is the component most exposed to hostile input (it parses uploaded files), so its
+word is not trusted with storage keys: a `processed` event is applied only when its keys are the
+outputs the job named for that very video; any other is refused, logged and counted, and no link
+to it is ever handed out.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from risingstars import jobs
-from risingstars.kit import db
+from risingstars.kit import db, tracing
+from risingstars.kit.aws import dead_letter_url
 from risingstars.upload import metrics, queries, storage
 
 if TYPE_CHECKING:
@@ -29,8 +36,14 @@ log = logging.getLogger("risingstars.upload.events")
 APPLIED = "applied"
 DUPLICATE = "duplicate"
 DROPPED = "dropped"
-_SQS_MAX_VISIBILITY = 43200
 INVALID = "invalid"
+REFUSED = "refused"
+_SQS_MAX_VISIBILITY = 43200
+
+
+def outputs_of(video_id: uuid.UUID) -> tuple[str, str]:
+    """The only keys a `processed` event may name for this video: those its job named."""
+    return storage.processed_key(video_id), storage.thumbnail_key(video_id)
 
 
 class EventsConsumer:
@@ -51,8 +64,9 @@ class EventsConsumer:
         self._dead_letters: str | None = None
 
     async def handle(self, body: str) -> str:
-        """Apply one event; the result says what happened (the message is then deleted).
-        Database faults raise, so the message comes back after its visibility timeout."""
+        """Apply one event as received (JSON text); the result says what happened (the
+        message is then deleted). Database faults raise, so the message comes back after its
+        visibility timeout."""
         try:
             event = jobs.parse_event(body)
         except jobs.InvalidMessage as exc:
@@ -62,9 +76,16 @@ class EventsConsumer:
             )
             metrics.EVENTS.labels("unknown", INVALID).inc()
             return INVALID
+        return await self.apply(event)
+
+    async def apply(self, event: jobs.Event) -> str:
+        """Apply one parsed event (idempotent)."""
         video_id = uuid.UUID(event.video_id)
+        tracing.annotate(f"event {event.type}", video_id=event.video_id, event_type=event.type)
         if isinstance(event, jobs.Processed):
             result = await self._processed(video_id, event)
+        elif isinstance(event, jobs.Started):
+            result = await self._started(video_id)
         else:
             log.info(
                 "video not processed",
@@ -76,29 +97,49 @@ class EventsConsumer:
                 },
             )
             result = await self._failed(video_id, event)
+            if result == APPLIED:
+                metrics.VIDEOS.labels(event.kind, str(event.reason)).inc()
         metrics.EVENTS.labels(event.type, result).inc()
         log.info("event", extra={"type": event.type, "video_id": event.video_id, "result": result})
         return result
 
+    async def _started(self, video_id: uuid.UUID) -> str:
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.fetchval(queries.LOCK_STATUS, video_id)
+            if status is None:
+                return DROPPED
+            if status != "uploaded":
+                # Already processing (another attempt), or ended: a late start is stale.
+                return DUPLICATE
+            await conn.execute(queries.MARK_PROCESSING, video_id)
+            return APPLIED
+
     async def _processed(self, video_id: uuid.UUID, event: jobs.Processed) -> str:
         processed, thumbnail = event.processed_key, event.thumbnail_key
+        if (processed, thumbnail) != outputs_of(video_id):
+            log.warning(
+                "processed event refused: its keys are not this video's outputs",
+                extra={
+                    "video_id": str(video_id),
+                    "processed_key": processed[:200],
+                    "thumbnail_key": thumbnail[:200],
+                },
+            )
+            return REFUSED
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.fetchval(queries.LOCK_STATUS, video_id)
             if status == "processed":
                 return DUPLICATE
             if status is not None:
-                await conn.execute(
+                waited = await conn.fetchval(
                     queries.MARK_PROCESSED, video_id, processed, thumbnail, event.service_seconds
                 )
+                metrics.VIDEOS.labels("processed", "").inc()
+                metrics.TIME_TO_PLAYABLE.observe(max(0.0, float(waited)))
                 return APPLIED
-        # Deleted while processing: only this video's own output keys are ever removed.
-        leftovers = [
-            k
-            for k in (processed, thumbnail)
-            if k in (storage.processed_key(video_id), storage.thumbnail_key(video_id))
-        ]
+        # Deleted while processing: its outputs (checked above to be its own) are removed.
         try:
-            await storage.delete_keys(self.s3, self.bucket, leftovers)
+            await storage.delete_keys(self.s3, self.bucket, [processed, thumbnail])
         except Exception as exc:
             log.warning("could not remove a deleted video's output", extra={"error": repr(exc)})
         return DROPPED
@@ -115,7 +156,13 @@ class EventsConsumer:
             if status == "processed":
                 # A success is final; a late failure report (an earlier attempt) is stale.
                 return DUPLICATE
-            await conn.execute(queries.MARK_FAILED, video_id, event.kind, str(event.reason))
+            await conn.execute(
+                queries.MARK_FAILED,
+                video_id,
+                event.kind,
+                str(event.reason),
+                event.service_seconds,
+            )
             return APPLIED
 
     async def poll_once(self) -> int:
@@ -123,11 +170,13 @@ class EventsConsumer:
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=10,
             WaitTimeSeconds=self.wait_seconds,
+            MessageAttributeNames=tracing.MESSAGE_ATTRIBUTES,
         )
         messages = response.get("Messages", [])
         for message in messages:
             try:
-                await self.handle(message.get("Body", ""))
+                with tracing.consumer("event apply", message):
+                    await self.handle(message.get("Body", ""))
             except (*db.UNAVAILABLE, asyncpg.PostgresError) as exc:
                 log.warning("event not applied, will be redelivered", extra={"error": repr(exc)})
                 continue
@@ -142,11 +191,14 @@ class EventsConsumer:
         applied as a `failed` event (idempotent), and left in the dead-letter queue for people
         to look at, hidden for the longest visibility SQS allows so it is not read again soon."""
         if self._dead_letters is None:
-            self._dead_letters = await self._dead_letter_queue()
+            self._dead_letters = await dead_letter_url(self.sqs, self.jobs_queue_url)
         if not self._dead_letters:
             return 0
         response = await self.sqs.receive_message(
-            QueueUrl=self._dead_letters, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            QueueUrl=self._dead_letters,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=tracing.MESSAGE_ATTRIBUTES,
         )
         messages_ = response.get("Messages", [])
         for message in messages_:
@@ -156,7 +208,8 @@ class EventsConsumer:
                 continue  # not a job of ours: for people
             event = jobs.Failed(job.video_id, "failed", jobs.Reason.ABANDONED, "dead-lettered")
             try:
-                await self.handle(jobs.encode(event))
+                with tracing.consumer("dead letter apply", message):
+                    await self.apply(event)
             except (*db.UNAVAILABLE, asyncpg.PostgresError) as exc:
                 log.warning("dead letter not applied, will be retried", extra={"error": repr(exc)})
                 continue
@@ -167,30 +220,7 @@ class EventsConsumer:
             )
         return len(messages_)
 
-    async def _dead_letter_queue(self) -> str:
-        """The jobs queue's dead-letter queue, from its redrive policy ("" when it has none)."""
-        if not self.jobs_queue_url:
-            return ""
-        response = await self.sqs.get_queue_attributes(
-            QueueUrl=self.jobs_queue_url, AttributeNames=["RedrivePolicy"]
-        )
-        policy = response.get("Attributes", {}).get("RedrivePolicy")
-        if not policy:
-            return ""
-        name = json.loads(policy)["deadLetterTargetArn"].rsplit(":", 1)[-1]
-        return (await self.sqs.get_queue_url(QueueName=name))["QueueUrl"]
-
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self.poll_once()
-                await self.poll_dead_letters()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
-                log.warning("events poll failed", extra={"error": repr(exc), "retry_in": delay})
-                await asyncio.sleep(delay)
+    async def poll_pass(self) -> Any:
+        """One pass (periodic): the events (a long poll), then the dead letters."""
+        await self.poll_once()
+        await self.poll_dead_letters()

@@ -6,11 +6,14 @@ from prometheus_client import Counter, Gauge, Histogram
 
 UPLOADS = Counter(
     "upload_uploads_total",
-    "Uploads finished, by path (stream, direct) and outcome (accepted, rejected, aborted, failed)",
+    "Uploads finished, by path (stream, direct, tus) and outcome (accepted, rejected, aborted, "
+    "failed)",
     ["path", "outcome", "reason"],
 )
 BYTES_INGESTED = Counter(
-    "upload_bytes_ingested_total", "Video bytes received through the streaming upload"
+    "upload_bytes_ingested_total",
+    "Video bytes received, by path (stream and tus: as they arrive; direct: the completed file)",
+    ["path"],
 )
 UPLOAD_DURATION = Histogram(
     "upload_duration_seconds",
@@ -43,3 +46,29 @@ EVENTS = Counter(
     "Processor events consumed, by type and result",
     ["type", "result"],
 )
+
+# The pipeline, as the upload worker sees it (queue_gauges.py, events.py) and the API records it
+# (a video is accepted when its job is recorded: outbox.py).
+JOBS_QUEUE = Gauge("upload_jobs_queue_messages", "Messages in the jobs queue, by state", ["state"])
+OLDEST_WAITING = Gauge(
+    "upload_jobs_queue_oldest_age_seconds",
+    "How long the oldest video still waiting for its processing to end has waited (0: none)",
+)
+DEAD_LETTERS = Gauge("upload_dead_letter_messages", "Messages in the jobs' dead-letter queue")
+TIME_TO_PLAYABLE = Histogram(
+    "upload_time_to_playable_seconds",
+    "From a video's upload being accepted to its processed event recorded",
+    buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600),
+)
+VIDEOS = Counter(
+    "upload_videos_total",
+    "Videos by what happened to them (accepted, processed, rejected, failed); reason: the "
+    "processor's code for rejected and failed ones",
+    ["event", "reason"],
+)
+for _state in ("visible", "in_flight"):
+    JOBS_QUEUE.labels(_state)
+for _event in ("accepted", "processed"):
+    VIDEOS.labels(_event, "")
+for _path in ("stream", "direct", "tus"):
+    BYTES_INGESTED.labels(_path)

@@ -10,20 +10,19 @@ idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import random
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 
 from risingstars import jobs
+from risingstars.kit import tracing
 from risingstars.upload import metrics, queries, storage
-
-if TYPE_CHECKING:
-    from risingstars.upload.resources import Clients
 
 log = logging.getLogger("risingstars.upload.outbox")
 
@@ -51,12 +50,16 @@ class Delivery:
     outbox_id: int
     kind: str
     payload: str
+    # The W3C trace context of the request that recorded it (None when it had none).
+    traceparent: str | None = None
 
 
 class Outbox:
     def __init__(
         self,
-        clients: Clients,
+        pool: asyncpg.Pool,
+        sqs: Any,
+        s3: Any,
         *,
         bucket: str,
         jobs_queue_url: str,
@@ -66,7 +69,7 @@ class Outbox:
         send_timeout_seconds: float = 10.0,
         request_timeout_seconds: float = 2.0,
     ) -> None:
-        self.pool, self.sqs, self.s3 = clients.pool, clients.sqs, clients.s3
+        self.pool, self.sqs, self.s3 = pool, sqs, s3
         self.bucket = bucket
         self.queue_url = jobs_queue_url
         self.grace = grace_seconds
@@ -79,19 +82,29 @@ class Outbox:
     async def add(
         self, conn: asyncpg.Connection, kind: str, video_id: uuid.UUID | None, payload: str
     ) -> Delivery:
-        """Record a message (JSON text) inside the caller's transaction."""
+        """Record a message (JSON text) inside the caller's transaction, with the trace it
+        belongs to, so whoever sends it (this request or the relay) continues that trace."""
+        traceparent = tracing.traceparent()
         outbox_id = await conn.fetchval(
-            queries.INSERT_OUTBOX, kind, video_id, payload, float(self.grace)
+            queries.INSERT_OUTBOX, kind, video_id, payload, float(self.grace), traceparent
         )
-        return Delivery(outbox_id, kind, payload)
+        if kind == JOB and video_id is not None:
+            tracing.annotate("stored", video_id=str(video_id))
+        return Delivery(outbox_id, kind, payload, traceparent)
 
     async def deliver_now(self, delivery: Delivery) -> bool:
         """The in-request attempt after the commit. It never raises: the message is safe in
         the database whatever happens here (SQS down, the database gone since the commit), and
         the relay sends what this could not. The request that committed answers success."""
         outbox_id, kind = delivery.outbox_id, delivery.kind
+        if kind == JOB:
+            # A job is recorded with its video (catalog.record), and this runs right after
+            # that commit: one count per accepted video, whichever path uploaded it.
+            metrics.VIDEOS.labels("accepted", "").inc()
         try:
-            await asyncio.wait_for(self._send_one(kind, delivery.payload), self.request_timeout)
+            await asyncio.wait_for(
+                self._send_one(kind, delivery.payload, delivery.traceparent), self.request_timeout
+            )
         except Exception as exc:
             log.warning(
                 "outbox delivery deferred to the relay",
@@ -111,11 +124,14 @@ class Outbox:
         except Exception as exc:
             log.warning("outbox row not updated", extra={"outbox_id": args[0], "error": repr(exc)})
 
-    async def _send_one(self, kind: str, payload: str) -> None:
+    async def _send_one(self, kind: str, payload: str, traceparent: str | None) -> None:
         if kind == JOB:
             # Re-encoded: whatever the database did to the JSON, the wire format is the module's.
             body = jobs.encode(jobs.parse_job(payload))
-            await self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
+            with tracing.producer("jobs send", traceparent) as attributes:
+                await self.sqs.send_message(
+                    QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes
+                )
         elif kind == DELETE_OBJECTS:
             await storage.delete_keys(self.s3, self.bucket, json.loads(payload)["keys"])
         else:
@@ -139,7 +155,8 @@ class Outbox:
             for row in others:
                 try:
                     await asyncio.wait_for(
-                        self._send_one(row["kind"], row["payload"]), self.timeout
+                        self._send_one(row["kind"], row["payload"], row["traceparent"]),
+                        self.timeout,
                     )
                 except Exception as exc:
                     failures[row["id"]] = repr(exc)
@@ -165,24 +182,27 @@ class Outbox:
     async def _send_jobs(self, rows: list[asyncpg.Record]) -> dict[int, str]:
         failures: dict[int, str] = {}
         entries = []
-        for row in rows:
-            try:
+        with contextlib.ExitStack() as spans:
+            for row in rows:
+                try:
+                    body = jobs.encode(jobs.parse_job(row["payload"]))
+                except jobs.InvalidMessage as exc:
+                    failures[row["id"]] = repr(exc)
+                    continue
+                # One send span per job, each in the trace of the upload that recorded it.
+                attributes = spans.enter_context(tracing.producer("jobs send", row["traceparent"]))
                 entries.append(
-                    {
-                        "Id": str(row["id"]),
-                        "MessageBody": jobs.encode(jobs.parse_job(row["payload"])),
-                    }
+                    {"Id": str(row["id"]), "MessageBody": body, "MessageAttributes": attributes}
                 )
-            except jobs.InvalidMessage as exc:
-                failures[row["id"]] = repr(exc)
-        if not entries:
-            return failures
-        try:
-            response = await asyncio.wait_for(
-                self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries), self.timeout
-            )
-        except Exception as exc:
-            return failures | {int(e["Id"]): repr(exc) for e in entries}
+            if not entries:
+                return failures
+            try:
+                response = await asyncio.wait_for(
+                    self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries),
+                    self.timeout,
+                )
+            except Exception as exc:
+                return failures | {int(e["Id"]): repr(exc) for e in entries}
         return failures | {
             int(f["Id"]): f"{f.get('Code')}: {f.get('Message')}" for f in response.get("Failed", [])
         }
@@ -192,16 +212,8 @@ class Outbox:
         metrics.OUTBOX_BACKLOG.set(count)
         return count
 
-    async def run(self) -> None:
-        """The relay loop, until cancelled."""
-        while True:
-            handled = 0
-            try:
-                handled = await self.relay_once()
-                await self.refresh_backlog()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("outbox relay pass failed", extra={"error": repr(exc)})
-            if handled < BATCH:
-                await asyncio.sleep(self.poll)
+    async def relay_pass(self) -> bool:
+        """One pass of the relay (periodic): True when a full batch went, so more may wait."""
+        handled = await self.relay_once()
+        await self.refresh_backlog()
+        return handled >= BATCH

@@ -11,15 +11,15 @@ VALUES ($1, $2, $3, $4, $5, $6, 'uploaded', $7, $8, $9, $10, $11)
 # The relay leaves a fresh row alone for `grace` seconds: the request that wrote it is
 # publishing it right now.
 INSERT_OUTBOX = """
-INSERT INTO outbox (kind, video_id, payload, next_attempt_at)
-VALUES ($1, $2, $3::jsonb, now() + make_interval(secs => $4))
+INSERT INTO outbox (kind, video_id, payload, next_attempt_at, traceparent)
+VALUES ($1, $2, $3::jsonb, now() + make_interval(secs => $4), $5)
 RETURNING id
 """
 
 DELETE_OUTBOX = "DELETE FROM outbox WHERE id = $1"
 
 DUE_OUTBOX = """
-SELECT id, kind, payload, attempts FROM outbox
+SELECT id, kind, payload, attempts, traceparent FROM outbox
 WHERE next_attempt_at <= now()
 ORDER BY next_attempt_at, id
 LIMIT $1
@@ -135,32 +135,46 @@ FROM videos WHERE status = 'processed'
 GROUP BY user_id
 """
 
-# The processing queue as clients see it (jobqueue.py), read once per refresh by each API
+# The processing queue as clients see it (queue_positions.py), read once per refresh by each API
 # replica, never per request: when each waiting video was queued, in order (the
 # `videos_waiting` index; at most $1 of them), as whole microseconds since the epoch (exact:
 # extract gives a numeric since PostgreSQL 14; a third of the cost of sending the ids); and the
-# mean service time of the newest $2 processed videos (the `videos_public` index: $2 rows,
-# whatever the table's size).
+# mean service time of the newest $2 jobs that ended, processed or not (a failure kept a
+# processor busy too; the `videos_finished` index: $2 rows, whatever the table's size).
 QUEUE_STATE = """
 SELECT ARRAY(SELECT (extract(epoch FROM uploaded_at) * 1000000)::bigint FROM videos
              WHERE status IN ('uploaded', 'processing')
              ORDER BY uploaded_at, id LIMIT $1) AS waiting,
        (SELECT avg(service_seconds) FROM (
-            SELECT service_seconds FROM videos WHERE status = 'processed'
-            ORDER BY processed_at DESC, id DESC LIMIT $2) AS newest) AS mean_service_seconds
+            SELECT service_seconds FROM videos WHERE finished_at IS NOT NULL
+            ORDER BY finished_at DESC, id DESC LIMIT $2) AS newest) AS mean_service_seconds
+"""
+
+# How long the oldest video still waiting for its job to end has waited (0 when none does).
+OLDEST_WAITING_SECONDS = """
+SELECT coalesce(extract(epoch FROM now() - min(uploaded_at)), 0)::float8 FROM videos
+WHERE status IN ('uploaded', 'processing')
 """
 
 # Events from the processor.
 LOCK_STATUS = "SELECT status FROM videos WHERE id = $1 FOR UPDATE"
 
+# Returns the seconds from upload to playable.
 MARK_PROCESSED = """
 UPDATE videos
 SET status = 'processed', processed_at = now(), processed_key = $2, thumbnail_key = $3,
-    failure_reason = NULL, service_seconds = $4
+    failure_reason = NULL, service_seconds = $4, finished_at = now()
+WHERE id = $1
+RETURNING extract(epoch FROM processed_at - uploaded_at)::float8
+"""
+
+MARK_FAILED = """
+UPDATE videos
+SET status = $2, failure_reason = $3, service_seconds = $4, finished_at = now()
 WHERE id = $1
 """
 
-MARK_FAILED = "UPDATE videos SET status = $2, failure_reason = $3 WHERE id = $1"
+MARK_PROCESSING = "UPDATE videos SET status = 'processing' WHERE id = $1 AND status = 'uploaded'"
 
 # Direct-to-S3 uploads.
 INSERT_DIRECT = """

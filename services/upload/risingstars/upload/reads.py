@@ -15,7 +15,7 @@ import asyncpg
 
 from risingstars.kit import errors
 from risingstars.upload import messages, queries
-from risingstars.upload.jobqueue import JobQueue
+from risingstars.upload.queue_positions import QueuePositions
 from risingstars.upload.storage import Links
 
 # Deep offsets make PostgreSQL walk and drop every row before them (finding 10.20): public pages
@@ -30,7 +30,7 @@ def iso(moment: datetime.datetime | None) -> str | None:
 
 
 async def own_videos(
-    pool: asyncpg.Pool, links: Links, queue: JobQueue, user_id: str, limit: int, offset: int
+    pool: asyncpg.Pool, links: Links, queue: QueuePositions, user_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(queries.LIST_OWN, user_id, limit, offset)
     return [
@@ -49,7 +49,7 @@ async def own_videos(
 
 
 async def own_video(
-    pool: asyncpg.Pool, links: Links, queue: JobQueue, video_id: uuid.UUID, user_id: str
+    pool: asyncpg.Pool, links: Links, queue: QueuePositions, video_id: uuid.UUID, user_id: str
 ) -> dict[str, Any]:
     row = await pool.fetchrow(queries.GET_VIDEO, video_id)
     if row is None:

@@ -52,7 +52,9 @@ async def open_clients(stack: contextlib.AsyncExitStack, settings: Settings) -> 
 
 def outbox(settings: Settings, clients: Clients) -> Outbox:
     return Outbox(
-        clients,
+        clients.pool,
+        clients.sqs,
+        clients.s3,
         bucket=settings.s3_bucket,
         jobs_queue_url=settings.jobs_queue_url,
         grace_seconds=settings.outbox_grace_seconds,

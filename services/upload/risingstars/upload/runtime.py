@@ -10,8 +10,8 @@ import asyncpg
 
 from risingstars.upload import storage
 from risingstars.upload.direct import DirectUploads
-from risingstars.upload.jobqueue import JobQueue
 from risingstars.upload.outbox import Outbox
+from risingstars.upload.queue_positions import QueuePositions
 from risingstars.upload.rankings import Rankings
 from risingstars.upload.settings import Settings
 from risingstars.upload.spill import PartStore
@@ -31,4 +31,4 @@ class Runtime:
     streamed: StreamedUploads
     direct: DirectUploads
     tus: TusUploads
-    queue: JobQueue
+    queue: QueuePositions

@@ -70,7 +70,7 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     cleanup_interval_seconds: float = 3600.0
     # Resumable uploads a user may have open at once, of each kind (direct and tus).
     max_open_uploads_per_user: int = 5
-    # A waiting video's queue position and ETA (jobqueue.py): each API replica rereads the
+    # A waiting video's queue position and ETA (queue_positions.py): each API replica rereads the
     # queue this often; the ETA averages the service time of this many newest processed videos.
     queue_refresh_seconds: float = 5.0
     queue_service_window: int = 20

@@ -115,7 +115,7 @@ class _Form:
         if info is not None:
             # moov came early (fast-start file): refuse now rather than after the upload.
             self.policy.check(info)
-        metrics.BYTES_INGESTED.inc(len(data))
+        metrics.BYTES_INGESTED.labels("stream").inc(len(data))
         await self.writer.write(data)
 
     def _field_data(self, data: memoryview) -> None:

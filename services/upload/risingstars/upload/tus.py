@@ -33,7 +33,7 @@ import asyncpg
 from botocore.exceptions import ClientError
 
 from risingstars.kit import errors
-from risingstars.upload import catalog, intake, messages, mp4, storage, tus_queries
+from risingstars.upload import catalog, intake, messages, metrics, mp4, storage, tus_queries
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.s3upload import PartBody, abort_upload
 from risingstars.upload.spill import Part, PartStore
@@ -341,6 +341,7 @@ class _Appender:
                 self.part = await self.uploads.buffers.take()
             taken = self.part.write(view)
             self.received += taken
+            metrics.BYTES_INGESTED.labels("tus").inc(taken)
             view = view[taken:]
             # A full part is sent unless it is the very last one: that one completes the upload.
             if self.part.full and self.received < self.upload.length:

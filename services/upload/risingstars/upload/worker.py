@@ -1,25 +1,25 @@
 """`python -m risingstars.upload worker`: the upload service's queue work, apart from the API
 replicas so each side scales on its own signal: the outbox relay (jobs to SQS, stored objects to
-delete), the processor's events, the sweep of abandoned multipart uploads and the expiry of tus
-uploads. Same lifecycle as
-every service (/healthz, /readyz, /metrics on PORT, graceful shutdown)."""
+delete), the processor's events, the sweep of abandoned multipart uploads, the expiry of tus uploads
+and the queue's gauges (queue_gauges.py), each a kit.periodic task. Same lifecycle as every service
+(/healthz, /readyz, /metrics on PORT, graceful shutdown)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from risingstars.kit import periodic
 from risingstars.kit.app import create_app as kit_create_app
 from risingstars.upload import resources, tus
 from risingstars.upload.cleanup import Sweeper
 from risingstars.upload.events import EventsConsumer
 from risingstars.upload.outbox import Outbox
+from risingstars.upload.queue_gauges import QueueGauges
 from risingstars.upload.settings import Settings
 
 log = logging.getLogger("risingstars.upload.worker")
@@ -32,18 +32,52 @@ class Worker:
     outbox: Outbox
     events: EventsConsumer
     sweeper: Sweeper
+    gauges: QueueGauges
+    tasks: tuple[periodic.Periodic, ...]
 
 
-async def supervise(name: str, loop: Callable[[], Awaitable[None]]) -> None:
-    """Keep a background loop alive: log and restart it if it ever crashes."""
-    while True:
-        try:
-            await loop()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("background task crashed, restarting", extra={"task": name})
-            await asyncio.sleep(1)
+def build(settings: Settings, clients: resources.Clients) -> Worker:
+    outbox = resources.outbox(settings, clients)
+    events = EventsConsumer(
+        clients,
+        bucket=settings.s3_bucket,
+        queue_url=settings.events_queue_url,
+        wait_seconds=settings.events_wait_seconds,
+        jobs_queue_url=settings.jobs_queue_url,
+    )
+    sweeper = Sweeper(
+        clients,
+        bucket=settings.s3_bucket,
+        max_age_seconds=settings.direct_upload_ttl_seconds,
+        interval_seconds=settings.cleanup_interval_seconds,
+    )
+    gauges = QueueGauges(clients.pool, clients.sqs, jobs_queue_url=settings.jobs_queue_url)
+
+    async def expire_tus() -> None:
+        removed = await tus.expire(clients.pool, clients.s3, settings.s3_bucket)
+        if removed:
+            log.info("expired tus uploads removed", extra={"count": removed})
+
+    sweep_every = settings.cleanup_interval_seconds
+    # Replicas started together should not sweep in lockstep: the sweeps start at a random
+    # moment of their first period (at most a minute in).
+    first_sweep = min(sweep_every, 60)
+    tasks = (
+        # The relay waits between passes unless a full batch went; the events poll is itself
+        # the wait (a long poll), so it only pauses after a failure.
+        periodic.Periodic(
+            "outbox",
+            outbox.relay_pass,
+            settings.outbox_poll_seconds,
+            # A failed pass (the database away) is retried soon: deferred jobs wait on it.
+            max_backoff=5.0,
+        ),
+        periodic.Periodic("events", events.poll_pass, 0),
+        periodic.Periodic("cleanup", sweeper.sweep, sweep_every, first_delay=first_sweep),
+        periodic.Periodic("tus-expiry", expire_tus, sweep_every, first_delay=first_sweep),
+        periodic.Periodic("queue-gauges", gauges.refresh, settings.queue_refresh_seconds),
+    )
+    return Worker(outbox, events, sweeper, gauges, tasks)
 
 
 def create_worker(settings: Settings) -> FastAPI:
@@ -51,40 +85,11 @@ def create_worker(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             clients = await resources.open_clients(stack, settings)
-            box = resources.outbox(settings, clients)
-            worker = Worker(
-                outbox=box,
-                events=EventsConsumer(
-                    clients,
-                    bucket=settings.s3_bucket,
-                    queue_url=settings.events_queue_url,
-                    wait_seconds=settings.events_wait_seconds,
-                    jobs_queue_url=settings.jobs_queue_url,
-                ),
-                sweeper=Sweeper(
-                    clients,
-                    bucket=settings.s3_bucket,
-                    max_age_seconds=settings.direct_upload_ttl_seconds,
-                    interval_seconds=settings.cleanup_interval_seconds,
-                ),
-            )
+            worker = build(settings, clients)
             app.state.worker = worker
             resources.add_checks(app.state.lifecycle, settings, clients)
-            tasks = [
-                asyncio.create_task(supervise(name, loop), name=f"upload-{name}")
-                for name, loop in (
-                    ("outbox", worker.outbox.run),
-                    ("events", worker.events.run),
-                    ("cleanup", worker.sweeper.run),
-                    ("tus-expiry", functools.partial(tus.expire_forever, clients, settings)),
-                )
-            ]
-            try:
+            async with periodic.running(*worker.tasks):
                 yield
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
 
     app = kit_create_app(SERVICE, lifespan=lifespan)
     app.state.settings = settings

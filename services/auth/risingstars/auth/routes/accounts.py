@@ -5,21 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 
-from risingstars.auth import accounts, deps, metrics, schemas, throttle, validation
+from risingstars.auth import accounts, deps, schemas, validation
 from risingstars.auth.passwords import Hasher
-from risingstars.auth.routes.jsonbody import JSONBodyRoute, bad_request
+from risingstars.auth.routes.jsonbody import JSONBodyRoute
 from risingstars.auth.settings import Settings
+from risingstars.kit import errors
 from risingstars.kit.tokens import INVALID_TOKEN, Claims, current_claims
 
 router = APIRouter(prefix="/api/auth", route_class=JSONBodyRoute)
-
-CREATED = "Usuario creado exitosamente."
-
-
-def _email_taken(email: str) -> HTTPException:
-    return bad_request(f"El email {email} ya está registrado")
 
 
 @router.post(
@@ -35,32 +30,7 @@ async def signup(
     settings: Settings = Depends(deps.settings),
     hasher: Hasher = Depends(deps.hasher),
 ) -> dict[str, Any]:
-    weak = validation.weak_password_reason(
-        form.password, settings.password_min_length, email_address=form.email
-    )
-    if weak:
-        raise bad_request(weak)
-    # Checked before the (deliberately slow) hash; the insert still catches a racing signup.
-    if await accounts.email_taken(pool, form.email):
-        raise _email_taken(form.email)
-    async with pool.acquire() as conn, conn.transaction():
-        wait = await throttle.claim_signup(conn, ip, settings)
-    if wait:
-        metrics.SIGNUPS_THROTTLED.inc()
-        raise HTTPException(
-            429,
-            f"Demasiados registros desde esta dirección. Intente de nuevo en {wait} segundos.",
-            headers={"Retry-After": str(wait)},
-        )
-    password_hash = await hasher.hash(form.password)
-    try:
-        user = await accounts.create(pool, form, password_hash)
-    except accounts.EmailTaken:
-        raise _email_taken(form.email) from None
-    except accounts.UsernameTaken as exc:
-        raise bad_request(f"El nombre de usuario {exc} ya está en uso") from None
-    metrics.SIGNUPS.inc()
-    return {"message": CREATED, **accounts.public(user)}
+    return await accounts.signup(pool, hasher, settings, form, ip)
 
 
 @router.get(
@@ -71,5 +41,5 @@ async def me(
 ) -> dict[str, Any]:
     user = await accounts.by_id(pool, claims.sub)
     if user is None:  # deleted since the token was issued
-        raise HTTPException(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+        raise errors.Unauthorized(INVALID_TOKEN)
     return accounts.public(user)

@@ -1,24 +1,27 @@
 """The route class of every auth endpoint that takes a body: the body must be a JSON object,
-and whatever is wrong with it is a 400 `{"detail": "<Spanish reason>"}` naming the field."""
+and whatever is wrong with it is a 400 `{"detail": "<Spanish reason>", "code"}` naming the
+field."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from risingstars.auth import validation
+from risingstars.kit import errors
 
 NOT_JSON = "El cuerpo debe ser JSON (Content-Type: application/json)"
 BAD_JSON = "JSON inválido en el cuerpo de la petición"
 NOT_AN_OBJECT = "El cuerpo debe ser un objeto JSON"
 
 
-def bad_request(detail: str) -> HTTPException:
-    return HTTPException(status_code=400, detail=detail)
+def bad_request(detail: str) -> errors.Invalid:
+    # The kit's code for a request its validation refused.
+    return errors.Invalid(detail, code="invalid_request")
 
 
 def describe(errors: Sequence[Any]) -> str:

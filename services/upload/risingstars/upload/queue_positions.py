@@ -11,18 +11,18 @@ refresh answers `queue: null` at once; the positions of the others lag by at mos
   upload's time, the job being sent right after its commit): 0 is being processed or next. A
   video newer than the snapshot is behind everything in it.
 - eta_seconds: (position + 1) × S ÷ P, where S is the mean service time of the newest
-  QUEUE_SERVICE_WINDOW processed videos (what the processor measured, `service_seconds` in its
-  events) and P the jobs being processed now (the jobs queue's in-flight messages; at least 1:
-  a backlog with no processor yet is about to get one from the autoscaler). With P jobs always
-  running and finishing one every S ÷ P seconds on average, a video with n ahead starts after
-  n - P + 1 of them finish and then takes S: (n + 1) × S ÷ P. For the P videos being processed
-  it gives S ÷ P to S, on average about S ÷ 2, the expected rest of a job half done. Unknown
-  (null) until a processed video has reported its service time.
+  QUEUE_SERVICE_WINDOW jobs that ended, processed, failed or rejected alike (what the processor
+  measured, `service_seconds` in its events: a failure kept a processor busy too) and P the jobs
+  being processed now (the jobs queue's in-flight messages; at least 1: a backlog with no processor
+  yet is about to get one from the autoscaler). With P jobs always running and finishing one every
+  S ÷ P seconds on average, a video with n ahead starts after n - P + 1 of them finish and then
+  takes S: (n + 1) × S ÷ P. For the P videos being processed it gives S ÷ P to S, on average
+  about S ÷ 2, the expected rest of a job half done. Unknown (null) until a finished job has
+  reported its service time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import dataclasses
 import datetime
@@ -34,7 +34,7 @@ import asyncpg
 
 from risingstars.upload import queries
 
-log = logging.getLogger("risingstars.upload.jobqueue")
+log = logging.getLogger("risingstars.upload.queue_positions")
 
 WAITING = frozenset({"uploaded", "processing"})
 # A snapshot holds at most this many waiting videos (an integer each); a video behind them is
@@ -66,8 +66,9 @@ class Snapshot:
         return {"position": position, "eta_seconds": eta}
 
 
-class JobQueue:
-    """The API replica's view of the processing queue (`refresh` by `run`, read by `place`)."""
+class QueuePositions:
+    """The API replica's snapshot of the processing queue: `refresh` (periodic) rereads it,
+    `place` answers a video's position and ETA from it."""
 
     def __init__(
         self,
@@ -117,14 +118,3 @@ class JobQueue:
         except Exception as exc:
             log.warning("jobs in flight unknown", extra={"error": repr(exc)})
             return self.snapshot.in_flight if self.snapshot is not None else 0
-
-    async def run(self) -> None:
-        """Refresh until cancelled; a failed refresh keeps the last snapshot."""
-        while True:
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("queue snapshot not refreshed", extra={"error": repr(exc)})
-            await asyncio.sleep(self.refresh_seconds)
