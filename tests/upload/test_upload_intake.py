@@ -34,6 +34,15 @@ async def _direct(svc, path: Path) -> httpx.Response:
     )
 
 
+async def _create_at_once(svc, count: int) -> list[httpx.Response]:
+    """`count` direct uploads created by one user in parallel."""
+    body = {"title": "x", "size": 10}
+    return await asyncio.gather(
+        *(svc.client.post("/api/videos/uploads", headers=svc.headers(), json=body)
+          for _ in range(count))
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("clip", "code"),
     [
@@ -72,14 +81,7 @@ async def test_parallel_direct_creations_stay_within_the_open_upload_cap(
     service, s3, tools
 ) -> None:
     async with service(worker=False, max_open_uploads_per_user=2) as svc:
-        answers = await asyncio.gather(
-            *(
-                svc.client.post(
-                    "/api/videos/uploads", headers=svc.headers(), json={"title": "x", "size": 10}
-                )
-                for _ in range(8)
-            )
-        )
+        answers = await _create_at_once(svc, 8)
         assert sorted(a.status_code for a in answers) == [201] * 2 + [429] * 6
         assert {a.json()["code"] for a in answers if a.status_code == 429} == {"open_uploads"}
         assert await svc.sql("SELECT count(*) FROM direct_uploads") == 2
@@ -89,14 +91,7 @@ async def test_parallel_direct_creations_stay_within_the_open_upload_cap(
 
 async def test_parallel_creations_stay_within_the_daily_quota(service) -> None:
     async with service(worker=False, upload_daily_quota=3) as svc:
-        answers = await asyncio.gather(
-            *(
-                svc.client.post(
-                    "/api/videos/uploads", headers=svc.headers(), json={"title": "x", "size": 10}
-                )
-                for _ in range(8)
-            )
-        )
+        answers = await _create_at_once(svc, 8)
         assert sorted(a.status_code for a in answers) == [201] * 3 + [429] * 5
         assert await svc.sql("SELECT count(*) FROM direct_uploads") == 3
 

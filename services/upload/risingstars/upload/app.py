@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from risingstars.kit import db, errors, periodic
 from risingstars.kit.app import create_app as kit_create_app
@@ -34,21 +33,6 @@ log = logging.getLogger("risingstars.upload")
 SERVICE = "upload"
 STREAM_PATH = "/api/videos/upload"
 JSON_BODY_LIMIT = 64 * 1024
-
-
-class _StreamOnlyExemption:
-    """The kit exempts the streaming upload from its JSON body limit by path prefix, which also
-    covers /api/videos/uploads...; those JSON endpoints get the limit back here."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.limited = errors.BodyLimitMiddleware(app, limit=JSON_BODY_LIMIT)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(STREAM_PATH + "s"):
-            await self.limited(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
 
 # Faults of S3 that no handler dealt with: 503 (retry later), not a bare 500.
@@ -141,9 +125,14 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
         SERVICE,
         lifespan=lifespan,
         max_body_bytes=JSON_BODY_LIMIT,
-        body_limit_exempt=(STREAM_PATH, tus_routes.PATH),
+        # The routes that read their body as a stream, within limits of their own.
+        body_limit_routes=[
+            ("POST", STREAM_PATH),
+            ("POST", tus_routes.PATH),
+            ("POST", tus_routes.PATH + "/"),
+            ("PATCH", tus_routes.PATH + "/{upload_id}"),
+        ],
     )
-    app.add_middleware(_StreamOnlyExemption)
     errors.install_unavailable(app, db.UNAVAILABLE, errors.DATABASE_DOWN)
     errors.install_unavailable(app, STORAGE_FAULTS, messages.STORAGE_DOWN)
     app.state.settings = settings

@@ -72,18 +72,6 @@ class DirectUploads:
     ttl_seconds: int
     complete_timeout_seconds: float
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.intake.pool
-
-    @property
-    def s3(self) -> Any:
-        return self.intake.s3
-
-    @property
-    def bucket(self) -> str:
-        return self.intake.bucket
-
     async def create(self, user: catalog.Uploader, raw_title: str, size: int) -> dict[str, Any]:
         title = intake.title(raw_title)
         if size < 1:
@@ -112,7 +100,7 @@ class DirectUploads:
         return await self._describe(row, [])
 
     async def status(self, user_id: str, upload_id: uuid.UUID) -> dict[str, Any]:
-        row = _owned(await self.pool.fetchrow(queries.GET_DIRECT, upload_id), user_id)
+        row = _owned(await self.intake.pool.fetchrow(queries.GET_DIRECT, upload_id), user_id)
         try:
             parts = await self._stored_parts(row)
         except storage.STORAGE_ERRORS as exc:
@@ -122,16 +110,16 @@ class DirectUploads:
         return await self._describe(row, parts)
 
     async def cancel(self, user_id: str, upload_id: uuid.UUID) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.intake.pool.acquire() as conn, conn.transaction():
             row = _owned(await conn.fetchrow(queries.LOCK_DIRECT, upload_id), user_id)
             key = storage.original_key(row["video_id"])
-            if not await abort_upload(self.s3, self.bucket, key, row["s3_upload_id"]):
+            if not await abort_upload(self.intake.s3, self.intake.bucket, key, row["s3_upload_id"]):
                 raise errors.Unavailable(messages.STORAGE_DOWN)
             await conn.execute(queries.DELETE_DIRECT, upload_id)
 
     async def complete(self, user_id: str, upload_id: uuid.UUID) -> dict[str, str]:
         started = time.perf_counter()
-        row = _owned(await self.pool.fetchrow(queries.GET_DIRECT, upload_id), user_id)
+        row = _owned(await self.intake.pool.fetchrow(queries.GET_DIRECT, upload_id), user_id)
         try:
             async with asyncio.timeout(self.complete_timeout_seconds):
                 info = await self._assemble(row)
@@ -141,7 +129,7 @@ class DirectUploads:
         except storage.STORAGE_ERRORS as exc:
             raise intake.storage_down(exc) from None
         if info is None:
-            await self.pool.execute(queries.DELETE_DIRECT, upload_id)
+            await self.intake.pool.execute(queries.DELETE_DIRECT, upload_id)
             raise errors.NotFound(messages.UPLOAD_NOT_FOUND)
         uploader = catalog.Uploader(row["user_id"], row["username"], row["city"])
         video = catalog.NewVideo(row["video_id"], uploader, row["title"], row["size_bytes"], info)
@@ -177,17 +165,17 @@ class DirectUploads:
             return await self.intake.check_stored(key, row["size_bytes"])
         except errors.Invalid as exc:
             # Refused (and its file deleted): the upload is over.
-            await self.pool.execute(queries.DELETE_DIRECT, row["id"])
+            await self.intake.pool.execute(queries.DELETE_DIRECT, row["id"])
             intake.tally("direct", "rejected", exc.code)
             raise
 
     async def _stored_parts(self, row: Any) -> list[StoredPart] | None:
         """The parts S3 holds, or None if the multipart upload no longer exists."""
         parts: list[StoredPart] = []
-        paginator = self.s3.get_paginator("list_parts")
+        paginator = self.intake.s3.get_paginator("list_parts")
         try:
             async for page in paginator.paginate(
-                Bucket=self.bucket,
+                Bucket=self.intake.bucket,
                 Key=storage.original_key(row["video_id"]),
                 UploadId=row["s3_upload_id"],
             ):
@@ -210,10 +198,10 @@ class DirectUploads:
             entry: dict[str, Any] = {"part_number": number, "size": size, "uploaded": done}
             if not done:
                 # The size is signed into the URL (Content-Length): S3 refuses any other body.
-                entry["url"] = await self.s3.generate_presigned_url(
+                entry["url"] = await self.intake.s3.generate_presigned_url(
                     "upload_part",
                     Params={
-                        "Bucket": self.bucket,
+                        "Bucket": self.intake.bucket,
                         "Key": storage.original_key(row["video_id"]),
                         "UploadId": row["s3_upload_id"],
                         "PartNumber": number,

@@ -167,16 +167,13 @@ class Intake:
 
     # -- admission ---------------------------------------------------------------------------
 
-    async def check_quota(self, db: Any, user_id: str) -> None:
-        await check_quota(db, user_id, self.policy.daily_quota)
-
     async def _admit(self, db: Any, user_id: str, cap: OpenCap) -> None:
         limit = self.policy.max_open_per_user
         if await db.fetchval(cap.count_sql, user_id) >= limit:
             raise errors.TooMany(
                 cap.message(limit), retry_after_seconds=OPEN_RETRY_SECONDS, code=OPEN_UPLOADS
             )
-        await self.check_quota(db, user_id)
+        await check_quota(db, user_id, self.policy.daily_quota)
 
     async def open_multipart(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from risingstars.kit.errors import ErrorBody
-from risingstars.upload.text import TITLE_MAX
+from risingstars.upload.text import TITLE_MAX, VISIBLE_PATTERN
 
 # One error shape for every service (kit.errors produces it).
 Error = ErrorBody
@@ -19,7 +19,7 @@ TITLE_SCHEMA = {
     "minLength": 1,
     "maxLength": TITLE_MAX,
     "allOf": [
-        {"pattern": r"\S"},
+        {"pattern": VISIBLE_PATTERN},
         {
             "pattern": r"^[^\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"
             r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"

@@ -22,7 +22,7 @@ import asyncpg
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
-from risingstars.kit import errors
+from risingstars.kit import db, errors
 from risingstars.upload import capacity, catalog, intake, messages, metrics, mp4, storage
 from risingstars.upload.capacity import TimedOut
 from risingstars.upload.formstream import (
@@ -202,13 +202,7 @@ async def _feed(form_stream: FormStream, form: _Form, chunk: bytes) -> None:
 
 
 # Faults of the database while recording a stored upload: its file is deleted, 503.
-DB_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
-)
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InternalClientError, *db.UNAVAILABLE)
 
 
 @dataclasses.dataclass
@@ -229,17 +223,6 @@ class StreamedUploads:
         started = time.perf_counter()
         try:
             video_id = await self._upload(owner, content_type, content_length, receive)
-        except capacity.Refused as exc:
-            intake.tally("stream", exc.outcome, exc.reason, started)
-            log.info("upload refused", extra={"reason": exc.reason, "user_id": owner.user_id})
-            raise
-        except errors.Invalid as exc:
-            intake.tally("stream", "rejected", exc.code, started)
-            log.info("upload rejected", extra={"reason": exc.code, "detail": exc.detail})
-            raise
-        except errors.TooMany as exc:
-            intake.tally("stream", "rejected", exc.code, started)
-            raise
         except ClientDisconnect:
             intake.tally("stream", "aborted", "disconnect", started)
             log.info("upload abandoned by the client")
@@ -247,8 +230,11 @@ class StreamedUploads:
         except StorageError as exc:
             intake.tally("stream", "failed", "storage", started)
             raise intake.storage_down(exc) from None
-        except errors.Unavailable as exc:
-            intake.tally("stream", "failed", exc.code, started)
+        except errors.ServiceError as exc:
+            # capacity's refusals say how they ended; a bad file or a quota is a rejection.
+            failed = "failed" if isinstance(exc, errors.Unavailable) else "rejected"
+            intake.tally("stream", getattr(exc, "outcome", failed), exc.code, started)
+            log.info("upload refused", extra={"code": exc.code, "user_id": owner.user_id})
             raise
         intake.tally("stream", "accepted", "ok", started)
         return intake.uploaded(video_id)
@@ -263,7 +249,7 @@ class StreamedUploads:
         policy = self.intake.policy
         if too_large_by_length(content_length, policy):
             raise policy.too_large()
-        await self.intake.check_quota(self.intake.pool, owner.user_id)
+        await intake.check_quota(self.intake.pool, owner.user_id, policy.daily_quota)
         video_id = uuid.uuid4()
         key = storage.original_key(video_id)
         writer = MultipartWriter(

@@ -14,9 +14,10 @@ def _printable(text: str) -> str:
     return "".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc")
 
 
-# What a city must hold to have a key: a character that is neither whitespace nor a control
-# (stated in the API document as a pattern).
-CITY_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f]"
+# What a city or a title must hold: a character that is neither whitespace nor a control
+# (stated in the API document as a pattern; the controls are spelled out because not every
+# regex engine counts \x1c-\x1f and \x85 as whitespace, as str.split() does).
+VISIBLE_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f]"
 
 
 def city_key(city: str) -> str:

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query, Request, Response
 from risingstars.kit import errors
 from risingstars.upload import messages, reads, schemas, votes
 from risingstars.upload.deps import Runtime, User, VideoId
-from risingstars.upload.text import CITY_MAX, CITY_PATTERN, city_key
+from risingstars.upload.text import CITY_MAX, VISIBLE_PATTERN, city_key
 
 router = APIRouter(prefix="/api/public", tags=["public"])
 # Stated in the document, checked by `_city` (with the contract's message).
-CITY_DOC = {"pattern": CITY_PATTERN}
+CITY_DOC = {"pattern": VISIBLE_PATTERN}
 
 
 def _city(city: str | None) -> str | None:
