@@ -3,11 +3,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SERVICES := kit jobs auth upload processor operator
+SERVICES := kit jobs auth upload processor operator web
 STAMP := $(VENV)/.installed
 # tus-js-client, a third-party tus client the tests drive under Node.js.
 NODE_STAMP := tests/tusclients/node_modules/.installed
 ENTRY ?=
+# The web app: npm ci (lockfile) for tus-js-client and axe-core, then the build (hashed names).
+WEB_STAMP := web/dist/.built
 
 .PHONY: help venv run test lint fmt bench chart-check openapi k8s clean
 help: ## list the targets
@@ -23,12 +25,23 @@ $(NODE_STAMP): tests/tusclients/package.json tests/tusclients/package-lock.json
 	npm ci --prefix tests/tusclients --no-audit --no-fund --loglevel=error
 	touch $@
 
-venv: $(STAMP) ## create .venv with every service (editable) and the dev tools
+$(WEB_STAMP): web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	node web/build.mjs
+	touch $@
 
-run: $(STAMP) ## the whole system on http://localhost:8080 (Ctrl-C stops it)
+venv: $(STAMP) $(WEB_STAMP) ## create .venv with every service (editable) and the dev tools, and build the web app
+
+.PHONY: web screenshots
+web: $(WEB_STAMP) ## build the web app (web/dist: hashed assets, index.html)
+
+screenshots: $(STAMP) $(WEB_STAMP) ## every page of the web app at phone and desktop widths, into docs/web/
+	$(BIN)/python -m risingstars.dev.screenshots docs/web
+
+run: $(STAMP) $(WEB_STAMP) ## the whole system on http://localhost:8080 (Ctrl-C stops it)
 	$(BIN)/python -m risingstars.dev.run
 
-test: $(STAMP) $(NODE_STAMP) ## the whole test suite (unit, integration, end to end, chart checks)
+test: $(STAMP) $(NODE_STAMP) $(WEB_STAMP) ## the whole test suite (unit, integration, end to end, chart checks)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory chart-check
 
@@ -40,7 +53,7 @@ fmt: $(STAMP) ## format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## benchmarks (ENTRY=name for one); prints BENCH lines
+bench: $(STAMP) $(WEB_STAMP) ## benchmarks (ENTRY=name for one); prints BENCH lines
 	$(BIN)/python -m bench $(ENTRY)
 
 chart-check: $(STAMP) ## lint, render, validate and policy-scan the Helm chart

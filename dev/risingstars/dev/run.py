@@ -38,9 +38,10 @@ PORTS = {
     "upload": GATEWAY_PORT + 2,
     "processor": GATEWAY_PORT + 3,
     "upload-worker": GATEWAY_PORT + 6,
+    "web": GATEWAY_PORT + 7,
 }
 MOTO_PORT, PG_PORT = GATEWAY_PORT + 4, GATEWAY_PORT + 5
-SERVICES = ("auth", "upload", "processor")
+SERVICES = ("auth", "upload", "processor", "web")
 # Processes run besides each service's own (`python -m risingstars.<service> <command>`).
 EXTRA_PROCESSES = {"upload": [("upload-worker", "worker")]}
 COLORS = {
@@ -49,6 +50,7 @@ COLORS = {
     "upload-worker": 95,
     "processor": 33,
     "operator": 34,
+    "web": 92,
     "run": 32,
 }
 ROUTES = [
@@ -58,6 +60,9 @@ ROUTES = [
     ("/api/openapi.json", "upload"),
     ("/api/docs", "upload"),
     ("/api/public", "upload"),
+    # The web app (services/web): the ingress sends it `/` and `/assets`; here every path the API
+    # does not claim, so an unknown one gets the web component's JSON 404.
+    ("/", "web"),
 ]
 
 
@@ -208,6 +213,9 @@ async def main() -> None:
             env.setdefault("AUTH_SIGNING_KEYS_DIR", str(keys))
             if not any(Path(env["AUTH_SIGNING_KEYS_DIR"]).glob("*.pem")):  # noqa: ASYNC240
                 await run_once("auth", ["genkey", env["AUTH_SIGNING_KEYS_DIR"]], env)
+        # The web app's build (make web) and the media host its pages show videos from.
+        env.setdefault("WEB_ROOT", str(ROOT / "web" / "dist"))
+        env.setdefault("WEB_MEDIA_SOURCES", env.get("AWS_ENDPOINT_URL", "https:"))
         env.setdefault("JWKS_URL", f"http://127.0.0.1:{PORTS['auth']}/.well-known/jwks.json")
         for service in ("auth", "upload"):
             if service in services:

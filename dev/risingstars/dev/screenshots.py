@@ -1,0 +1,59 @@
+"""`make screenshots`: every page of the web app at a phone's and a desktop's width, on a
+`make run` system seeded through the API, as PNGs in the given directory (docs/web/)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from risingstars.dev import stack, webseed
+from risingstars.dev.browser import DESKTOP, PHONE, chromium, log_in
+
+
+def pages(video_id: str) -> list[tuple[str, str, str]]:
+    """(file name, route, the heading that says the page is ready)."""
+    return [
+        ("vitrina", "#/", "Vitrina"),
+        ("video", f"#/v/{video_id}", "Crossover y bandeja"),
+        ("ranking", "#/ranking", "Ranking"),
+        ("entrar", "#/entrar", "Entrar"),
+        ("registro", "#/registro", "Crear cuenta"),
+        ("mis-videos", "#/mis-videos", "Mis videos"),
+        ("subir", "#/subir", "Subir un video"),
+    ]
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory() as work,
+        stack.running(env={"RANKINGS_CACHE_SECONDS": "1"}) as system,
+        chromium() as browser,
+    ):
+        ana, ids = webseed.showcase(system.url, Path(work))
+        for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+            context = browser.new_context(viewport=viewport, locale="es-CO")
+            page = context.new_page()
+            log_in(page, system.url, ana.email, webseed.PASSWORD)
+            for name, route, heading in pages(ids[0]):
+                page.goto(f"{system.url}/{route}")
+                page.get_by_role("heading", name=heading, level=1).wait_for()
+                page.wait_for_load_state("networkidle")
+                if name == "ranking":
+                    page.locator("tbody tr").first.wait_for()
+                if name in ("vitrina",):
+                    page.locator(".card img").first.wait_for()
+                    page.wait_for_function(
+                        "[...document.images].every(i => i.complete && i.naturalWidth)"
+                    )
+                if name == "video":
+                    page.wait_for_function("document.querySelector('video').readyState >= 1")
+                path = out / f"{name}-{label}.png"
+                page.screenshot(path=path, full_page=True)
+                print(path)
+            context.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/web"))
