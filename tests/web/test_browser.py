@@ -149,7 +149,7 @@ def test_an_upload_cut_by_the_network_resumes_where_it_stopped(new_page, web, tm
         tmp_path / "grande.mp4",
         seconds=21,
         size="1920x1080",
-        fps=15,
+        fps=5,
         filters="noise=alls=60:allf=t",
         video=("-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-pix_fmt", "yuv420p"),
     )
