@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 # tus-js-client, a third-party tus client the tests drive under Node.js.
 NODE_STAMP := tests/tusclients/node_modules/.installed
 ENTRY ?=
-# The web app: npm ci (lockfile) for tus-js-client and axe-core, then the build (hashed names).
-WEB_STAMP := web/dist/.built
+# The web app: npm ci (lockfile) for tus-js-client and axe-core, then the build (hashed names)
+# into the web service's package.
+WEB_STAMP := services/web/risingstars/web/static/.built
 
 .PHONY: help venv run test lint fmt bench chart-check openapi k8s clean
 help: ## list the targets

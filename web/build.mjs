@@ -2,7 +2,8 @@
 // index.html (never cached) points at those names. No bundler: the sources are ES modules the
 // browsers load as they are; tus-js-client's browser build is copied from node_modules.
 //
-//   node build.mjs [OUT]   (default: dist/)
+//   node build.mjs [OUT]   (default: the web service's package, services/web/risingstars/web/static,
+//                           which the service serves and its image installs)
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
@@ -10,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = process.argv[2] || join(here, "dist");
+const out = process.argv[2] || join(here, "..", "services", "web", "risingstars", "web", "static");
 const sources = join(here, "src");
 const PREFIX = "/assets/";
 

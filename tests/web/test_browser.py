@@ -71,7 +71,8 @@ def test_signup_upload_process_play_vote_and_rank(new_page, web, clip) -> None:
     page.locator("#progress-label", has_text="100 %").wait_for()
     assert page.locator("#progress").get_attribute("value") == "100"
     state = page.locator(".upload .state")
-    state.filter(has_text=re.compile(r"En espera: (posición \d+ en la cola|es el siguiente)")).wait_for()
+    waiting = re.compile(r"En espera: (posición \d+ en la cola|es el siguiente)")
+    state.filter(has_text=waiting).wait_for()
     state.filter(has_text="Publicado").wait_for(timeout=PROCESSED_SECONDS * 1000)
 
     # Mis videos says the same, in words.
@@ -80,7 +81,8 @@ def test_signup_upload_process_play_vote_and_rank(new_page, web, clip) -> None:
     p_state.filter(has_text="Publicado").wait_for()
     ana.axe()
 
-    page.locator(".mine li", has_text="Mi mejor jugada").get_by_role("link", name="Ver video").click()
+    mine = page.locator(".mine li", has_text="Mi mejor jugada")
+    mine.get_by_role("link", name="Ver video").click()
     ana.heading("Mi mejor jugada")
     ana.axe()
     video_url = page.url
@@ -213,7 +215,8 @@ def test_keyboard_alone_reaches_the_vote_and_the_upload(new_page, web, clip) -> 
     def tab_to(predicate: str, what: str, limit: int = 60) -> None:
         for _ in range(limit):
             kb.press("Tab")
-            if page.evaluate(f"(() => {{ const e = document.activeElement; return {predicate}; }})()"):
+            script = f"(() => {{ const e = document.activeElement; return {predicate}; }})()"
+            if page.evaluate(script):
                 return
         raise AssertionError(f"Tab never reached {what}")
 

@@ -213,8 +213,7 @@ async def main() -> None:
             env.setdefault("AUTH_SIGNING_KEYS_DIR", str(keys))
             if not any(Path(env["AUTH_SIGNING_KEYS_DIR"]).glob("*.pem")):  # noqa: ASYNC240
                 await run_once("auth", ["genkey", env["AUTH_SIGNING_KEYS_DIR"]], env)
-        # The web app's build (make web) and the media host its pages show videos from.
-        env.setdefault("WEB_ROOT", str(ROOT / "web" / "dist"))
+        # The media host the web app's pages show videos from (moto's presigned links).
         env.setdefault("WEB_MEDIA_SOURCES", env.get("AWS_ENDPOINT_URL", "https:"))
         env.setdefault("JWKS_URL", f"http://127.0.0.1:{PORTS['auth']}/.well-known/jwks.json")
         for service in ("auth", "upload"):

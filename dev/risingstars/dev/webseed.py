@@ -12,7 +12,7 @@ import httpx
 
 from risingstars.dev import clips
 
-PASSWORD = "a-long-passphrase"
+PASSWORD = "a-long-passphrase"  # noqa: S105 (test accounts on a local system)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from risingstars.dev import infra
 from risingstars.dev.chartboot import netns, netpol, termination
 from risingstars.dev.chartboot.apiserver import APIServer, chart_crds
-from risingstars.dev.chartboot.client import Client, FlowError, run_flow
+from risingstars.dev.chartboot.client import Client, FlowError, check_web_app, run_flow
 from risingstars.dev.chartboot.kubelet import Image, Pod, read_dockerfile
 from risingstars.dev.chartboot.manifests import (
     Manifests,
@@ -470,6 +470,7 @@ class Cluster:
         self.step(f"flow through the Ingress at {c.base}")
         try:
             result = run_flow(c, clip, log=self.step)
+            check_web_app(c, log=self.step)
         except FlowError as exc:
             raise BootFailure(f"{exc}\n  routed: {self._last_route()}") from None
         self.check_alive()

@@ -40,7 +40,7 @@ def content_security_policy(media_sources: str) -> str:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    served = files.load(Path(settings.web_root))
+    served = files.load(Path(settings.web_root) if settings.web_root else files.PACKAGED)
     headers = {
         "Content-Security-Policy": content_security_policy(settings.web_media_sources),
         "X-Content-Type-Options": "nosniff",

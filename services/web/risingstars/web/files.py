@@ -9,6 +9,7 @@ import mimetypes
 from pathlib import Path
 
 INDEX = "index.html"
+PACKAGED = Path(__file__).resolve().parent / "static"
 TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",

@@ -10,8 +10,9 @@ from risingstars.kit.settings import HTTPSettings
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings(HTTPSettings):
-    # The build's output (`node web/build.mjs`): index.html and assets/.
-    web_root: str
+    # The build's output (`node web/build.mjs`): index.html and assets/. Empty: the copy inside
+    # this package, where the build writes by default and the image installs it.
+    web_root: str = ""
     # Content-Security-Policy sources of the videos and thumbnails the API links to (presigned
     # S3 URLs, or MEDIA_BASE_URL's host): images and media only, never scripts.
     web_media_sources: str = "https:"
