@@ -11,6 +11,8 @@ ENTRY ?=
 # The web app: npm ci (lockfile) for tus-js-client and axe-core, then the build (hashed names)
 # into the web service's package.
 WEB_STAMP := services/web/risingstars/web/static/.built
+# Lighthouse for make bench ENTRY=web (its own lockfile: a large tree the tests do not need).
+LIGHTHOUSE_STAMP := bench/lighthouse/node_modules/.installed
 
 .PHONY: help venv run test lint fmt bench chart-check openapi k8s clean
 help: ## list the targets
@@ -29,6 +31,10 @@ $(NODE_STAMP): tests/tusclients/package.json tests/tusclients/package-lock.json
 $(WEB_STAMP): web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
 	npm ci --prefix web --no-audit --no-fund --loglevel=error
 	node web/build.mjs
+	touch $@
+
+$(LIGHTHOUSE_STAMP): bench/lighthouse/package.json bench/lighthouse/package-lock.json
+	npm ci --prefix bench/lighthouse --no-audit --no-fund --loglevel=error
 	touch $@
 
 venv: $(STAMP) $(WEB_STAMP) ## create .venv with every service (editable) and the dev tools, and build the web app
@@ -54,7 +60,7 @@ fmt: $(STAMP) ## format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) $(WEB_STAMP) ## benchmarks (ENTRY=name for one); prints BENCH lines
+bench: $(STAMP) $(WEB_STAMP) $(LIGHTHOUSE_STAMP) ## benchmarks (ENTRY=name for one); prints BENCH lines
 	$(BIN)/python -m bench $(ENTRY)
 
 chart-check: $(STAMP) ## lint, render, validate and policy-scan the Helm chart
