@@ -131,8 +131,9 @@ def test_signup_upload_process_play_vote_and_rank(new_page, web, clip) -> None:
     page.goto(f"{web.url}/#/")
     ana.heading("Vitrina")
     card = page.locator(".card", has_text="Mi mejor jugada")
-    card.wait_for()
-    assert card.locator("img").get_attribute("src")
+    card.scroll_into_view_if_needed()
+    picture = card.locator("img")
+    wait_until(lambda: picture.evaluate("i => i.complete && i.naturalWidth > 0"), 30, "thumbnail")
     ana.axe()
     assert not ana.problems and not beto.problems, ana.problems + beto.problems
 

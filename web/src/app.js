@@ -121,7 +121,7 @@ async function showcase({ params, signal }) {
       const response = await open("GET", next, { raw: true });
       const items = await response.json();
       if (signal.aborted) return;
-      for (const video of items) grid.append(card(video, grid.children.length < 2));
+      for (const video of items) grid.append(card(video, grid.children.length === 0));
       next = nextLink(response);
       more.hidden = !next;
       note.textContent = grid.children.length ? "" : "Aún no hay videos publicados aquí.";
@@ -135,7 +135,33 @@ async function showcase({ params, signal }) {
   await load();
 }
 
-function card(video, eager) {
+// Thumbnails are most of a first visit's bytes (a processed video's picture is 1280×720): a
+// picture is fetched only when its card comes near the screen. The browser's own lazy loading
+// starts 1250 px or more below the fold, which on a phone is the whole first page.
+const nearScreen = new IntersectionObserver(
+  (entries) => {
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      entry.target.src = entry.target.dataset.src;
+      nearScreen.unobserve(entry.target);
+    }
+  },
+  { rootMargin: "150px 0px" },
+);
+
+function thumbnail(url, first) {
+  if (!url) return h("span", { class: "nothumb" });
+  // The first picture is the page's largest paint: asked for at once.
+  const img = h("img", { alt: "", width: 640, height: 360, decoding: "async", fetchpriority: first ? "high" : null });
+  if (first) img.src = url;
+  else {
+    img.dataset.src = url;
+    nearScreen.observe(img);
+  }
+  return img;
+}
+
+function card(video, first) {
   seen.set(video.video_id, video);
   return h(
     "li",
@@ -143,9 +169,7 @@ function card(video, eager) {
     h(
       "a",
       { href: `#/v/${video.video_id}` },
-      video.thumbnail_url
-        ? h("img", { src: video.thumbnail_url, alt: "", width: 640, height: 360, loading: eager ? "eager" : "lazy", decoding: "async" })
-        : h("span", { class: "nothumb" }),
+      thumbnail(video.thumbnail_url, first),
       h("span", { class: "title" }, video.title),
     ),
     h("p", { class: "meta" }, `${video.username} · ${video.city} · ${votes(video.votes)}`),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from risingstars.dev import stack, webseed
 from risingstars.dev.browser import DESKTOP, PHONE, chromium, log_in
+from risingstars.dev.infra import wait_until
 
 
 def pages(video_id: str) -> list[tuple[str, str, str]]:
@@ -22,6 +23,22 @@ def pages(video_id: str) -> list[tuple[str, str, str]]:
         ("mis-videos", "#/mis-videos", "Mis videos"),
         ("subir", "#/subir", "Subir un video"),
     ]
+
+
+def settle(page, name: str) -> None:
+    """Wait for what a person would see on the page: rows, pictures, the video's first frame."""
+    if name == "ranking":
+        page.locator("tbody tr").first.wait_for()
+    if name == "vitrina":
+        # Pictures load as their cards come near the screen: bring each card there.
+        for picture in page.locator(".card img").all():
+            picture.scroll_into_view_if_needed()
+        loaded = "[...document.images].every(i => i.complete && i.naturalWidth)"
+        wait_until(lambda: page.evaluate(loaded), 30, "the thumbnails")
+        page.evaluate("window.scrollTo(0, 0)")
+    if name == "video":
+        ready = "document.querySelector('video').readyState >= 1"
+        wait_until(lambda: page.evaluate(ready), 30, "the video's first frame")
 
 
 def main(out: Path) -> None:
@@ -40,15 +57,7 @@ def main(out: Path) -> None:
                 page.goto(f"{system.url}/{route}")
                 page.get_by_role("heading", name=heading, level=1).wait_for()
                 page.wait_for_load_state("networkidle")
-                if name == "ranking":
-                    page.locator("tbody tr").first.wait_for()
-                if name in ("vitrina",):
-                    page.locator(".card img").first.wait_for()
-                    page.wait_for_function(
-                        "[...document.images].every(i => i.complete && i.naturalWidth)"
-                    )
-                if name == "video":
-                    page.wait_for_function("document.querySelector('video').readyState >= 1")
+                settle(page, name)
                 path = out / f"{name}-{label}.png"
                 page.screenshot(path=path, full_page=True)
                 print(path)
