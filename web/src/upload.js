@@ -43,8 +43,10 @@ function reason(error) {
 export function uploadForm({ signal, stateText }) {
   const title = h("input", { id: "title", name: "title", required: true, maxlength: 200, autocomplete: "off" });
   const file = h("input", { id: "file", name: "file", type: "file", accept: "video/mp4,.mp4", required: true });
-  const bar = h("progress", { id: "progress", max: 100, value: 0, "aria-labelledby": "progress-label" });
+  const bar = h("progress", { id: "progress", max: 100, value: 0, "aria-label": "Progreso de la subida" });
   const percent = h("span", { id: "progress-label" }, "0 %");
+  // Shown once an upload starts.
+  const progress = h("div", { class: "progress", hidden: true }, bar, percent);
   const pause = h("button", { type: "button", class: "secondary", hidden: true }, "Pausar");
   const resume = h("button", { type: "button", hidden: true }, "Reanudar");
   const submit = h("button", { type: "submit" }, "Subir");
@@ -107,7 +109,7 @@ export function uploadForm({ signal, stateText }) {
     h("div", { class: "field" }, h("label", { for: "title" }, "Título"), title),
     h("div", { class: "field" }, h("label", { for: "file" }, "Archivo de video (MP4)"), file),
     submit,
-    h("div", { class: "progress" }, bar, percent),
+    progress,
     h("p", { class: "actions" }, pause, resume),
     note,
     problem,
@@ -128,6 +130,7 @@ export function uploadForm({ signal, stateText }) {
       return;
     }
     submit.disabled = true;
+    progress.hidden = false;
     upload = new tus.Upload(chosen, {
       endpoint: "/api/videos/tus/",
       chunkSize: CHUNK_BYTES,
