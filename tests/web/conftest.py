@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from risingstars.dev import stack
@@ -20,6 +21,10 @@ BLOCKING = ("serious", "critical")
 @pytest.fixture(scope="module")
 def web() -> Iterator[stack.System]:
     with stack.running(env={"RANKINGS_CACHE_SECONDS": "1", "QUEUE_REFRESH_SECONDS": "1"}) as s:
+        try:
+            httpx.get(f"{s.url}/", timeout=30).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"make run does not serve the app: {exc}\n{s.log_tail()}") from None
         yield s
 
 
