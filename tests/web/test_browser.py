@@ -138,6 +138,21 @@ def test_signup_upload_process_play_vote_and_rank(new_page, web, clip) -> None:
     assert not ana.problems and not beto.problems, ana.problems + beto.problems
 
 
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> Path:
+    """Three tus requests of 5 MiB (the app's chunk): noise keeps the encoder from shrinking it."""
+    big = clips.make_clip(
+        tmp_path_factory.mktemp("web") / "grande.mp4",
+        seconds=21,
+        size="1920x1080",
+        fps=5,
+        filters="noise=alls=60:allf=t",
+        video=("-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-pix_fmt", "yuv420p"),
+    )
+    assert big.stat().st_size > 10 * 1024 * 1024
+    return big
+
+
 def _logged_in(new_page, web, first_name: str, viewport=None):
     with httpx.Client(base_url=web.url, timeout=60) as c:
         who = webseed.player(c, first_name)
@@ -146,17 +161,7 @@ def _logged_in(new_page, web, first_name: str, viewport=None):
     return p, who
 
 
-def test_an_upload_cut_by_the_network_resumes_where_it_stopped(new_page, web, tmp_path) -> None:
-    # Three tus requests of 5 MiB (the app's chunk): noise keeps the encoder from shrinking it.
-    big = clips.make_clip(
-        tmp_path / "grande.mp4",
-        seconds=21,
-        size="1920x1080",
-        fps=5,
-        filters="noise=alls=60:allf=t",
-        video=("-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-pix_fmt", "yuv420p"),
-    )
-    assert big.stat().st_size > 10 * 1024 * 1024
+def test_an_upload_cut_by_the_network_resumes_where_it_stopped(new_page, web, big) -> None:
     p, _ = _logged_in(new_page, web, "Caro")
     page, context = p.page, p.page.context
     seen: list[tuple[str, str | None]] = []
@@ -190,6 +195,42 @@ def test_an_upload_cut_by_the_network_resumes_where_it_stopped(new_page, web, tm
     after = seen[seen.index(("PATCH", str(cut[0]))) + 1 :]
     assert after[0][0] == "HEAD", seen
     assert after[1] == ("PATCH", str(cut[0])), seen
+    assert not p.problems, p.problems
+
+
+def test_an_upload_resumes_after_a_reload_with_the_same_file(new_page, web, big) -> None:
+    p, _ = _logged_in(new_page, web, "Gabi")
+    page = p.page
+    seen: list[tuple[str, str | None]] = []
+    cut: list[int] = []
+    reloaded: list[bool] = []
+
+    def tus(route) -> None:
+        request = route.request
+        offset = request.headers.get("upload-offset")
+        seen.append((request.method, offset))
+        if request.method == "PATCH" and int(offset or 0) > 0 and not reloaded:
+            # The second piece never arrives before the page is reloaded.
+            cut.append(int(offset))
+            route.abort("connectionreset")
+            return
+        route.continue_()
+
+    page.route("**/api/videos/tus/**", tus)
+    choose(p, big, "Tras recargar")
+    wait_until(lambda: page.evaluate("true") and cut, 60, "the first piece to be stored")
+    reloaded.append(True)
+    page.reload()
+    # The session survives the reload (the refresh token in this tab), the file is chosen again.
+    p.heading("Subir un video")
+    before = len(seen)
+    page.get_by_label("Título").fill("Tras recargar")
+    page.get_by_label("Archivo de video (MP4)").set_input_files(big)
+    page.get_by_role("button", name="Subir", exact=True).click()
+    page.locator(".status", has_text="Video subido correctamente").wait_for(timeout=120000)
+    after = seen[before:]
+    assert [m for m, _ in seen].count("POST") == 1, seen
+    assert after[0][0] == "HEAD" and after[1] == ("PATCH", str(cut[0])), seen
     assert not p.problems, p.problems
 
 

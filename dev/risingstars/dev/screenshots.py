@@ -12,16 +12,16 @@ from risingstars.dev.browser import DESKTOP, PHONE, chromium, log_in
 from risingstars.dev.infra import wait_until
 
 
-def pages(video_id: str) -> list[tuple[str, str, str]]:
-    """(file name, route, the heading that says the page is ready)."""
+def pages(video_id: str) -> list[tuple[str, str, str, bool]]:
+    """(file name, route, the heading that says the page is ready, seen logged in)."""
     return [
-        ("vitrina", "#/", "Vitrina"),
-        ("video", f"#/v/{video_id}", "Crossover y bandeja"),
-        ("ranking", "#/ranking", "Ranking"),
-        ("entrar", "#/entrar", "Entrar"),
-        ("registro", "#/registro", "Crear cuenta"),
-        ("mis-videos", "#/mis-videos", "Mis videos"),
-        ("subir", "#/subir", "Subir un video"),
+        ("vitrina", "#/", "Vitrina", False),
+        ("video", f"#/v/{video_id}", "Crossover y bandeja", False),
+        ("ranking", "#/ranking", "Ranking", False),
+        ("entrar", "#/entrar", "Entrar", False),
+        ("registro", "#/registro", "Crear cuenta", False),
+        ("mis-videos", "#/mis-videos", "Mis videos", True),
+        ("subir", "#/subir", "Subir un video", True),
     ]
 
 
@@ -52,8 +52,9 @@ def main(out: Path) -> None:
         for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
             context = browser.new_context(viewport=viewport, locale="es-CO")
             page = context.new_page()
-            log_in(page, system.url, ana.email, webseed.PASSWORD)
-            for name, route, heading in pages(ids[0]):
+            for name, route, heading, logged_in in pages(ids[0]):
+                if logged_in and page.get_by_role("button", name="Salir").count() == 0:
+                    log_in(page, system.url, ana.email, webseed.PASSWORD)
                 page.goto(f"{system.url}/{route}")
                 page.get_by_role("heading", name=heading, level=1).wait_for()
                 page.wait_for_load_state("networkidle")
