@@ -24,6 +24,15 @@ def clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("web") / "jugada.mp4", seconds=21, size="1920x1080")
 
 
+@pytest.fixture(scope="module")
+def published(web, clip) -> tuple[webseed.Player, str]:
+    """Another player's video, uploaded through the API when the module starts so that it is
+    processed while the first test works (the first test's own video waits behind it)."""
+    with httpx.Client(base_url=web.url, timeout=120) as c:
+        owner = webseed.player(c, "Eva")
+        return owner, webseed.upload(c, owner, clip, "Tiro libre")
+
+
 def sign_up(p, first_name: str) -> str:
     """Through the signup form, then the login form it leads to; the new account's username."""
     tag = uuid.uuid4().hex[:8]
@@ -63,7 +72,7 @@ def choose(p, clip: Path, title: str) -> None:
     page.get_by_role("button", name="Subir", exact=True).click()
 
 
-def test_signup_upload_process_play_vote_and_rank(new_page, web, clip) -> None:
+def test_signup_upload_process_play_vote_and_rank(new_page, web, clip, published) -> None:
     ana = new_page()
     username = sign_up(ana, "Ana")
     choose(ana, clip, "Mi mejor jugada")
@@ -244,10 +253,9 @@ def test_a_refused_file_shows_the_contracts_reason(new_page, web, tmp_path) -> N
     p.axe()
 
 
-def test_keyboard_alone_reaches_the_vote_and_the_upload(new_page, web, clip) -> None:
+def test_keyboard_alone_reaches_the_vote_and_the_upload(new_page, web, clip, published) -> None:
+    owner, video_id = published
     with httpx.Client(base_url=web.url, timeout=120) as c:
-        owner = webseed.player(c, "Eva")
-        video_id = webseed.upload(c, owner, clip, "Tiro libre")
         webseed.wait_processed(c, owner, [video_id], PROCESSED_SECONDS)
         voter = webseed.player(c, "Fer")
     p = new_page(DESKTOP)
