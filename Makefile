@@ -76,8 +76,8 @@ clean: ## remove local state (.dev/) and caches
 	rm -rf .dev .pytest_cache .ruff_cache .hypothesis
 
 .PHONY: chart-boot
-chart-boot: $(STAMP) ## boot the rendered chart (every overlay) in network namespaces and drive the flow (root)
-	$(BIN)/python -m risingstars.dev.chartboot $(OVERLAYS)
+chart-boot: $(STAMP) $(if $(IMAGES),images) ## boot the rendered chart (every overlay) in network namespaces and drive the flow (root; IMAGES=1: pods from the built images)
+	$(BIN)/python -m risingstars.dev.chartboot $(if $(IMAGES),--images) $(OVERLAYS)
 
 FAULTS_RESULTS ?= docs/reliability/faults.jsonl
 SOAK_MINUTES ?= 30
@@ -95,3 +95,19 @@ loadtest: $(STAMP) ## load test (HOST=url, default: starts make run; LOADTEST_AR
 
 loadtest-report: $(STAMP) ## a load-test run (RUN=.dev/loadtest/runs/<time>) as a report in docs/capacity/
 	$(BIN)/python -m loadtest report $(RUN) $(if $(OUT),--out $(OUT)) $(if $(NOTE),--note "$(NOTE)")
+
+.PHONY: images
+images: $(STAMP) $(WEB_STAMP) ## build the five service images with buildah (no daemon; as root), audit them, print their sizes
+	$(BIN)/python -m risingstars.dev.images $(SERVICES_IMAGES) $(if $(BASE),--base $(BASE))
+
+.PHONY: aws-template
+aws-template: $(STAMP) ## regenerate deploy/aws/rising-stars.yaml and docs/deploy.md's IAM policies (dev/risingstars/dev/aws_stack.py)
+	$(BIN)/python -m risingstars.dev.aws_stack write
+
+.PHONY: preflight
+preflight: $(STAMP) ## before an install: read-only checks of the cluster and AWS account (VALUES='-f values-eks.yaml -f values-stack.yaml')
+	$(BIN)/python -m risingstars.dev.preflight $(VALUES)
+
+.PHONY: chart-docs
+chart-docs: $(STAMP) ## regenerate the values table of charts/rising-stars/README.md (from values.yaml + schema)
+	$(BIN)/python charts/chart_docs.py

@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import jwt
 
+from bench import printer
 from risingstars.auth import keys, passwords
 from risingstars.auth.app import MIGRATIONS, SERVICE
 from risingstars.dev import infra
@@ -42,8 +43,7 @@ WARMUP = 10
 PASSWORD = "Vuelo-Alto-2024"
 
 
-def bench(name: str, value: float, unit: str = "") -> None:
-    print(f"BENCH auth.{name} {value:.3f}{' ' + unit if unit else ''}", flush=True)
+bench = printer("auth")
 
 
 def _tokens(directory: Path) -> tuple[keys.KeyRing, list[str]]:

@@ -52,6 +52,7 @@ import httpx
 import psutil
 from aiobotocore.config import AioConfig
 
+from bench import printer
 from bench.upload import (
     PART_BYTES,
     Servers,
@@ -83,8 +84,7 @@ SPILL_BYTES = 4 * 1024 * MiB
 SETTLE_TIMEOUT = 60
 
 
-def bench(metric: str, value: float, unit: str = "") -> None:
-    print(f"BENCH capacity.{metric} {value:.3f}{(' ' + unit) if unit else ''}", flush=True)
+bench = printer("capacity")
 
 
 # --- a client's uplink and a small HTTP/1.1 client -------------------------------------------

@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import printer
 from bench.processor import make_input
 from risingstars.processor import media
 from risingstars.processor.settings import ASSETS, Settings
@@ -86,8 +87,7 @@ def rows() -> list[Row]:
     ]
 
 
-def say(metric: str, value: float, unit: str = "") -> None:
-    print(f"BENCH encode.{metric} {value:.4f} {unit}".rstrip(), flush=True)
+say = printer("encode", digits=4)
 
 
 def note(text: str) -> None:

@@ -26,6 +26,7 @@ import boto3
 import yaml
 from prometheus_client import REGISTRY
 
+from bench import printer
 from risingstars.dev import infra
 from risingstars.operator import app
 from risingstars.operator.settings import Settings
@@ -176,9 +177,10 @@ def run() -> None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-    print(f"BENCH operator.reconcile_ms {one * 1000:.2f} ms", flush=True)
-    print(f"BENCH operator.reconcile_ms_{MANY} {many * 1000:.2f} ms", flush=True)
-    print(f"BENCH operator.reconcile_ratio_{MANY} {many / one:.2f}", flush=True)
+    say = printer("operator", digits=2)
+    say("reconcile_ms", one * 1000, "ms")
+    say(f"reconcile_ms_{MANY}", many * 1000, "ms")
+    say(f"reconcile_ratio_{MANY}", many / one)
 
 
 main = run

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
+from bench import printer
 from risingstars.dev import clips, infra
 from risingstars.kit import aws
 from risingstars.kit.settings import AWSSettings
@@ -53,8 +54,7 @@ JOBS = int(os.environ.get("BENCH_PROCESSOR_JOBS", "2" if QUICK else "4"))
 PAIRS = int(os.environ.get("BENCH_PROCESSOR_PAIRS", "1" if QUICK else "5"))
 
 
-def say(metric: str, value: float, unit: str = "") -> None:
-    print(f"BENCH processor.{metric} {value:.3f} {unit}".rstrip(), flush=True)
+say = printer("processor")
 
 
 def note(text: str) -> None:

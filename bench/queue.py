@@ -21,6 +21,7 @@ import uuid
 import asyncpg
 import httpx
 
+from bench import printer
 from bench.upload import Service, servers
 from risingstars.upload import queries
 from risingstars.upload.jobqueue import MAX_TRACKED
@@ -37,8 +38,7 @@ WHERE status IN ('uploaded', 'processing') AND (uploaded_at, id) < ($1, $2)
 """
 
 
-def bench(metric: str, value: float, unit: str = "") -> None:
-    print(f"BENCH queue.{metric} {value:.3f}{(' ' + unit) if unit else ''}", flush=True)
+bench = printer("queue")
 
 
 async def seed(conn: asyncpg.Connection, first: int, count: int, user: str) -> list[uuid.UUID]:

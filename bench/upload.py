@@ -37,6 +37,7 @@ import boto3
 import httpx
 import imageio_ffmpeg
 
+from bench import printer
 from risingstars.dev import infra
 from risingstars.dev.tokens import TokenFactory, serve_jwks
 from risingstars.kit import aws
@@ -55,8 +56,7 @@ TUS_CHUNK_BYTES = 5 * MiB
 CITIES = ["Bogotá", "Medellín", "Cali", "Barranquilla", "Cartagena"]
 
 
-def bench(metric: str, value: float, unit: str = "") -> None:
-    print(f"BENCH upload.{metric} {value:.3f}{(' ' + unit) if unit else ''}", flush=True)
+bench = printer("upload")
 
 
 # --- tokens and keys -------------------------------------------------------------------------

@@ -34,6 +34,7 @@ PORTS = {
     "minItems": 1,
 }
 PEERS = {"type": "array", "items": ANY_OBJ}
+CIDR = {"type": "string", "pattern": "^[0-9a-fA-F:.]+/[0-9]+$"}
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 SIZE = {"type": "string", "pattern": "^[0-9]+(Ki|Mi|Gi)$"}
 SERVICE_ACCOUNT = obj({"create": BOOL, "name": STR, "annotations": STR_MAP}, ["create"])
@@ -337,6 +338,19 @@ SCHEMA = obj(
                 "annotations": STR_MAP,
                 "host": STR,
                 "tls": {"type": "array", "items": ANY_OBJ},
+                # The ALB's subnets: one list for the subnets annotation, the API pods' peers
+                # and the trusted proxies (templates/_helpers.tpl).
+                "alb": obj(
+                    {
+                        "subnets": {
+                            "type": "array",
+                            "items": obj(
+                                {"id": {"type": "string", "minLength": 1}, "cidr": CIDR},
+                                ["id", "cidr"],
+                            ),
+                        }
+                    }
+                ),
             },
             required=["enabled"],
         ),

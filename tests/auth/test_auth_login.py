@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from risingstars.auth import passwords
 
-BAD = {"detail": "Email o contraseña incorrectos"}
+BAD = {"detail": "Email o contraseña incorrectos", "code": "unauthorized"}
 
 
 def logins(outcome: str) -> float:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from risingstars.auth import keys
 from risingstars.dev.tokens import TokenFactory
 
-INVALID = {"detail": "Token inválido o expirado"}
+INVALID = {"detail": "Token inválido o expirado", "code": "unauthorized"}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from prometheus_client import REGISTRY
 
-BAD = {"detail": "Token de actualización inválido o expirado"}
+BAD = {"detail": "Token de actualización inválido o expirado", "code": "unauthorized"}
 
 
 def refreshes(outcome: str) -> float:

@@ -73,7 +73,7 @@ async def test_passwords_that_differ_are_refused(shared_client, signup_body) -> 
     body = signup_body(password2="Otra-Clave-2024")
     response = await shared_client.post("/api/auth/signup", json=body)
     assert response.status_code == 400
-    assert response.json() == {"detail": "Las contraseñas no coinciden"}
+    assert response.json() == {"detail": "Las contraseñas no coinciden", "code": "invalid_request"}
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ async def test_minimum_password_length_is_configurable(make_settings, run_app, s
 async def test_each_missing_field_is_a_400_naming_it(shared_client, signup_body, field) -> None:
     response = await shared_client.post("/api/auth/signup", json=signup_body(**{field: ...}))
     assert response.status_code == 400
-    assert response.json() == {"detail": f"Campo requerido: {field}"}
+    assert response.json() == {"detail": f"Campo requerido: {field}", "code": "invalid_request"}
 
 
 async def test_empty_or_non_string_fields_are_refused(shared_client, signup_body) -> None:
@@ -362,7 +362,8 @@ async def test_finding_5_signups_are_throttled_per_address(
         assert 1 <= retry_after <= 3600
         assert refused.json() == {
             "detail": "Demasiados registros desde esta dirección. "
-            f"Intente de nuevo en {retry_after} segundos."
+            f"Intente de nuevo en {retry_after} segundos.",
+            "code": "too_many",
         }
         pool = stuffer.app.state.pool
         assert await pool.fetchval("SELECT count(*) FROM auth.users") == 3

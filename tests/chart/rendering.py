@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import yaml
+
+from risingstars.dev import charttools
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "rising-stars"
@@ -29,24 +30,18 @@ VALUES_SETS: dict[str, tuple[Path, ...]] = {
 }
 
 
-@functools.cache
-def tool_bin() -> Path:
-    # helm and kubectl only: checkov is for charts/check.sh.
-    done = subprocess.run(
-        ["bash", str(ROOT / "charts" / "tools.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "RS_TOOLS_SKIP_CHECKOV": "1"},
-    )
-    return Path(done.stdout.strip().splitlines()[-1])
-
-
 def helm_template(
     values_files: tuple[Path, ...] = (), settings: dict | None = None, helm: str = "helm3"
 ) -> subprocess.CompletedProcess:
     """`helm template` of the chart; settings are passed with --set-json (typed values)."""
-    args = [str(tool_bin() / helm), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    args = [
+        str(charttools.bin_dir() / helm),
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+    ]
     args.append("--include-crds")
     for path in values_files:
         args += ["-f", str(path)]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from chart.manifests import (
+    COMPONENT,
     component,
     containers,
+    env_value,
     min_replicas,
     of_kind,
     pod_labels,
@@ -237,3 +239,177 @@ def test_migrations_run_as_pre_install_and_pre_upgrade_hooks(renders, name):
         ("python", "-m", "risingstars.auth", "migrate"),
         ("python", "-m", "risingstars.upload", "migrate"),
     }
+
+
+# --- ALB timings (issue 20): pairs that, out of order, turn rollouts and idle connections into
+# 502s. Each is checked for every values set whose Ingress is an ALB.
+
+ALB = "alb.ingress.kubernetes.io/"
+# The AWS Load Balancer Controller deregisters a terminating pod's target only after the
+# endpoint change reaches it and the ALB's API call completes; new requests keep arriving until
+# then. Its documentation suggests a preStop sleep of at least this long.
+CONTROLLER_DEREGISTRATION_SECONDS = 15
+
+
+def _alb_attributes(annotations: dict, key: str) -> dict[str, str]:
+    """`a=1,b=2` in an attributes annotation, as a dict."""
+    raw = annotations.get(ALB + key, "")
+    return dict(part.strip().split("=", 1) for part in raw.split(",") if part.strip())
+
+
+def _alb_backends(objects: list[dict]):
+    """(component, container, target group attributes) for each Service behind the ALB."""
+    (ingress,) = of_kind(objects, "Ingress")
+    ingress_annotations = ingress["metadata"].get("annotations") or {}
+    names = {
+        path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    for service in of_kind(objects, "Service"):
+        if service["metadata"]["name"] not in names:
+            continue
+        # A Service's own annotation overrides the Ingress's for its target group.
+        annotations = {**ingress_annotations, **(service["metadata"].get("annotations") or {})}
+        deployments = of_kind(objects, "Deployment")
+        (deployment,) = [d for d in deployments if component(d) == component(service)]
+        (container,) = pod_spec(deployment)["containers"]
+        yield component(service), container, _alb_attributes(annotations, "target-group-attributes")
+
+
+def _is_alb(objects: list[dict]) -> bool:
+    ingresses = of_kind(objects, "Ingress")
+    return bool(ingresses) and ingresses[0]["spec"].get("ingressClassName") == "alb"
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_keepalive_outlives_the_alb_idle_timeout(renders, name):
+    """AWS: the target's keep-alive must exceed the ALB's idle timeout, or the ALB reuses a
+    connection the pod has just closed and answers 502."""
+    objects = renders[name]
+    if not _is_alb(objects):
+        return
+    (ingress,) = of_kind(objects, "Ingress")
+    idle = int(
+        _alb_attributes(ingress["metadata"]["annotations"], "load-balancer-attributes").get(
+            "idle_timeout.timeout_seconds", 60
+        )
+    )
+    for _, container, _ in _alb_backends(objects):
+        keepalive = int(env_value(container, "KEEPALIVE_SECONDS"))
+        assert keepalive > idle, (
+            f"{container['name']}: keep-alive {keepalive} s <= ALB idle {idle} s"
+        )
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_alb_deregistration_delay_covers_each_backends_shutdown(renders, name):
+    """The ALB cuts a deregistered target's open requests after the deregistration delay: it must
+    last until the pod has finished its in-flight work (preStop, drain, shutdown)."""
+    objects = renders[name]
+    if not _is_alb(objects):
+        return
+    for _, container, attributes in _alb_backends(objects):
+        delay = int(attributes.get("deregistration_delay.timeout_seconds", 300))
+        pre_stop = (
+            container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        )
+        busy = (
+            pre_stop
+            + int(env_value(container, "DRAIN_SECONDS"))
+            + int(env_value(container, "SHUTDOWN_TIMEOUT_SECONDS"))
+        )
+        assert delay >= busy, f"{container['name']}: deregistration delay {delay} s < {busy} s"
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_drain_lasts_until_the_alb_controller_deregisters_the_pod(renders, name):
+    objects = renders[name]
+    if not _is_alb(objects):
+        return
+    for _, container, _ in _alb_backends(objects):
+        pre_stop = (
+            container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        )
+        assert pre_stop >= CONTROLLER_DEREGISTRATION_SECONDS, container["name"]
+        assert int(env_value(container, "DRAIN_SECONDS")) >= CONTROLLER_DEREGISTRATION_SECONDS
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_alb_subnets_network_policy_and_trusted_proxies_are_one_list(renders, name):
+    """The ALB is pinned to its subnets, the API pods admit exactly those subnets, and only they
+    may set X-Forwarded-For: one value (ingress.alb.subnets), so none can drift."""
+    objects = renders[name]
+    if not _is_alb(objects):
+        return
+    (ingress,) = of_kind(objects, "Ingress")
+    subnets = [
+        s for s in ingress["metadata"]["annotations"].get(ALB + "subnets", "").split(",") if s
+    ]
+    assert subnets, "the ALB is not pinned to subnets (alb.ingress.kubernetes.io/subnets)"
+    for name_, container, _ in _alb_backends(objects):
+        trusted = env_value(container, "FORWARDED_ALLOW_IPS").split(",")
+        (policy,) = [
+            p
+            for p in of_kind(objects, "NetworkPolicy")
+            if p["spec"]["podSelector"].get("matchLabels", {}).get(COMPONENT) == name_
+        ]
+        cidrs = [
+            peer["ipBlock"]["cidr"]
+            for rule in policy["spec"]["ingress"]
+            for peer in rule["from"]
+            if "ipBlock" in peer
+        ]
+        assert cidrs == trusted, f"{name_}: policy {cidrs} != trusted {trusted}"
+        assert len(cidrs) == len(subnets), f"{name_}: {cidrs} vs subnets {subnets}"
+
+
+def _quantity_mi(text: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    for unit, factor in units.items():
+        if str(text).endswith(unit):
+            return float(str(text)[: -len(unit)]) * factor
+    return float(text) / 2**20
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_ephemeral_storage_requests_cover_the_upload_spill(renders, name):
+    """The scheduler reserves node disk only for what is requested: an upload pod whose spill
+    emptyDir (and /tmp) may grow past its request can fill the node and be evicted."""
+    for deployment in of_kind(renders[name], "Deployment"):
+        spec = pod_spec(deployment)
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        if "spill" not in volumes:
+            continue
+        limits = [_quantity_mi(volumes[n]["emptyDir"]["sizeLimit"]) for n in ("spill", "tmp")]
+        requested = sum(
+            _quantity_mi(c.get("resources", {}).get("requests", {}).get("ephemeral-storage", 0))
+            for c in spec["containers"]
+        )
+        assert requested >= sum(limits), f"{deployment['metadata']['name']}: {requested} Mi"
+
+
+def test_a_changed_database_secret_rolls_the_pods():
+    from chart.rendering import render
+
+    def annotation(url: str) -> set[str]:
+        objects = render(settings={"database.existingSecret": "", "database.url": url})
+        return {
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/database-secret"]
+            for d in of_kind(objects, "Deployment")
+        }
+
+    before, after = annotation("postgresql://a@db/x"), annotation("postgresql://b@db/x")
+    assert len(before) == 1 and before != after
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_operator_egress_is_not_the_whole_internet_on_the_api_ports(renders, name):
+    for policy in of_kind(renders[name], "NetworkPolicy"):
+        if component(policy) != "operator":
+            continue
+        for rule in policy["spec"]["egress"]:
+            ports = {p.get("port") for p in rule.get("ports", [])}
+            if ports & {6443}:
+                cidrs = {p["ipBlock"]["cidr"] for p in rule["to"] if "ipBlock" in p}
+                assert "0.0.0.0/0" not in cidrs, name

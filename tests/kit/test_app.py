@@ -86,7 +86,7 @@ async def test_validation_errors_are_400_with_a_reason(client) -> None:
 
 async def test_http_errors_keep_their_status_and_detail(client) -> None:
     r = await client.get("/items/missing")
-    assert (r.status_code, r.json()) == (404, {"detail": "No existe"})
+    assert (r.status_code, r.json()) == (404, {"detail": "No existe", "code": "not_found"})
 
 
 async def test_unexpected_errors_are_500_without_internals(client, caplog) -> None:

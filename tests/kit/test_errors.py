@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 
 from risingstars.kit import db, errors
 from risingstars.kit.app import create_app
@@ -22,6 +22,11 @@ def _app() -> FastAPI:
             "bad": errors.Invalid("Mal", code="bad_thing"),
             "busy": errors.TooMany("Espera", retry_after_seconds=30),
             "down": errors.Unavailable("Caído"),
+            "anonymous": errors.Unauthorized("¿Quién eres?"),
+            "expired": errors.Gone("Ya no está"),
+            "huge": errors.TooLarge("Demasiado"),
+            "in_use": errors.Locked("Ocupado"),
+            "slow": errors.TimedOut("Muy lento"),
         }
         raise raising[name]
 
@@ -40,6 +45,10 @@ async def _client(app: FastAPI) -> httpx.AsyncClient:
         ("bad", 400, {"detail": "Mal", "code": "bad_thing"}, None),
         ("busy", 429, {"detail": "Espera", "code": "too_many"}, "30"),
         ("down", 503, {"detail": "Caído", "code": "unavailable"}, "5"),
+        ("expired", 410, {"detail": "Ya no está", "code": "gone"}, None),
+        ("huge", 413, {"detail": "Demasiado", "code": "too_large"}, None),
+        ("in_use", 423, {"detail": "Ocupado", "code": "locked"}, None),
+        ("slow", 408, {"detail": "Muy lento", "code": "timeout"}, None),
     ],
 )
 async def test_domain_errors_map_to_their_status(name, status, body, retry_after) -> None:
@@ -48,6 +57,47 @@ async def test_domain_errors_map_to_their_status(name, status, body, retry_after
     assert response.status_code == status
     assert response.json() == body
     assert response.headers.get("Retry-After") == retry_after
+
+
+async def test_unauthorized_carries_the_bearer_challenge() -> None:
+    async with await _client(_app()) as client:
+        response = await client.get("/items/anonymous")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "¿Quién eres?", "code": "unauthorized"}
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_an_http_exception_raised_anywhere_still_answers_with_a_code() -> None:
+    app = create_app("test")
+
+    @app.get("/teapot")
+    async def teapot() -> None:
+        raise HTTPException(418, "Soy una tetera")
+
+    @app.get("/denied")
+    async def denied() -> None:
+        raise HTTPException(401, "Token inválido", headers={"WWW-Authenticate": "Bearer"})
+
+    async with await _client(app) as client:
+        teapot_answer = await client.get("/teapot")
+        denied_answer = await client.get("/denied")
+    assert teapot_answer.json() == {"detail": "Soy una tetera", "code": "im_a_teapot"}
+    assert denied_answer.json() == {"detail": "Token inválido", "code": "unauthorized"}
+    assert denied_answer.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_the_body_limit_refusal_carries_a_code() -> None:
+    app = create_app("test")
+
+    @app.post("/echo")
+    async def echo(payload: dict) -> dict:
+        return payload
+
+    limited = errors.BodyLimitMiddleware(app, limit=8)
+    async with await _client(limited) as client:
+        response = await client.post("/echo", content=b'{"a": "0123456789"}')
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large"
 
 
 async def test_finding_10_18_framework_errors_are_spanish() -> None:

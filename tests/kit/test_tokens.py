@@ -271,7 +271,7 @@ async def test_finding_9_deeply_nested_header_is_401_over_http() -> None:
             "/who", headers={"Authorization": f"Bearer {_nested_header_token()}"}
         )
     assert response.status_code == 401
-    assert response.json() == {"detail": INVALID_TOKEN}
+    assert response.json() == {"detail": INVALID_TOKEN, "code": "unauthorized"}
 
 
 async def test_finding_12_a_removed_key_stops_verifying_once_the_jwks_max_age_passes() -> None:

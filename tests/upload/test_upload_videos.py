@@ -69,7 +69,7 @@ async def test_list_needs_a_token(svc) -> None:
     assert (await svc.client.get("/api/videos")).status_code == 401
     bad = await svc.client.get("/api/videos", headers={"Authorization": "Bearer x.y.z"})
     assert bad.status_code == 401
-    assert bad.json() == {"detail": "Token inválido o expirado"}
+    assert bad.json() == {"detail": "Token inválido o expirado", "code": "unauthorized"}
 
 
 async def test_detail_of_an_own_video(svc, clips, s3, sqs, tools) -> None:

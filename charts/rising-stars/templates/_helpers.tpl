@@ -138,7 +138,7 @@ checkov.io/skip-{{ index . 0 | lower | replace "_" "-" }}: {{ printf "%s=%s" (in
 - name: KEEPALIVE_SECONDS
   value: {{ .root.Values.config.keepaliveSeconds | int64 | quote }}
 - name: FORWARDED_ALLOW_IPS
-  value: {{ .root.Values.config.forwardedAllowIps | quote }}
+  value: {{ include "rising-stars.forwardedAllowIps" .root | quote }}
 {{- end }}
 
 {{/* AWS settings for services that talk to S3/SQS. Args: root. */}}
@@ -222,5 +222,35 @@ gets (SHUTDOWN_TIMEOUT_SECONDS), and headroom for the process to exit. Args: roo
 {{- $sa.name | default (include "rising-stars.componentName" .) }}
 {{- else }}
 {{- required (printf "%s.serviceAccount.name: name the existing ServiceAccount when create is false" (include "rising-stars.valuesKey" .)) $sa.name }}
+{{- end }}
+{{- end }}
+
+{{/* The ALB's subnets (ingress.alb.subnets: id + cidr each) are the one source of the ALB's
+subnets annotation, the API pods' ingress peers and the trusted proxies; without them,
+networkPolicy.ingressControllerPeers and config.forwardedAllowIps. Args: root. */}}
+{{- define "rising-stars.albSubnets" -}}
+{{- (.Values.ingress.alb | default dict).subnets | default list | toJson }}
+{{- end }}
+
+{{- define "rising-stars.ingressPeers" -}}
+{{- $subnets := include "rising-stars.albSubnets" . | fromJsonArray }}
+{{- if $subnets }}
+{{- range $subnets }}
+- ipBlock:
+    cidr: {{ .cidr }}
+{{- end }}
+{{- else }}
+{{- toYaml .Values.networkPolicy.ingressControllerPeers }}
+{{- end }}
+{{- end }}
+
+{{- define "rising-stars.forwardedAllowIps" -}}
+{{- $subnets := include "rising-stars.albSubnets" . | fromJsonArray }}
+{{- if $subnets }}
+{{- $cidrs := list }}
+{{- range $subnets }}{{ $cidrs = append $cidrs .cidr }}{{ end }}
+{{- join "," $cidrs }}
+{{- else }}
+{{- .Values.config.forwardedAllowIps }}
 {{- end }}
 {{- end }}

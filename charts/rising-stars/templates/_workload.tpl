@@ -37,15 +37,16 @@ spec:
     metadata:
       labels:
         {{- include "rising-stars.labels" . | nindent 8 }}
-      {{- if or $c.podAnnotations $skips }}
       annotations:
+        {{- /* A changed database Secret rendered by the chart (database.url) rolls the pods; an
+        existingSecret is not the chart's to hash (docs/deploy.md: rollout restart). */}}
+        checksum/database-secret: {{ include (print $root.Template.BasePath "/database-secret.yaml") $root | sha256sum }}
         {{- with $c.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
         {{- with $skips }}
         {{- . | nindent 8 }}
         {{- end }}
-      {{- end }}
     spec:
       serviceAccountName: {{ include "rising-stars.serviceAccountName" . }}
       automountServiceAccountToken: false

@@ -183,23 +183,47 @@ class Pod:
         for container in self.spec.containers:
             who = f"{self.spec.owner} container {container['name']}"
             service = image_service(container["image"])
-            env = dict(image_cfg.env)
-            bindir = self.cluster.image_bin(service)
-            env["PATH"] = env["PATH"].replace("/opt/venv/bin", f"{bindir}:{Path(sys.prefix)}/bin")
+            built = (self.cluster.images or {}).get(service)
+            if built is not None:
+                # The built image: its own config, its layers as the root filesystem.
+                env = {**built.env, "HOME": built.home}
+                entrypoint, cmd, workdir, user = (
+                    built.entrypoint,
+                    built.cmd,
+                    built.workdir,
+                    built.user,
+                )
+                mounts = list(extra_mounts)
+                self.cluster.report.setdefault("images", {})[f"{self.name}/{container['name']}"] = (
+                    built.ref
+                )
+            else:
+                env = dict(image_cfg.env)
+                bindir = self.cluster.image_bin(service)
+                env["PATH"] = env["PATH"].replace(
+                    "/opt/venv/bin", f"{bindir}:{Path(sys.prefix)}/bin"
+                )
+                env["HOME"] = "/nonexistent"  # the image user's home (useradd --home-dir)
+                entrypoint, cmd, workdir, user = (
+                    image_cfg.entrypoint,
+                    image_cfg.cmd,
+                    image_cfg.workdir,
+                    image_cfg.user,
+                )
+                mounts = [*self.cluster.image_etc(), *extra_mounts]
             env.update(self.cluster.kubelet_env(self.spec))
-            env["HOME"] = "/nonexistent"  # the image user's home (useradd --home-dir)
             env.update(extra_env)
             env.update(
                 container_env(m, self.spec, container, ip=self.ip, node=self.cluster.node_name)
             )
             command = container.get("command")
             args = container.get("args")
-            argv = list(command) if command is not None else list(image_cfg.entrypoint)
-            argv += list(args) if args is not None else ([] if command else list(image_cfg.cmd))
+            # Kubernetes' rule: command replaces ENTRYPOINT (and drops CMD); args replace CMD.
+            argv = list(command) if command is not None else list(entrypoint)
+            argv += list(args) if args is not None else ([] if command else list(cmd))
             argv = [expand(str(a), env) for a in argv]
             if not argv:
                 raise WiringError(f"{who}: no command")
-            mounts = [*self.cluster.image_etc(), *extra_mounts]
             for vm in container.get("volumeMounts", []):
                 if vm["name"] not in vol_dirs:
                     raise WiringError(f"{who}: volumeMount {vm['name']} names no pod volume")
@@ -212,8 +236,8 @@ class Pod:
                     }
                 )
             sc = {**pod_sc, **container.get("securityContext", {})}
-            uid = sc.get("runAsUser", image_cfg.user[0])
-            gid = sc.get("runAsGroup", image_cfg.user[1])
+            uid = sc.get("runAsUser", user[0])
+            gid = sc.get("runAsGroup", user[1])
             if sc.get("runAsNonRoot") and uid == 0:
                 raise WiringError(f"{who}: runAsNonRoot but the user is root")
             groups = [g for g in [fs_group, *pod_sc.get("supplementalGroups", [])] if g is not None]
@@ -223,14 +247,22 @@ class Pod:
                     "hostname": self.name,
                     "mounts": mounts,
                     "readOnlyRootFilesystem": bool(sc.get("readOnlyRootFilesystem", False)),
-                    "workingDir": container.get("workingDir", image_cfg.workdir),
+                    "workingDir": container.get("workingDir", workdir),
                     "noNewPrivs": sc.get("allowPrivilegeEscalation") is False,
                     "uid": uid,
                     "gid": gid,
                     "groups": groups,
                     "argv": argv,
                     "env": env,
-                    "expose": [sys.base_prefix, sys.prefix, str(ROOT)],
+                    "expose": [] if built else [sys.base_prefix, sys.prefix, str(ROOT)],
+                    "rootfs": (
+                        {
+                            "layers": built.layers,
+                            "dir": str(self.dir / f"rootfs-{container['name']}"),
+                        }
+                        if built
+                        else None
+                    ),
                 }
             )
         return launches

@@ -9,13 +9,17 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import platform
 import signal
 import sys
 from pathlib import Path
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _CLONE_NEWNS, _CLONE_NEWUTS = 0x00020000, 0x04000000
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_SLAVE = 1, 32, 4096, 16384, 1 << 19
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_SLAVE = 32, 4096, 16384, 1 << 19
+_MNT_DETACH = 2
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
 _VIRTUAL = ("/proc", "/sys", "/dev")
 _made: set[Path] = set()  # tmpfs (or new root) made for mount points
@@ -137,16 +141,84 @@ def _read_only_root(keep: list[str]) -> None:
             continue  # hidden under a mount made above (e.g. /run/netns under a new /run)
 
 
-def main(spec_path: str) -> None:
-    # Dies with the harness from the start (the harness forks without preexec_fn: threads).
-    _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
-    spec = json.loads(Path(spec_path).read_text())
-    # A mount namespace of our own first: nothing below may reach the machine's mounts.
-    _check(_libc.unshare(_CLONE_NEWNS | _CLONE_NEWUTS), "unshare")
-    _mount("none", "/", None, _MS_REC | _MS_SLAVE)
-    name = spec["hostname"].encode()
-    _check(_libc.sethostname(name, len(name)), "sethostname")
-    stage = Path(spec_path).parent
+def _in_root(root: Path, path: str) -> Path:
+    """`path` inside the image's root, its symlinks followed within that root (an image's
+    /var/run -> /run must not lead to the machine's /run)."""
+    here = root
+    parts = list(Path(path).parts[1:])
+    for _ in range(256):  # bounded: a symlink loop in an image ends here
+        if not parts:
+            return here
+        part = parts.pop(0)
+        nxt = here / part
+        if nxt.is_symlink():
+            link = os.readlink(nxt)
+            base = root if link.startswith("/") else here
+            parts = list(Path(link).parts[1 if link.startswith("/") else 0 :]) + parts
+            here = base
+            continue
+        here = root if part == ".." and here == root else (here.parent if part == ".." else nxt)
+    raise OSError(f"{path}: too many symlinks in the image")
+
+
+def _image_root(spec: dict, stage: Path) -> list[str]:
+    """The image's layers under a writable layer of this container's own (overlayfs, as a
+    runtime's snapshotter mounts them), the kernel's filesystems, the pod's /etc/hosts and the
+    volumes inside it; then pivot_root into it. The mount points it returns are the volumes'."""
+    work = Path(spec["rootfs"]["dir"])
+    root, upper, scratch = work / "root", work / "upper", work / "work"
+    for d in (root, upper, scratch):
+        d.mkdir(parents=True, exist_ok=True)
+    lower = ":".join(spec["rootfs"]["layers"])
+    _mount(
+        "overlay", str(root), "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={scratch}"
+    )
+    _in_root(root, "/proc").mkdir(exist_ok=True)
+    _mount("proc", str(_in_root(root, "/proc")), "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    dev = _in_root(root, "/dev")
+    dev.mkdir(exist_ok=True)
+    _mount("tmpfs", str(dev), "tmpfs", _MS_NOSUID, "mode=0755,size=64k")
+    for name in ("null", "zero", "full", "random", "urandom", "tty"):
+        (dev / name).touch()
+        _mount(f"/dev/{name}", str(dev / name), None, _MS_BIND)
+    (dev / "shm").mkdir()
+    _mount("tmpfs", str(dev / "shm"), "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777,size=64m")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
+        (dev / name).symlink_to(target)
+    (dev / "stdout").symlink_to("/proc/self/fd/1")
+    (dev / "stderr").symlink_to("/proc/self/fd/2")
+    sys_dir = _in_root(root, "/sys")
+    sys_dir.mkdir(exist_ok=True)
+    _mount("/sys", str(sys_dir), None, _MS_BIND | _MS_REC)
+    # What the runtime writes for a pod: its hosts file (ip netns exec bound it over /etc/hosts
+    # here) and the resolver configuration.
+    files = [("/etc/hosts", "/etc/hosts", False), ("/etc/resolv.conf", "/etc/resolv.conf", False)]
+    files += [(m["source"], m["target"], m["readOnly"]) for m in spec["mounts"]]
+    targets = []
+    for source, target, read_only in sorted(files, key=lambda f: f[1].count("/")):
+        if not Path(source).exists():
+            continue
+        inside = _in_root(root, target)
+        if Path(source).is_dir():
+            inside.mkdir(parents=True, exist_ok=True)
+        else:
+            inside.parent.mkdir(parents=True, exist_ok=True)
+            inside.touch()
+        _mount(source, str(inside), None, _MS_BIND | _MS_REC)
+        if read_only:
+            _mount("none", str(inside), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
+        targets.append("/" + str(inside.relative_to(root)))
+    os.chdir(root)
+    _check(_libc.syscall(_SYS_PIVOT_ROOT[platform.machine()], b".", b"."), "pivot_root")
+    # The old root now sits on top of the new one: detach it, leaving the image's root.
+    _check(_libc.umount2(b".", _MNT_DETACH), "umount old root")
+    os.chdir("/")
+    return [t for t in targets if t not in ("/etc/hosts", "/etc/resolv.conf")]
+
+
+def _host_root(spec: dict, stage: Path) -> list[str]:
+    """The machine's root filesystem as the container's (this checkout's code, the image's
+    config read from the Dockerfile), the volumes mounted over it; their mount points."""
     _expose(spec["expose"], stage)
     targets = []
     # Sources are held open first: a mount point made below (a tmpfs over /var for /var/spill)
@@ -173,6 +245,20 @@ def main(spec_path: str) -> None:
                 _mount(f"/proc/self/fd/{fd}", str(path), None, _MS_BIND | _MS_REC)
     for fd in [*held.values(), *kept.values()]:
         os.close(fd)
+    return targets
+
+
+def main(spec_path: str) -> None:
+    # Dies with the harness from the start (the harness forks without preexec_fn: threads).
+    _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    spec = json.loads(Path(spec_path).read_text())
+    # A mount namespace of our own first: nothing below may reach the machine's mounts.
+    _check(_libc.unshare(_CLONE_NEWNS | _CLONE_NEWUTS), "unshare")
+    _mount("none", "/", None, _MS_REC | _MS_SLAVE)
+    name = spec["hostname"].encode()
+    _check(_libc.sethostname(name, len(name)), "sethostname")
+    stage = Path(spec_path).parent
+    targets = _image_root(spec, stage) if spec.get("rootfs") else _host_root(spec, stage)
     if spec["readOnlyRootFilesystem"]:
         _read_only_root(targets)
     os.chdir(spec["workingDir"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import math
 import re
 import subprocess
@@ -16,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from risingstars.dev import charttools
+
 ROOT = Path(__file__).resolve().parents[4]
 CHART = ROOT / "charts" / "rising-stars"
 
@@ -24,23 +25,14 @@ class WiringError(Exception):
     """The rendered manifests cannot run as written: the message names the object and why."""
 
 
-@functools.cache
-def helm_bin() -> Path:
-    """helm from charts/tools.sh, as `make chart-check` installs and uses it."""
-    env_bin = subprocess.run(
-        ["bash", str(ROOT / "charts" / "tools.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={"RS_TOOLS_SKIP_CHECKOV": "1", "PATH": "/usr/local/bin:/usr/bin:/bin"},
-    ).stdout.strip()
-    return Path(env_bin) / "helm"
+class BootFailure(AssertionError):
+    """The chart did not boot or the flow failed: the message says where and why."""
 
 
 def render(
     values: Iterable[Path], *, release: str, namespace: str, chart: Path = CHART
 ) -> list[dict]:
-    args = [str(helm_bin()), "template", release, str(chart), "--namespace", namespace]
+    args = [str(charttools.helm()), "template", release, str(chart), "--namespace", namespace]
     for path in values:
         args += ["-f", str(path)]
     out = subprocess.run(args, check=False, capture_output=True, text=True)
@@ -50,7 +42,7 @@ def render(
 
 
 def kustomize(path: Path) -> list[dict]:
-    kubectl = helm_bin().parent / "kubectl"
+    kubectl = charttools.bin_dir() / "kubectl"
     out = subprocess.run(
         [str(kubectl), "kustomize", str(path)], check=True, capture_output=True, text=True
     )

@@ -3,8 +3,14 @@ that can run on one machine, with what exists in the cluster before the release.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
+import yaml
+
+from risingstars.dev import aws_stack, rds_bootstrap
 from risingstars.dev.chartboot.cluster import External, Overlay
 from risingstars.dev.chartboot.manifests import CHART, ROOT, kustomize
 
@@ -12,21 +18,12 @@ HERE = Path(__file__).parent / "values"
 RDS = "rds.chartboot.test"
 AWS = "aws.chartboot.test"
 
-# deploy.md's database preparation: one role and one schema per service.
-_PER_SERVICE_ROLES = [
-    ("postgres", "CREATE ROLE rs_auth LOGIN"),
-    ("postgres", "CREATE ROLE rs_upload LOGIN"),
-    ("postgres", "CREATE DATABASE risingstars"),
-    ("risingstars", "CREATE SCHEMA auth AUTHORIZATION rs_auth"),
-    ("risingstars", "CREATE SCHEMA upload AUTHORIZATION rs_upload"),
-    ("risingstars", "ALTER ROLE rs_auth SET search_path = auth"),
-    ("risingstars", "ALTER ROLE rs_upload SET search_path = upload"),
-    # Found by chart-boot, now in deploy.md too: auth's first migration runs `CREATE SCHEMA IF NOT
-    # EXISTS auth`, and PostgreSQL checks CREATE on the database before it sees that the schema
-    # exists, so without this grant the auth migration Job fails with "permission denied for
-    # database risingstars".
-    ("risingstars", "GRANT CREATE ON DATABASE risingstars TO rs_auth"),
-]
+# deploy.md's database preparation (deploy/rds-bootstrap.sql): one role and one schema per
+# service. chart-boot runs it statement by statement as the superuser; tests/deploy runs the file
+# with psql as a non-superuser master, as on RDS. The passwords are unused (trust auth).
+_PER_SERVICE_ROLES = rds_bootstrap.statements(
+    {"auth_password": "chart-boot", "upload_password": "chart-boot"}
+)
 
 
 def _database_secret() -> list[dict]:
@@ -102,4 +99,22 @@ def kind() -> Overlay:
     )
 
 
+def eks_stack() -> Overlay:
+    """template -> values -> pods: deploy/aws/rising-stars.yaml deployed on moto, its outputs
+    as the values file (python -m risingstars.dev.aws_stack values) over values-eks.yaml, then
+    the eks boot of those values. Run on request (make chart-boot OVERLAYS=eks-stack): the
+    template's deployment and its rendering are tested in tests/deploy."""
+    work = Path(tempfile.mkdtemp(prefix="rscb-stack-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    stack_values = work / "values-stack.yaml"
+    outputs = aws_stack.deploy_on_moto(work)
+    stack_values.write_text(yaml.safe_dump(aws_stack.values_from_outputs(outputs)))
+    overlay = eks()
+    overlay.name = "eks-stack"
+    overlay.values = [CHART / "values-eks.yaml", stack_values, HERE / "eks-endpoints.yaml"]
+    return overlay
+
+
 ALL = {"boot": boot, "kind": kind, "eks": eks}
+# Boots run only when named.
+ON_REQUEST = {"eks-stack": eks_stack}

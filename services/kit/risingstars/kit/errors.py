@@ -35,7 +35,31 @@ _FRAMEWORK_DETAIL = {
     413: "El cuerpo de la petición es demasiado grande",
     415: "Tipo de contenido no admitido",
 }
-_FRAMEWORK_CODE = {404: "not_found", 405: "method_not_allowed"}
+_FRAMEWORK_CODE = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "timeout",
+    409: "conflict",
+    410: "gone",
+    413: "too_large",
+    415: "unsupported_media_type",
+    423: "locked",
+    429: "too_many",
+    503: "unavailable",
+}
+
+
+def code_for(status: int) -> str:
+    """The `code` of an answer that no typed error chose (an HTTPException's status)."""
+    if status in _FRAMEWORK_CODE:
+        return _FRAMEWORK_CODE[status]
+    try:
+        return http.HTTPStatus(status).name.lower()
+    except ValueError:
+        return "error"
 
 
 class ServiceError(Exception):
@@ -70,9 +94,45 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
+class Unauthorized(ServiceError):
+    """No valid credentials: 401 with the Bearer challenge (RFC 6750)."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
 class Conflict(ServiceError):
     status_code = 409
     code = "conflict"
+
+
+class Gone(ServiceError):
+    """The resource existed and is no more (an expired or terminated upload)."""
+
+    status_code = 410
+    code = "gone"
+
+
+class TooLarge(ServiceError):
+    status_code = 413
+    code = "too_large"
+
+
+class Locked(ServiceError):
+    """Someone else is using the resource right now (a concurrent tus PATCH): try again later."""
+
+    status_code = 423
+    code = "locked"
+
+
+class TimedOut(ServiceError):
+    """The client was too slow sending its request (an idle or overlong upload)."""
+
+    status_code = 408
+    code = "timeout"
 
 
 class _RetryLater(ServiceError):
@@ -127,13 +187,10 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
 
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail
-    content: dict = {"detail": detail}
     if exc.status_code in _FRAMEWORK_DETAIL and detail == http.HTTPStatus(exc.status_code).phrase:
         # The framework's own English default (no such route, wrong method...).
-        content = {
-            "detail": _FRAMEWORK_DETAIL[exc.status_code],
-            "code": _FRAMEWORK_CODE.get(exc.status_code, "invalid_request"),
-        }
+        detail = _FRAMEWORK_DETAIL[exc.status_code]
+    content = {"detail": detail, "code": code_for(exc.status_code)}
     return JSONResponse(
         status_code=exc.status_code, content=content, headers=getattr(exc, "headers", None)
     )
@@ -239,7 +296,9 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, send: Send) -> None:
         error = BodyTooLarge(self.limit)
-        response = JSONResponse(status_code=413, content={"detail": error.detail})
+        response = JSONResponse(
+            status_code=413, content={"detail": error.detail, "code": code_for(413)}
+        )
         await response({"type": "http"}, _no_receive, send)
 
 
