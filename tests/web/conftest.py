@@ -12,6 +12,7 @@ import pytest
 
 from risingstars.dev import stack
 from risingstars.dev.browser import PHONE, chromium
+from risingstars.dev.infra import wait_until
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
 # Impacts that fail a page: axe's "serious" and "critical".
@@ -21,10 +22,11 @@ BLOCKING = ("serious", "critical")
 @pytest.fixture(scope="module")
 def web() -> Iterator[stack.System]:
     with stack.running(env={"RANKINGS_CACHE_SECONDS": "1", "QUEUE_REFRESH_SECONDS": "1"}) as s:
+        # make run says "ready" just before its gateway binds the port: wait for the page.
         try:
-            httpx.get(f"{s.url}/", timeout=30).raise_for_status()
-        except httpx.HTTPError as exc:
-            raise RuntimeError(f"make run does not serve the app: {exc}\n{s.log_tail()}") from None
+            wait_until(lambda: _serves(f"{s.url}/"), 30, "make run to serve the app")
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}\n{s.log_tail()}") from None
         yield s
 
 
@@ -32,6 +34,13 @@ def web() -> Iterator[stack.System]:
 def browser(web):
     with chromium() as b:
         yield b
+
+
+def _serves(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 class Page:
