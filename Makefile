@@ -3,11 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SERVICES := kit jobs auth upload processor operator
+SERVICES := kit jobs auth upload processor operator web
 STAMP := $(VENV)/.installed
 # tus-js-client, a third-party tus client the tests drive under Node.js.
 NODE_STAMP := tests/tusclients/node_modules/.installed
 ENTRY ?=
+# The web app: npm ci (lockfile) for tus-js-client and axe-core, then the build (hashed names)
+# into the web service's package.
+WEB_STAMP := services/web/risingstars/web/static/.built
+# Lighthouse for make bench ENTRY=web (its own lockfile: a large tree the tests do not need).
+LIGHTHOUSE_STAMP := bench/lighthouse/node_modules/.installed
 
 .PHONY: help venv run test lint fmt bench chart-check openapi k8s clean
 help: ## list the targets
@@ -23,16 +28,31 @@ $(NODE_STAMP): tests/tusclients/package.json tests/tusclients/package-lock.json
 	npm ci --prefix tests/tusclients --no-audit --no-fund --loglevel=error
 	touch $@
 
-venv: $(STAMP) ## create .venv with every service (editable) and the dev tools
+$(WEB_STAMP): web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	node web/build.mjs
+	touch $@
 
-run: $(STAMP) ## the whole system on http://localhost:8080 (Ctrl-C stops it)
+$(LIGHTHOUSE_STAMP): bench/lighthouse/package.json bench/lighthouse/package-lock.json
+	npm ci --prefix bench/lighthouse --no-audit --no-fund --loglevel=error
+	touch $@
+
+venv: $(STAMP) $(WEB_STAMP) ## create .venv with every service (editable) and the dev tools, and build the web app
+
+.PHONY: web screenshots
+web: $(WEB_STAMP) ## build the web app (web/dist: hashed assets, index.html)
+
+screenshots: $(STAMP) $(WEB_STAMP) ## every page of the web app at phone and desktop widths, into docs/web/
+	$(BIN)/python -m risingstars.dev.screenshots docs/web
+
+run: $(STAMP) $(WEB_STAMP) ## the whole system on http://localhost:8080 (Ctrl-C stops it)
 	$(BIN)/python -m risingstars.dev.run
 
 .PHONY: observe
 observe: $(STAMP) ## make run plus Prometheus on the chart's rules, on BASE_PORT+7 (make run OBSERVE=1)
 	OBSERVE=1 $(BIN)/python -m risingstars.dev.run
 
-test: $(STAMP) $(NODE_STAMP) ## the whole test suite (unit, integration, end to end, chart checks)
+test: $(STAMP) $(NODE_STAMP) $(WEB_STAMP) ## the whole test suite (unit, integration, end to end, chart checks)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory chart-check
 
@@ -44,7 +64,7 @@ fmt: $(STAMP) ## format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## benchmarks (ENTRY=name for one); prints BENCH lines
+bench: $(STAMP) $(WEB_STAMP) $(LIGHTHOUSE_STAMP) ## benchmarks (ENTRY=name for one); prints BENCH lines
 	$(BIN)/python -m bench $(ENTRY)
 
 chart-check: $(STAMP) ## lint, render, validate and policy-scan the Helm chart
@@ -81,7 +101,7 @@ loadtest-report: $(STAMP) ## a load-test run (RUN=.dev/loadtest/runs/<time>) as 
 	$(BIN)/python -m loadtest report $(RUN) $(if $(OUT),--out $(OUT)) $(if $(NOTE),--note "$(NOTE)")
 
 .PHONY: images
-images: $(STAMP) ## build the four service images with buildah (no daemon; as root), audit them, print their sizes
+images: $(STAMP) $(WEB_STAMP) ## build the five service images with buildah (no daemon; as root), audit them, print their sizes
 	$(BIN)/python -m risingstars.dev.images $(SERVICES_IMAGES) $(if $(BASE),--base $(BASE))
 
 .PHONY: aws-template

@@ -387,6 +387,7 @@ SCHEMA = obj(
         # Same image as upload: no image of its own.
         "uploadWorker": component(None, HPA),
         "processor": component(PROCESSOR_SETTINGS, PROCESSOR_SCALING),
+        "web": component(obj({"mediaSources": STR}, ["mediaSources"]), HPA),
         # The operator's Deployment; owned by the operator issue.
         "operator": obj(
             {
@@ -470,6 +471,7 @@ SCHEMA = obj(
         "upload",
         "uploadWorker",
         "processor",
+        "web",
     ],
     **{
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -11,8 +11,8 @@ import typing
 from pathlib import Path
 
 CONVENTIONS = Path(__file__).resolve().parents[2] / "docs" / "conventions.md"
-SERVICES = ("auth", "upload", "processor", "operator")
-HTTP_SERVICES = ("auth", "upload", "processor")
+SERVICES = ("auth", "upload", "processor", "operator", "web")
+HTTP_SERVICES = ("auth", "upload", "processor", "web")
 _NAME = re.compile(r"`([A-Z][A-Z0-9_]+)`")
 _OPTIONAL = re.compile(r"`([A-Z][A-Z0-9_]+)`\s*\(optional")
 

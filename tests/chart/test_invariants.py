@@ -166,6 +166,9 @@ def test_ingress_routes_auth_and_upload_paths(renders, name):
     upload = next(
         s["metadata"]["name"] for s in of_kind(renders[name], "Service") if component(s) == "upload"
     )
+    web = next(
+        s["metadata"]["name"] for s in of_kind(renders[name], "Service") if component(s) == "web"
+    )
     assert routes == {
         "/api/auth": auth,
         "/.well-known": auth,
@@ -173,6 +176,8 @@ def test_ingress_routes_auth_and_upload_paths(renders, name):
         "/api/public": upload,
         "/api/openapi.json": upload,
         "/api/docs": upload,
+        "/assets": web,
+        "/": web,
     }
 
 

@@ -238,7 +238,13 @@ def test_checkov_skips_are_keyed_by_the_check_they_skip(renders, name):
 def test_service_monitor_extra_labels_are_labels():
     objects = render(settings={"metrics.serviceMonitor": {"enabled": True, "labels": {"a": "b"}}})
     monitors = of_kind(objects, "ServiceMonitor")
-    assert {component(m) for m in monitors} == {"auth", "upload", "upload-worker", "processor"}
+    assert {component(m) for m in monitors} == {
+        "auth",
+        "upload",
+        "upload-worker",
+        "processor",
+        "web",
+    }
     for monitor in monitors:
         assert monitor["metadata"]["labels"]["a"] == "b"
         assert monitor["metadata"]["labels"]["app.kubernetes.io/instance"] == "rising-stars"

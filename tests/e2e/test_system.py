@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import uuid
 from pathlib import Path
 
 import httpx
@@ -14,29 +13,14 @@ import jwt
 import pytest
 from videos import make_clip
 
-from risingstars.dev import stack
+from risingstars.dev import stack, webseed
 from risingstars.dev.infra import wait_until
 
 
 def _signup_and_login(c: httpx.Client, first_name: str) -> tuple[str, str]:
     """A new account's email and access token."""
-    email = f"{first_name.lower()}.{uuid.uuid4().hex[:8]}@example.com"
-    r = c.post(
-        "/api/auth/signup",
-        json={
-            "first_name": first_name,
-            "last_name": "Pérez",
-            "email": email,
-            "password1": "a-long-passphrase",
-            "password2": "a-long-passphrase",
-            "city": "Bogotá",
-            "country": "Colombia",
-        },
-    )
-    assert r.status_code == 201, r.text
-    r = c.post("/api/auth/login", json={"email": email, "password": "a-long-passphrase"})
-    assert r.status_code == 200, r.text
-    return email, r.json()["access_token"]
+    player = webseed.player(c, first_name)
+    return player.email, player.token
 
 
 def test_one_url_serves_the_whole_flow(system, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SKAFFOLD = ROOT / "skaffold.yaml"
 DEPS = ROOT / "k8s" / "kind" / "deps"
-SERVICES = ("auth", "upload", "processor", "operator")
+SERVICES = ("auth", "upload", "processor", "operator", "web")
 
 
 def _config() -> dict:

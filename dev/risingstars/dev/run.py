@@ -31,18 +31,19 @@ from risingstars.dev.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[3]
 STATE = Path(os.environ.get("DEV_STATE_DIR", ROOT / ".dev"))
-# The gateway listens on BASE_PORT; the rest take the next six ports (docs/conventions.md).
+# The gateway listens on BASE_PORT; the rest take the next eight ports (docs/conventions.md).
 GATEWAY_PORT = int(os.environ.get("BASE_PORT", "8080"))
 PORTS = {
     "auth": GATEWAY_PORT + 1,
     "upload": GATEWAY_PORT + 2,
     "processor": GATEWAY_PORT + 3,
     "upload-worker": GATEWAY_PORT + 6,
+    "web": GATEWAY_PORT + 8,
 }
 MOTO_PORT, PG_PORT = GATEWAY_PORT + 4, GATEWAY_PORT + 5
 # OBSERVE=1 (make observe): Prometheus on the chart's rules (risingstars.dev.observe).
 PROMETHEUS_PORT = GATEWAY_PORT + 7
-SERVICES = ("auth", "upload", "processor")
+SERVICES = ("auth", "upload", "processor", "web")
 # Processes run besides each service's own (`python -m risingstars.<service> <command>`).
 EXTRA_PROCESSES = {"upload": [("upload-worker", "worker")]}
 COLORS = {
@@ -52,6 +53,7 @@ COLORS = {
     "processor": 33,
     "operator": 34,
     "prometheus": 31,
+    "web": 92,
     "run": 32,
 }
 ROUTES = [
@@ -61,6 +63,9 @@ ROUTES = [
     ("/api/openapi.json", "upload"),
     ("/api/docs", "upload"),
     ("/api/public", "upload"),
+    # The web app (services/web): the ingress sends it `/` and `/assets`; here every path the API
+    # does not claim, so an unknown one gets the web component's JSON 404.
+    ("/", "web"),
 ]
 
 
@@ -239,6 +244,8 @@ async def main() -> None:
             env.setdefault("AUTH_SIGNING_KEYS_DIR", str(keys))
             if not any(Path(env["AUTH_SIGNING_KEYS_DIR"]).glob("*.pem")):  # noqa: ASYNC240
                 await run_once("auth", ["genkey", env["AUTH_SIGNING_KEYS_DIR"]], env)
+        # The media host the web app's pages show videos from (moto's presigned links).
+        env.setdefault("WEB_MEDIA_SOURCES", env.get("AWS_ENDPOINT_URL", "https:"))
         env.setdefault("JWKS_URL", f"http://127.0.0.1:{PORTS['auth']}/.well-known/jwks.json")
         for service in ("auth", "upload"):
             if service in services:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
+import re
 import time
 import urllib.parse
 import uuid
@@ -179,3 +180,16 @@ def run_flow(c: Client, clip: bytes, *, city: str = "Bogotá", log: Callable[[st
     until(ranked, 90, "the vote to show in the rankings")
     log("rankings ok")
     return {"video_id": video_id, "downloads": downloads, "token": token}
+
+
+def check_web_app(c: Client, *, log: Callable[[str], None]) -> None:
+    """`/` through the Ingress is the web app: its page, with its CSP, names a hashed script
+    that is served and cached for good."""
+    page = expect(c.request("GET", "/"), 200, "web app page")
+    script = re.search(rb'<script type="module" src="(/assets/app\.[0-9a-f]+\.js)"', page.body)
+    if script is None or "script-src 'self'" not in page.headers.get("content-security-policy", ""):
+        raise FlowError(f"web app: / is not the app's page: {page.describe()}")
+    asset = expect(c.request("GET", script.group(1).decode()), 200, "web app script")
+    if "immutable" not in asset.headers.get("cache-control", ""):
+        raise FlowError(f"web app: {asset.url} is not cached for good: {asset.headers}")
+    log(f"web app at / (its script {script.group(1).decode()})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from risingstars.dev.chartboot import termination
 from risingstars.dev.chartboot.apiserver import chart_crds
-from risingstars.dev.chartboot.client import Client, FlowError, run_flow
+from risingstars.dev.chartboot.client import Client, FlowError, check_web_app, run_flow
 from risingstars.dev.chartboot.kubelet import Pod
 from risingstars.dev.chartboot.manifests import (
     BootFailure,
@@ -36,6 +36,7 @@ class FlowPhase:
         self.step(f"flow through the Ingress at {c.base}")
         try:
             result = run_flow(c, clip, log=self.step)
+            check_web_app(c, log=self.step)
         except FlowError as exc:
             raise BootFailure(f"{exc}\n  routed: {self._last_route()}") from None
         self.check_alive()

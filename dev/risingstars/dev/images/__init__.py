@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[4]
 DOCKERFILE = ROOT / "services" / "Dockerfile"
-SERVICES = ("auth", "upload", "processor", "operator")
+SERVICES = ("auth", "upload", "processor", "operator", "web")
 TAG = "local"
 
 

@@ -1,7 +1,7 @@
 """make images: build every service image (or those named) on the local base, audit each, and
 print the size table.
 
-python -m risingstars.dev.images [auth] [upload] [processor] [operator] [--base REF]
+python -m risingstars.dev.images [auth] [upload] [processor] [operator] [web] [--base REF]
 
 --base takes a public base pinned by digest (a real build); without it the local Debian base is
 made once and reused.

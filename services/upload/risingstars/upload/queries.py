@@ -55,14 +55,14 @@ DELETE_VIDEO = "DELETE FROM videos WHERE id = $1"
 DELETE_PENDING_JOB = "DELETE FROM outbox WHERE kind = 'job' AND video_id = $1"
 
 PUBLIC_LIST = """
-SELECT id, title, username, city, processed_key, votes, processed_at
+SELECT id, title, username, city, processed_key, thumbnail_key, votes, processed_at
 FROM videos WHERE status = 'processed'
 ORDER BY processed_at DESC, id DESC
 LIMIT $1 OFFSET $2
 """
 
 PUBLIC_LIST_CITY = """
-SELECT id, title, username, city, processed_key, votes, processed_at
+SELECT id, title, username, city, processed_key, thumbnail_key, votes, processed_at
 FROM videos WHERE status = 'processed' AND city_key = $3
 ORDER BY processed_at DESC, id DESC
 LIMIT $1 OFFSET $2
@@ -71,14 +71,14 @@ LIMIT $1 OFFSET $2
 # Keyset pages (`after`, a cursor naming the last row seen): the index range starts at the
 # cursor, so any page costs the same however deep it is.
 PUBLIC_AFTER = """
-SELECT id, title, username, city, processed_key, votes, processed_at
+SELECT id, title, username, city, processed_key, thumbnail_key, votes, processed_at
 FROM videos WHERE status = 'processed' AND (processed_at, id) < ($2, $3)
 ORDER BY processed_at DESC, id DESC
 LIMIT $1
 """
 
 PUBLIC_AFTER_CITY = """
-SELECT id, title, username, city, processed_key, votes, processed_at
+SELECT id, title, username, city, processed_key, thumbnail_key, votes, processed_at
 FROM videos WHERE status = 'processed' AND city_key = $4 AND (processed_at, id) < ($2, $3)
 ORDER BY processed_at DESC, id DESC
 LIMIT $1

@@ -144,6 +144,8 @@ async def public_videos(
             "city": r["city"],
             "processed_url": await links.media_url(r["processed_key"]),
             "votes": r["votes"],
+            # Extension: the showcase's grid shows each video's picture before any video byte.
+            "thumbnail_url": await links.media_url(r["thumbnail_key"]),
         }
         for r in rows
     ]

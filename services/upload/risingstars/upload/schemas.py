@@ -99,6 +99,8 @@ class PublicVideo(BaseModel):
     city: str
     processed_url: str | None
     votes: int
+    # Extension.
+    thumbnail_url: str | None = Field(None, description="The processed video's thumbnail (JPEG)")
 
 
 class Voted(BaseModel):

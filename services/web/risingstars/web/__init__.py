@@ -1,0 +1,1 @@
+"""Rising Stars on the web: serves the built app."""
