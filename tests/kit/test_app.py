@@ -204,9 +204,3 @@ async def test_the_body_limit_exempts_exactly_the_routes_named() -> None:
     assert longer.status_code == 413 and longer.json()["code"] == "too_large"
     assert other_method.status_code == 413
     assert deeper.status_code == 413
-
-
-def test_the_body_limit_stays_importable_from_errors() -> None:
-    from risingstars.kit import bodylimit, errors
-
-    assert errors.BodyLimitMiddleware is bodylimit.BodyLimitMiddleware

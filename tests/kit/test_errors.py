@@ -7,7 +7,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
 
-from risingstars.kit import db, errors
+from risingstars.kit import bodylimit, db, errors
 from risingstars.kit.app import create_app
 
 
@@ -93,7 +93,7 @@ async def test_the_body_limit_refusal_carries_a_code() -> None:
     async def echo(payload: dict) -> dict:
         return payload
 
-    limited = errors.BodyLimitMiddleware(app, limit=8)
+    limited = bodylimit.BodyLimitMiddleware(app, limit=8)
     async with await _client(limited) as client:
         response = await client.post("/echo", content=b'{"a": "0123456789"}')
     assert response.status_code == 413

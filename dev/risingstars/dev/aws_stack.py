@@ -31,7 +31,9 @@ from risingstars.processor.settings import Settings as ProcessorSettings
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "deploy" / "aws" / "rising-stars.yaml"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
-SERVICES = ("auth", "upload", "processor", "operator")
+
+# Each has its image repository (the web app too: its static files are served by its own pods).
+SERVICES = ("auth", "upload", "processor", "operator", "web")
 
 _PROCESSOR = {f.name: f.default for f in dataclasses.fields(ProcessorSettings)}
 # The queue's own visibility timeout is what a message gets when a processor dies without

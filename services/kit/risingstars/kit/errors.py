@@ -245,13 +245,3 @@ def install_unavailable(app: FastAPI, faults: tuple[type[BaseException], ...], d
     """Map a dependency's fault types (e.g. `db.UNAVAILABLE`) to the one 503 answer."""
     for fault in faults:
         app.add_exception_handler(fault, unavailable(detail))
-
-
-def __getattr__(name: str):
-    # The body limit moved to kit.bodylimit; the upload service's app still imports it from
-    # here (until it switches to `create_app(body_limit_routes=...)`).
-    if name in ("BodyLimitMiddleware", "BodyTooLarge"):
-        from risingstars.kit import bodylimit
-
-        return getattr(bodylimit, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

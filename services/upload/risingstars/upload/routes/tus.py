@@ -132,20 +132,17 @@ async def capabilities(rt: Runtime) -> Response:
     )
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_class=Response,  # the answer is in its headers
-    responses=schemas.errors(400, 401, 408, 412, 413, 423, 429, 503),
-    openapi_extra=schemas.TUS_CREATE,
-)
-@router.post(
-    "/",
-    status_code=201,
-    response_class=Response,  # the answer is in its headers
-    responses=schemas.errors(400, 401, 408, 412, 413, 423, 429, 503),
-    openapi_extra=schemas.TUS_CREATE,
-)
+# tus clients create at the collection's URL with or without its trailing slash.
+CREATED = {
+    "status_code": 201,
+    "response_class": Response,  # the answer is in its headers
+    "responses": schemas.errors(400, 401, 408, 412, 413, 423, 429, 503),
+    "openapi_extra": schemas.TUS_CREATE,
+}
+
+
+@router.post("", **CREATED)
+@router.post("/", **CREATED)
 async def create(request: Request, user: User, rt: Runtime) -> Response:
     if "upload-defer-length" in request.headers:
         raise errors.Invalid(messages.TUS_DEFER_LENGTH)
