@@ -515,25 +515,37 @@ async def test_trickling_tus_requests_of_one_account_do_not_stop_another_users_u
         uploads = [await tus_create(svc, len(data)) for _ in range(5)]
         tricklers = [TusTrickle(svc, u, attacker, data) for u in uploads for _ in range(4)]
         tasks = [asyncio.create_task(t.run()) for t in tricklers]
-        store = svc.runtime.buffers
+        try:
+            store = svc.runtime.buffers
 
-        def settled() -> bool:
-            return sum(t.done() for t in tasks) == 17 and store.parts == 3
+            def settled() -> bool:
+                return sum(t.done() for t in tasks) == 17 and store.parts == 3
 
-        await eventually(settled, ANSWER_TIMEOUT, "17 refusals and 3 trickling requests")
-        refused = sorted(t.result() for t in tasks if t.done())
-        assert refused == [423] * 15 + [429] * 2
+            await eventually(settled, ANSWER_TIMEOUT, "17 refusals and 3 trickling requests")
+            refused = sorted(t.result() for t in tasks if t.done())
+            # An upload's first PATCH takes its lease and the others get 423 at once; of the lease
+            # holders the account's slots admit three and refuse the rest (429). Which request of
+            # an upload wins its lease is the scheduler's choice: a holder refused a slot frees the
+            # lease, and a sibling that takes it meets the full slots too (429 instead of 423).
+            assert set(refused) <= {423, 429} and refused.count(429) >= 2, refused
 
-        victim = await asyncio.wait_for(
-            svc.upload(clips["big"], headers=svc.headers(str(uuid.uuid4()))), ANSWER_TIMEOUT
-        )
-        assert victim.status_code == 201, victim.text
-        assert stored(s3, svc, victim) == data
+            victim = await asyncio.wait_for(
+                svc.upload(clips["big"], headers=svc.headers(str(uuid.uuid4()))), ANSWER_TIMEOUT
+            )
+            assert victim.status_code == 201, victim.text
+            assert stored(s3, svc, victim) == data
 
-        for trickler in tricklers:
-            trickler.stop.set()
-        statuses = await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
-        assert all(400 <= s < 500 for s in statuses), statuses
-        # What the trickling requests sent was kept, as for any dropped request.
-        offsets = [(await svc.runtime.tus.get(u, attacker)).offset for u in uploads]
-        assert sorted(o > 0 for o in offsets) == [False, False, True, True, True]
+            for trickler in tricklers:
+                trickler.stop.set()
+            statuses = await asyncio.wait_for(asyncio.gather(*tasks), ANSWER_TIMEOUT)
+            assert all(400 <= s < 500 for s in statuses), statuses
+            # What the trickling requests sent was kept, as for any dropped request.
+            offsets = [(await svc.runtime.tus.get(u, attacker)).offset for u in uploads]
+            assert sorted(o > 0 for o in offsets) == [False, False, True, True, True]
+        finally:
+            # A failed assertion must not leave requests trickling into the next tests.
+            for trickler in tricklers:
+                trickler.stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from risingstars import jobs
 from risingstars.upload.text import city_key
 
-PUBLIC_FIELDS = {"video_id", "title", "username", "city", "processed_url", "votes"}
+PUBLIC_FIELDS = {"video_id", "title", "username", "city", "processed_url", "thumbnail_url", "votes"}
 
 
 async def _seed(svc, user_id: str, username: str, city: str, votes: int = 0, *,

@@ -185,7 +185,8 @@ TUS_APPEND = {
         },
     },
 }
-TUS_TERMINATE = {"parameters": [TUS_VERSION_HEADER]}
+# HEAD and DELETE carry only the protocol version (412 without it).
+TUS_VERSION_ONLY = {"parameters": [TUS_VERSION_HEADER]}
 
 
 def errors(*statuses: int) -> dict[int | str, dict]:

@@ -160,7 +160,11 @@ async def create(request: Request, user: User, rt: Runtime) -> Response:
     return Response(status_code=201, headers=headers)
 
 
-@router.head("/{upload_id}", responses=schemas.errors(401, 404, 410))
+@router.head(
+    "/{upload_id}",
+    responses=schemas.errors(401, 404, 410, 412),
+    openapi_extra=schemas.TUS_VERSION_ONLY,
+)
 async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
     upload = await rt.tus.get(_upload_id(upload_id), user.sub)
     headers = _headers(upload) | {"Upload-Length": str(upload.length)}
@@ -191,7 +195,7 @@ async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> R
     "/{upload_id}",
     status_code=204,
     responses=schemas.errors(401, 404, 409, 410, 412, 423),
-    openapi_extra=schemas.TUS_TERMINATE,
+    openapi_extra=schemas.TUS_VERSION_ONLY,
 )
 async def terminate(upload_id: str, user: User, rt: Runtime) -> Response:
     async with rt.tus.leased(_upload_id(upload_id), user.sub) as upload:
