@@ -48,7 +48,7 @@ def api_hosts(objects: list[dict]) -> set[str]:
 
 
 @pytest.mark.parametrize("name", SETS)
-def test_finding_10_2_links_never_point_at_the_api_host(renders, name):
+def test_links_never_point_at_the_api_host(renders, name):
     """The ingress routes no object paths, so a link base on the API host is a dead link."""
     container = upload_api(renders[name])
     hosts = api_hosts(renders[name])
@@ -58,12 +58,12 @@ def test_finding_10_2_links_never_point_at_the_api_host(renders, name):
             assert urlsplit(base).hostname not in hosts, f"{name}: {variable}={base}"
 
 
-def test_finding_10_2_eks_links_stay_presigned():
+def test_eks_links_stay_presigned():
     container = upload_api(render((CHART / "values-eks.yaml",)))
     assert not [v for v in LINK_BASES if env_value(container, v) is not None]
 
 
-def test_finding_10_2_a_media_base_reaches_the_api_pods_only_when_set():
+def test_a_media_base_reaches_the_api_pods_only_when_set():
     objects = render(settings={"upload.mediaBaseUrl": "https://media.example.com"})
     assert env_value(upload_api(objects), "MEDIA_BASE_URL") == "https://media.example.com"
     assert env_value(upload_api(render()), "MEDIA_BASE_URL") is None
@@ -118,7 +118,7 @@ def _changed(change) -> dict:
     return pod
 
 
-def test_finding_10_19_the_operator_may_change_only_the_pod_deletion_cost():
+def test_the_operator_may_change_only_the_pod_deletion_cost():
     objects = render(settings=OPERATOR)
     policy, binding = _admission_policy(objects)
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
@@ -152,7 +152,7 @@ def test_finding_10_19_the_operator_may_change_only_the_pod_deletion_cost():
     assert _admits(policy, other, POD, _changed(denied["image"]))
 
 
-def test_finding_10_19_no_admission_policy_without_the_operator():
+def test_no_admission_policy_without_the_operator():
     assert not of_kind(render(), "ValidatingAdmissionPolicy")
     off = render(settings={**OPERATOR, "operator.admissionPolicy.enabled": False})
     assert not of_kind(off, "ValidatingAdmissionPolicy")
@@ -161,7 +161,7 @@ def test_finding_10_19_no_admission_policy_without_the_operator():
 # --- 10.19 the signing key under helm template / GitOps --------------------------------------
 
 
-def test_finding_10_19_rendered_without_a_cluster_the_signing_key_comes_from_a_named_secret():
+def test_rendered_without_a_cluster_the_signing_key_comes_from_a_named_secret():
     """`helm template` (k8s/base, Argo CD, Flux) cannot look up the generated key, so each render
     would carry a new one: the generated manifests name an existing Secret and carry no key,
     and the docs say how to create it."""
@@ -184,7 +184,7 @@ def test_finding_10_19_rendered_without_a_cluster_the_signing_key_comes_from_a_n
 
 
 @pytest.mark.parametrize("name", SETS)
-def test_finding_10_19_the_namespace_denies_by_default(renders, name):
+def test_the_namespace_denies_by_default(renders, name):
     deny = [
         p
         for p in of_kind(renders[name], "NetworkPolicy")
@@ -201,7 +201,7 @@ def test_finding_10_19_the_namespace_denies_by_default(renders, name):
         assert [p for p in own if selects(p, labels)], workload["metadata"]["name"]
 
 
-def test_finding_10_19_kind_dependencies_have_their_own_allow_policies():
+def test_kind_dependencies_have_their_own_allow_policies():
     deps = ROOT / "k8s" / "kind" / "deps"
     kustomization = yaml.safe_load((deps / "kustomization.yaml").read_text())
     policies = [
@@ -222,7 +222,7 @@ def _trusted(container: dict) -> list[ipaddress.IPv4Network]:
     return [ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip()]
 
 
-def test_finding_10_19_eks_trusts_forwarded_addresses_only_from_the_alb_subnets():
+def test_eks_trusts_forwarded_addresses_only_from_the_alb_subnets():
     objects = render((CHART / "values-eks.yaml",))
     trusted = _trusted(upload_api(objects))
     assert trusted
@@ -243,7 +243,7 @@ def test_finding_10_19_eks_trusts_forwarded_addresses_only_from_the_alb_subnets(
 
 
 @pytest.mark.parametrize("name", SETS)
-def test_finding_10_19_forwarded_addresses_are_trusted_only_from_admitted_ingress_addresses(
+def test_forwarded_addresses_are_trusted_only_from_admitted_ingress_addresses(
     renders, name
 ):
     """Where the ingress is admitted by address (ipBlock), nothing wider may be trusted: the rest
