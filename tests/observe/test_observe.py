@@ -66,13 +66,15 @@ def observed() -> Iterator[tuple[stack.System, Prometheus]]:
             "rising-stars-upload",
             "rising-stars-upload-worker",
             "rising-stars-processor",
+            "rising-stars-web",
         }
 
         def scraped() -> set[str]:
             targets = prometheus.api("targets")["activeTargets"]
             return {t["labels"]["service"] for t in targets if t["health"] == "up"}
 
-        wait_until(lambda: scraped() == services, 30, "every service scraped")
+        # A slow start on a busy machine is no failure; a service missing for good is.
+        wait_until(lambda: scraped() == services, 120, "every service scraped")
         yield system, prometheus
 
 
