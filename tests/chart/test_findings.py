@@ -243,9 +243,7 @@ def test_eks_trusts_forwarded_addresses_only_from_the_alb_subnets():
 
 
 @pytest.mark.parametrize("name", SETS)
-def test_forwarded_addresses_are_trusted_only_from_admitted_ingress_addresses(
-    renders, name
-):
+def test_forwarded_addresses_are_trusted_only_from_admitted_ingress_addresses(renders, name):
     """Where the ingress is admitted by address (ipBlock), nothing wider may be trusted: the rest
     of such a range (pods, on EKS) could connect and forge X-Forwarded-For."""
     objects = renders[name]
