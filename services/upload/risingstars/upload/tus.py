@@ -35,7 +35,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-from botocore.exceptions import ClientError
 
 from risingstars.kit import errors
 from risingstars.upload import catalog, intake, messages, metrics, storage, tus_queries
@@ -431,15 +430,3 @@ class _Request:
         ):
             raise errors.Conflict(messages.TUS_RACE)  # removed meanwhile (its lease ran out)
         return await self.uploads._record(upload, etags)
-
-
-async def expire_forever(clients: Any, settings: Any) -> None:
-    """The worker's loop: expired tus uploads removed every CLEANUP_INTERVAL_SECONDS."""
-    while True:
-        try:
-            removed = await expire(clients.pool, clients.s3, settings.s3_bucket)
-            if removed:
-                log.info("expired tus uploads removed", extra={"count": removed})
-        except (asyncpg.PostgresError, OSError, ClientError, errors.Unavailable) as exc:
-            log.warning("tus expiry failed", extra={"error": repr(exc)})
-        await asyncio.sleep(settings.cleanup_interval_seconds)
