@@ -86,13 +86,11 @@ def create_app(
     *,
     lifespan: Lifespan | None = None,
     max_body_bytes: int = 64 * 1024,
-    body_limit_exempt: tuple[str, ...] = (),
     body_limit_routes: Iterable[tuple[str, str]] = (),
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """`body_limit_routes`: (method, path template) of the routes that enforce their own body
-    limits, e.g. ("PATCH", "/api/videos/tus/{upload_id}") (see kit.bodylimit);
-    `body_limit_exempt` is the older prefix form."""
+    limits, e.g. ("PATCH", "/api/videos/tus/{upload_id}") (see kit.bodylimit)."""
     lifecycle = Lifecycle()
 
     @contextlib.asynccontextmanager
@@ -115,7 +113,6 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware,
         limit=max_body_bytes,
-        exempt_prefixes=body_limit_exempt,
         own_limits=tuple(body_limit_routes),
     )
     app.add_middleware(metrics.ObserveMiddleware)

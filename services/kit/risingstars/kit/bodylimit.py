@@ -9,8 +9,7 @@ Those routes are named exactly, by method and path template, as the router decla
     ])
 
 A `{name}` matches one path segment; nothing else is exempt (`/api/videos/uploads/...` keeps
-the limit although it starts like the streamed upload's path). `exempt_prefixes` (whole path
-prefixes) is the older form, kept until the upload service switches."""
+the limit although it starts like the streamed upload's path)."""
 
 from __future__ import annotations
 
@@ -39,23 +38,13 @@ class BodyTooLarge(StarletteHTTPException):
 
 
 class BodyLimitMiddleware:
-    def __init__(
-        self,
-        app: ASGIApp,
-        limit: int,
-        exempt_prefixes: tuple[str, ...] = (),
-        own_limits: Iterable[Route] = (),
-    ) -> None:
+    def __init__(self, app: ASGIApp, limit: int, own_limits: Iterable[Route] = ()) -> None:
         self.app = app
         self.limit = limit
-        self.exempt = exempt_prefixes
         self.own = [(method.upper(), _pattern(template)) for method, template in own_limits]
 
     def _exempt(self, scope: Scope) -> bool:
-        path = scope["path"]
-        if self.exempt and path.startswith(self.exempt):
-            return True
-        method = scope["method"]
+        path, method = scope["path"], scope["method"]
         return any(m == method and pattern.fullmatch(path) for m, pattern in self.own)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
