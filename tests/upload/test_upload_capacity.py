@@ -18,7 +18,7 @@ from asgi_scope import upload_scope
 from polling import eventually
 from prometheus_client.parser import text_string_to_metric_families
 
-from risingstars.upload import capacity
+from risingstars.kit import errors
 from risingstars.upload.settings import MiB
 
 CHUNK = 64 * 1024
@@ -441,7 +441,7 @@ async def test_a_quiet_tus_request_ends_and_keeps_what_arrived(
             yield data[:MiB]
             await never.wait()
 
-        with pytest.raises(capacity.TimedOut):
+        with pytest.raises(errors.TimedOut):
             async with svc.runtime.tus.leased(upload_id, svc.user) as upload:
                 await asyncio.wait_for(
                     svc.runtime.tus.append(upload, 0, then_silence()), ANSWER_TIMEOUT

@@ -14,7 +14,7 @@ import pytest
 from polling import eventually
 from prometheus_client import REGISTRY
 
-from risingstars.upload.capacity import Busy
+from risingstars.kit.errors import Unavailable
 from risingstars.upload.spill import PartStore
 
 PART = 1024
@@ -28,10 +28,11 @@ async def test_memory_first_then_disk_then_busy(tmp_path) -> None:
     store = store_in(tmp_path, reclaim_after=float("inf"))
     first, second = await store.admit(), await store.admit()
     assert (first.in_memory, second.in_memory) == (True, False)
-    with pytest.raises(Busy) as refused:
+    with pytest.raises(Unavailable) as refused:
         await store.admit()
     assert (refused.value.status_code, refused.value.headers()) == (503, {"Retry-After": "5"})
     assert "demasiadas cargas" in refused.value.detail
+    assert refused.value.code == "busy"
 
     second.write(memoryview(b"x" * 100))
     assert second.path is not None and second.path.read_bytes() == b"x" * 100
@@ -52,7 +53,7 @@ async def test_a_running_upload_waits_for_a_part_and_new_ones_do_not_overtake(tm
     await eventually(lambda: store.waiting == 1, 5, "the upload to wait")
     assert not waiter.done()
     held.close()
-    with pytest.raises(Busy):
+    with pytest.raises(Unavailable):
         await store.admit()  # the woken waiter goes first
     part = await asyncio.wait_for(waiter, 5)
     assert part.in_memory and store.waiting == 0
@@ -94,7 +95,7 @@ async def test_a_new_upload_is_refused_when_no_room_comes_within_the_wait(tmp_pa
     store = store_in(tmp_path, disk_parts=0, admission_wait=0.2)
     held = await store.admit()
     refused = REGISTRY.get_sample_value("upload_admissions_refused_total") or 0
-    with pytest.raises(Busy) as busy:
+    with pytest.raises(Unavailable) as busy:
         await asyncio.wait_for(store.admit(), 5)
     assert busy.value.headers() == {"Retry-After": "5"}
     assert REGISTRY.get_sample_value("upload_admissions_refused_total") == refused + 1
@@ -145,7 +146,7 @@ async def test_an_idle_memory_part_moves_to_disk_for_a_newcomer(tmp_path) -> Non
     assert b"".join([bytes(c) async for c in body]) == b"a" * 300 + b"b" * (PART - 300)
     # Sealed parts stay where they are: there is no room left for a third.
     fast.seal()
-    with pytest.raises(Busy):
+    with pytest.raises(Unavailable):
         await store.admit()
     slow.close()
     fast.close()

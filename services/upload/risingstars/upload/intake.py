@@ -24,7 +24,6 @@ from starlette.types import Receive
 
 from risingstars.kit import aws, errors
 from risingstars.upload import catalog, messages, metrics, mp4, queries, storage
-from risingstars.upload.capacity import TimedOut
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.s3upload import abort_upload
 from risingstars.upload.text import clean_title
@@ -131,6 +130,14 @@ def tally(path: str, outcome: str, reason: str, started: float | None = None) ->
     metrics.UPLOADS.labels(path, outcome, reason).inc()
     if started is not None:
         metrics.UPLOAD_DURATION.labels(outcome).observe(time.perf_counter() - started)
+
+
+def outcome(exc: errors.ServiceError) -> str:
+    """How a refused upload ended, for the uploads metric: cut off (408), failed on our side
+    (503), or rejected."""
+    if isinstance(exc, errors.TimedOut):
+        return "aborted"
+    return "failed" if isinstance(exc, errors.Unavailable) else "rejected"
 
 
 def uploaded(video_id: Any) -> dict[str, str]:
@@ -303,7 +310,7 @@ async def body_of(receive: Receive) -> AsyncIterator[bytes]:
 
 
 async def paced(chunks: AsyncIterator[bytes], idle_seconds: float) -> AsyncIterator[bytes]:
-    """`chunks`, cut off with capacity.TimedOut("idle") once the client sends nothing for
+    """`chunks`, cut off with errors.TimedOut (code `idle`) once the client sends nothing for
     `idle_seconds`. Only the client's silence counts: time the caller spends waiting for room
     for a part is ours."""
     received = aiter(chunks)
@@ -315,6 +322,6 @@ async def paced(chunks: AsyncIterator[bytes], idle_seconds: float) -> AsyncItera
             return
         except TimeoutError:
             metrics.IDLE_ABORTED.inc()
-            raise TimedOut("idle", messages.upload_idle(idle_seconds)) from None
+            raise errors.TimedOut(messages.upload_idle(idle_seconds), code="idle") from None
         yield chunk
         del chunk  # see body_of

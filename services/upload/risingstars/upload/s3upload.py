@@ -62,7 +62,7 @@ class MultipartWriter:
         self._closed = False
 
     async def reserve(self) -> None:
-        """Take the first part, waiting for room in turn (PartStore.admit; capacity.Busy past
+        """Take the first part, waiting for room in turn (PartStore.admit; capacity.busy past
         the admission wait): an upload is only started when there is room to hold it."""
         await self._window.acquire()  # free: nothing is in flight yet
         try:

@@ -13,7 +13,7 @@ can always be finished: when memory and disk are both spoken for, running upload
 part to come back (one always does: parts in flight to S3 finish), and new uploads wait behind
 them, first come first served, without a byte of their body read (the server stops reading
 their sockets, so the clients simply slow down) for at most `admission_wait` seconds; only then
-are they refused (`capacity.Busy`, 503 + Retry-After). A closed-loop client (a load tool, a
+are they refused (`capacity.busy`, 503 + Retry-After). A closed-loop client (a load tool, a
 phone, a script) does not retry a 503, so refusing at once would turn a moment of slow storage
 into failed uploads. A new upload that waits holds nothing; one admitted and then stalled loses
 its memory part to disk (below) and ends at the idle timeout.
@@ -35,8 +35,7 @@ import zlib
 from collections import deque
 from pathlib import Path
 
-from risingstars.upload import metrics
-from risingstars.upload.capacity import Busy
+from risingstars.upload import capacity, metrics
 from risingstars.upload.partbody import FileBody, PartBody
 
 # A memory part this long without data is slow or stalled: its buffer goes to a faster upload.
@@ -168,7 +167,7 @@ class PartStore:
 
     async def admit(self) -> Part:
         """The first part of a new upload: at once if there is room and nobody waits, else in
-        turn behind everyone waiting, for at most `admission_wait` seconds (then Busy)."""
+        turn behind everyone waiting, for at most `admission_wait` seconds (then busy)."""
         started = time.monotonic()
         try:
             if not (self._running or self._new) and (part := self._try_take()) is not None:
@@ -178,7 +177,7 @@ class PartStore:
                     return await self._wait(self._new)
             except TimeoutError:
                 metrics.ADMISSIONS_REFUSED.inc()
-                raise Busy() from None
+                raise capacity.busy() from None
         finally:
             metrics.ADMISSION_WAIT.observe(time.monotonic() - started)
 

@@ -24,7 +24,6 @@ from starlette.types import Receive
 
 from risingstars.kit import db, errors
 from risingstars.upload import capacity, catalog, intake, messages, metrics, mp4, storage
-from risingstars.upload.capacity import TimedOut
 from risingstars.upload.formstream import (
     FormError,
     FormStream,
@@ -150,9 +149,9 @@ async def receive_form(
     writer: MultipartWriter,
     policy: UploadPolicy,
 ) -> Received:
-    """Read the form from `chunks` into `writer`; raise errors.Invalid, TimedOut (or the
-    client's disconnect, or a StorageError) with the S3 upload already aborted, or
-    capacity.Busy before reading anything."""
+    """Read the form from `chunks` into `writer`; raise errors.Invalid, errors.TimedOut (or
+    the client's disconnect, or a StorageError) with the S3 upload already aborted, or
+    capacity.busy's 503 before reading anything."""
     try:
         form_stream = FormStream(boundary_of(content_type))
     except FormError:
@@ -167,7 +166,8 @@ async def receive_form(
         except TimeoutError:
             if not deadline.expired():
                 raise
-            raise TimedOut("deadline", messages.upload_deadline(policy.deadline_seconds)) from None
+            detail = messages.upload_deadline(policy.deadline_seconds)
+            raise errors.TimedOut(detail, code="deadline") from None
     except BaseException:
         # Shielded: a cancelled request (server shutdown) must still clean up.
         await asyncio.shield(writer.abort())
@@ -231,9 +231,7 @@ class StreamedUploads:
             intake.tally("stream", "failed", "storage", started)
             raise intake.storage_down(exc) from None
         except errors.ServiceError as exc:
-            # capacity's refusals say how they ended; a bad file or a quota is a rejection.
-            failed = "failed" if isinstance(exc, errors.Unavailable) else "rejected"
-            intake.tally("stream", getattr(exc, "outcome", failed), exc.code, started)
+            intake.tally("stream", intake.outcome(exc), exc.code, started)
             log.info("upload refused", extra={"code": exc.code, "user_id": owner.user_id})
             raise
         intake.tally("stream", "accepted", "ok", started)

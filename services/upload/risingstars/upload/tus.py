@@ -38,7 +38,7 @@ import asyncpg
 
 from risingstars.kit import errors
 from risingstars.upload import catalog, intake, messages, metrics, storage, tus_queries
-from risingstars.upload.capacity import TimedOut, UserSlots
+from risingstars.upload.capacity import UserSlots
 from risingstars.upload.s3upload import MultipartWriter, StorageError, abort_upload
 from risingstars.upload.spill import PartStore
 
@@ -183,10 +183,10 @@ class TusUploads:
 
     async def append(self, upload: Upload, offset: int, body: AsyncIterator[bytes]) -> Upload:
         """Store the bytes of one PATCH request on a leased upload; returns the upload as it
-        now stands. If the client goes away or goes quiet (capacity.TimedOut) mid-request,
-        what arrived is kept, then the error is re-raised. capacity.TooManyUploads: the user
-        has as many uploads running as allowed; capacity.Busy: no room came for a part within
-        the admission wait; in both cases nothing was read."""
+        now stands. If the client goes away or goes quiet (errors.TimedOut) mid-request, what
+        arrived is kept, then the error is re-raised. errors.TooMany: the user has as many
+        uploads running as allowed; capacity.busy's 503: no room came for a part within the
+        admission wait; in both cases nothing was read."""
         assert upload.lease is not None, "append needs the upload's lease"
         with self.slots.hold(upload.owner.user_id):
             return await self._append(upload, offset, body)
@@ -210,7 +210,7 @@ class TusUploads:
                 if not deadline.expired():
                     raise
                 detail = messages.upload_deadline(self.intake.policy.deadline_seconds)
-                raise TimedOut("deadline", detail) from None
+                raise errors.TimedOut(detail, code="deadline") from None
             if request.received < upload.length:
                 return await request.keep_what_arrived()
             return await request.finish()

@@ -106,11 +106,12 @@ async def _append(rt, request: Request, upload_id: uuid.UUID, user: User, offset
     try:
         async with rt.tus.leased(upload_id, user.sub) as upload:
             upload = await rt.tus.append(upload, offset, intake.body_of(request.receive))
-    except capacity.Refused as exc:
-        intake.tally("tus", exc.outcome, exc.reason)
-        raise
-    except errors.Invalid as exc:
-        intake.tally("tus", "rejected", exc.code)
+    except errors.ServiceError as exc:
+        # A refused file or a capacity refusal is counted; a storage fault or a race is not.
+        if isinstance(exc, (errors.Invalid, errors.TimedOut, errors.TooMany)) or (
+            exc.code == capacity.BUSY
+        ):
+            intake.tally("tus", intake.outcome(exc), exc.code)
         raise
     if upload.completed:
         intake.tally("tus", "accepted", "ok", started)
