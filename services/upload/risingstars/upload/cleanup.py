@@ -21,19 +21,10 @@ log = logging.getLogger("risingstars.upload.cleanup")
 
 
 class Sweeper:
-    def __init__(
-        self,
-        clients: Clients,
-        *,
-        bucket: str,
-        max_age_seconds: float,
-        interval_seconds: float,
-    ) -> None:
-        # The worker runs `sweep` every `interval` (kit.periodic).
+    def __init__(self, clients: Clients, *, bucket: str, max_age_seconds: float) -> None:
         self.pool, self.s3 = clients.pool, clients.s3
         self.bucket = bucket
         self.max_age = max_age_seconds
-        self.interval = interval_seconds
 
     async def sweep(
         self, max_age_seconds: float | None = None, orphan_age_seconds: float | None = None

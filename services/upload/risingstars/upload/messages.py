@@ -55,13 +55,6 @@ def open_uploads(limit: int) -> str:
     )
 
 
-def open_tus_uploads(limit: int) -> str:
-    return (
-        f"Tienes {limit} cargas reanudables sin terminar: termina o cancela alguna antes de "
-        "empezar otra"
-    )
-
-
 def too_large(limit: int) -> str:
     return f"El archivo supera el tamaño máximo permitido de {limit / 1_048_576:g} MB"
 
@@ -115,7 +108,6 @@ def failure(code: str | None) -> str | None:
 
 
 # tus resumable uploads (routes/tus.py)
-TUS_NOT_FOUND = UPLOAD_NOT_FOUND
 TUS_EXPIRED = "La carga expiró; empiece una nueva"
 TUS_COMPLETE = "La carga ya está completa"
 TUS_COMPLETE_DELETE = "La carga ya está completa; borre el video en su lugar"

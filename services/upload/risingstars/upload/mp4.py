@@ -126,11 +126,6 @@ def _tkhd_size(payload: memoryview) -> tuple[int, int]:
     return width >> 16, height >> 16
 
 
-def _mdhd(payload: memoryview) -> tuple[int, int]:
-    # Same layout as mvhd up to the duration.
-    return _mvhd(payload)
-
-
 def _hdlr(payload: memoryview) -> bytes:
     _, body = _full_box(payload)
     if len(body) < 8:
@@ -171,7 +166,8 @@ def _track(trak: memoryview) -> _Track:
                 if mkind == b"hdlr":
                     track.handler = _hdlr(mpayload)
                 elif mkind == b"mdhd":
-                    track.timescale, track.duration = _mdhd(mpayload)
+                    # Same layout as mvhd up to the duration.
+                    track.timescale, track.duration = _mvhd(mpayload)
                 elif mkind == b"minf":
                     for ikind, ipayload in _children(mpayload):
                         if ikind != b"stbl":

@@ -207,13 +207,8 @@ class Outbox:
             int(f["Id"]): f"{f.get('Code')}: {f.get('Message')}" for f in response.get("Failed", [])
         }
 
-    async def refresh_backlog(self) -> int:
-        count = await self.pool.fetchval(queries.COUNT_OUTBOX)
-        metrics.OUTBOX_BACKLOG.set(count)
-        return count
-
     async def relay_pass(self) -> bool:
         """One pass of the relay (periodic): True when a full batch went, so more may wait."""
         handled = await self.relay_once()
-        await self.refresh_backlog()
+        metrics.OUTBOX_BACKLOG.set(await self.pool.fetchval(queries.COUNT_OUTBOX))
         return handled >= BATCH

@@ -40,8 +40,7 @@ class MultipartWriter:
         key: str,
         store: PartStore,
         *,
-        parts_in_flight: int = 3,
-        content_type: str = "video/mp4",
+        parts_in_flight: int,
         upload_id: str | None = None,
         etags: Sequence[str] = (),
     ) -> None:
@@ -49,9 +48,7 @@ class MultipartWriter:
         self.bucket = bucket
         self.key = key
         self.store = store
-        self.content_type = content_type
         self.upload_id = upload_id
-        self.bytes_written = 0
         # The part being filled counts against the window too.
         self._window = asyncio.Semaphore(parts_in_flight)
         self._part: Part | None = None
@@ -78,9 +75,7 @@ class MultipartWriter:
             if self._part is None:
                 await self._take_part()
             assert self._part is not None
-            n = self._part.write(view)
-            self.bytes_written += n
-            view = view[n:]
+            view = view[self._part.write(view) :]
             if self._part.full:
                 await self._send_part()
 
@@ -105,7 +100,7 @@ class MultipartWriter:
         if self.upload_id is None:
             try:
                 created = await self.s3.create_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+                    Bucket=self.bucket, Key=self.key, ContentType="video/mp4"
                 )
             except (BotoCoreError, ClientError) as exc:
                 raise StorageError(f"CreateMultipartUpload failed: {exc}") from exc
@@ -179,7 +174,7 @@ class MultipartWriter:
                     Key=self.key,
                     Body=body,
                     ContentLength=len(body),
-                    ContentType=self.content_type,
+                    ContentType="video/mp4",
                     **body.checksum,
                 )
                 self._drop_part()

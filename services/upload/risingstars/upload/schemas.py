@@ -8,9 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from risingstars.kit.errors import ErrorBody
 from risingstars.upload.text import TITLE_MAX, VISIBLE_PATTERN
 
-# One error shape for every service (kit.errors produces it).
-Error = ErrorBody
-
 # What the service takes as a title (text.clean_title), stated for clients and fuzzers: 1 to
 # TITLE_MAX characters, at least one of them not whitespace, and no control or bidirectional
 # override character (whitespace is collapsed, so a longer title may still be taken).
@@ -191,4 +188,4 @@ TUS_VERSION_ONLY = {"parameters": [TUS_VERSION_HEADER]}
 
 def errors(*statuses: int) -> dict[int | str, dict]:
     """The error answers a route declares, all `{"detail": ...}`."""
-    return {status: {"model": Error} for status in statuses}
+    return {status: {"model": ErrorBody} for status in statuses}

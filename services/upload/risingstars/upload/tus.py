@@ -1,24 +1,16 @@
 """Resumable uploads by the tus 1.0 protocol (https://tus.io/protocols/resumable-upload):
 core, creation, creation-with-upload, termination and expiration.
 
-Where the bytes go: each upload is an S3 multipart upload of the video's original key. Whole
-parts are sent to S3 as they fill (the streamed upload's `MultipartWriter`); what a request leaves
-of an incomplete part is stored as a small `tail` object, named for the request that wrote it (a
-request that lost a race never overwrites the winner's), and read back by the next request, so
-nothing stays in a process between requests and any replica can continue an upload that another
-started. PostgreSQL holds the offset, the parts' ETags and the tail's name.
+Each upload is an S3 multipart upload of the video's original key, whole parts sent as they
+fill; what a request leaves of an incomplete part is stored as a small `tail` object (named for
+the request that wrote it, so a request that lost a race never overwrites the winner's) and read
+back by the next request: any replica can continue any upload. PostgreSQL holds the offset, the
+parts' ETags and the tail's name, and a lease that lets one request at a time in (423 otherwise).
+A PATCH obeys the streamed upload's limits (per-user count, admission, idle timeout, deadline).
 
-One request at a time per upload: a PATCH (or DELETE) takes the upload's lease in PostgreSQL
-first, and another request meanwhile is refused at once (423 Locked; tus clients retry it). A
-PATCH then obeys the streamed upload's limits: the per-user count of running uploads (429), the
-part store's admission (it waits for room without reading, then 503), the idle timeout and the
-overall deadline (408, keeping what arrived).
-
-When the last byte arrives the multipart upload is completed and the file checked exactly as a
-streamed upload's (the MP4 header by ranged reads, the size, duration and resolution rules); a
-valid video is recorded with its processing job in the transaction that marks the upload done.
-Until that commit the recorded offset stays where the request started, so a request that fails
-late is simply sent again (HEAD never claims an upload complete that has no video).
+The last byte completes the S3 upload; the file is checked as a streamed one's, and a valid video
+recorded with its job in the transaction that marks the upload done. Until that commit the
+offset stays where the request started, so a request that fails late is simply sent again.
 """
 
 from __future__ import annotations
@@ -309,7 +301,7 @@ async def _delete_tails(s3: Any, bucket: str, upload_id: uuid.UUID) -> None:
 def _visible(row: asyncpg.Record | None, user_id: str, lease: uuid.UUID | None = None) -> Upload:
     # Someone else's upload is as absent as an unknown one.
     if row is None or row["user_id"] != user_id:
-        raise errors.NotFound(messages.TUS_NOT_FOUND)
+        raise errors.NotFound(messages.UPLOAD_NOT_FOUND)
     upload = Upload.from_row(row, lease)
     if upload.expires_at < datetime.datetime.now(datetime.UTC):
         raise errors.Gone(messages.TUS_EXPIRED)

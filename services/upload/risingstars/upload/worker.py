@@ -46,10 +46,7 @@ def build(settings: Settings, clients: resources.Clients) -> Worker:
         jobs_queue_url=settings.jobs_queue_url,
     )
     sweeper = Sweeper(
-        clients,
-        bucket=settings.s3_bucket,
-        max_age_seconds=settings.direct_upload_ttl_seconds,
-        interval_seconds=settings.cleanup_interval_seconds,
+        clients, bucket=settings.s3_bucket, max_age_seconds=settings.direct_upload_ttl_seconds
     )
     gauges = QueueGauges(clients.pool, clients.sqs, jobs_queue_url=settings.jobs_queue_url)
 

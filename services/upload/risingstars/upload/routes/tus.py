@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from risingstars.kit import errors
 from risingstars.upload import capacity, catalog, intake, messages, schemas, tus
-from risingstars.upload.deps import Runtime, User
+from risingstars.upload.deps import Runtime, User, parse_id
 
 log = logging.getLogger("risingstars.upload.tus")
 
@@ -79,13 +79,6 @@ def _whole_number(request: Request, name: str) -> int:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 15:
         raise errors.Invalid(messages.tus_whole_number(name))
     return int(raw)
-
-
-def _upload_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise errors.NotFound(messages.TUS_NOT_FOUND) from None
 
 
 def _headers(upload: tus.Upload) -> dict[str, str]:
@@ -167,7 +160,7 @@ async def create(request: Request, user: User, rt: Runtime) -> Response:
     openapi_extra=schemas.TUS_VERSION_ONLY,
 )
 async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
-    upload = await rt.tus.get(_upload_id(upload_id), user.sub)
+    upload = await rt.tus.get(parse_id(upload_id, messages.UPLOAD_NOT_FOUND), user.sub)
     headers = _headers(upload) | {"Upload-Length": str(upload.length)}
     if upload.metadata:
         headers["Upload-Metadata"] = upload.metadata
@@ -185,7 +178,9 @@ async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> R
         raise HTTPException(415, messages.tus_content_type(OFFSET_CONTENT_TYPE))
     start = _whole_number(request, "upload-offset")
     try:
-        upload = await _append(rt, request, _upload_id(upload_id), user, start)
+        upload = await _append(
+            rt, request, parse_id(upload_id, messages.UPLOAD_NOT_FOUND), user, start
+        )
     except ClientDisconnect:
         log.info("tus request ended early; its bytes are kept", extra={"upload_id": upload_id})
         return Response(status_code=400)
@@ -199,6 +194,6 @@ async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> R
     openapi_extra=schemas.TUS_VERSION_ONLY,
 )
 async def terminate(upload_id: str, user: User, rt: Runtime) -> Response:
-    async with rt.tus.leased(_upload_id(upload_id), user.sub) as upload:
+    async with rt.tus.leased(parse_id(upload_id, messages.UPLOAD_NOT_FOUND), user.sub) as upload:
         await rt.tus.terminate(upload)
     return Response(status_code=204)
