@@ -5,7 +5,6 @@ after the commit, and the worker's relay sends whatever that attempt could not."
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,8 +26,6 @@ from risingstars.upload.settings import Settings
 from risingstars.upload.spill import PartStore
 from risingstars.upload.streamed import StreamedUploads
 from risingstars.upload.tus import TusUploads
-
-log = logging.getLogger("risingstars.upload")
 
 SERVICE = "upload"
 STREAM_PATH = "/api/videos/upload"

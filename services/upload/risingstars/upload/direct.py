@@ -1,11 +1,8 @@
 """Direct-to-S3 uploads (extension): the client PUTs the parts of an S3 multipart upload to
-presigned URLs itself, can ask which parts are stored to resume after a dropped connection, and
-asks us to complete: the parts are checked, the upload completed, the MP4 header validated with
-ranged reads, and the video registered like a streamed one.
-
-Completion does its storage work (listing parts, completing, probing) with no database
-connection held, within an overall deadline; the upload's row is locked only to commit, so
-slow or hostile files cannot tie up the pool (finding 10.1).
+presigned URLs, can ask which parts are stored (to resume), and asks us to complete: the parts
+are checked, the upload completed, the file checked with ranged reads and the video recorded.
+Completion does its storage work with no database connection held, within a deadline, and
+locks the row only to commit, so slow or hostile files cannot tie up the pool (finding 10.1).
 """
 
 from __future__ import annotations
@@ -147,8 +144,8 @@ class DirectUploads:
         return intake.uploaded(row["video_id"])
 
     async def _assemble(self, row: Any) -> mp4.Mp4Info | None:
-        """Complete the multipart upload (or find it completed by an earlier call) and check
-        the stored file (errors.Invalid: refused, and deleted). None: the upload is gone."""
+        """Complete the upload (or find it completed by an earlier call) and check the file
+        (errors.Invalid: refused, and deleted). None: the upload is gone."""
         key = storage.original_key(row["video_id"])
         parts = await self._stored_parts(row)
         if parts is not None:
@@ -156,21 +153,19 @@ class DirectUploads:
             whole = await self.intake.complete_multipart(
                 key, row["s3_upload_id"], etags, row["size_bytes"]
             )
-        else:
-            # Neither in progress nor completed by an earlier call that failed afterwards?
+        else:  # completed by an earlier call that failed afterwards?
             whole = await self.intake.stored_size(key) == row["size_bytes"]
         if not whole:
             return None
         try:
             return await self.intake.check_stored(key, row["size_bytes"])
-        except errors.Invalid as exc:
-            # Refused (and its file deleted): the upload is over.
+        except errors.Invalid as exc:  # the file is deleted: the upload is over
             await self.intake.pool.execute(queries.DELETE_DIRECT, row["id"])
             intake.tally("direct", "rejected", exc.code)
             raise
 
     async def _stored_parts(self, row: Any) -> list[StoredPart] | None:
-        """The parts S3 holds, or None if the multipart upload no longer exists."""
+        """None: the multipart upload no longer exists."""
         parts: list[StoredPart] = []
         paginator = self.intake.s3.get_paginator("list_parts")
         try:

@@ -1,18 +1,11 @@
 """The processor's events (started, processed, failed, rejected), long-polled from the events
-queue.
+queue. Handling is idempotent and order-tolerant (SQS delivers at least once, in any order): a
+processed video stays processed, a `started` moves only an `uploaded` video to `processing`, an
+event for a deleted video is dropped (and the processor's files for it removed). A failure's
+`jobs.Reason` code is stored (the owner reads `messages.failure`); its detail only reaches logs.
 
-Handling is idempotent and order-tolerant (SQS delivers at least once, and not in order): a
-processed video stays processed, a repeated event changes nothing, a `started` moves only an
-`uploaded` video to `processing` (one arriving after the outcome is stale). An event for a video
-that no longer exists (deleted while it was being processed) is dropped, and the files the processor
-wrote for it are removed. Failures arrive as `risingstars.jobs.Reason` codes: the code is stored
-(the owner reads its Spanish message, `messages.failure`); the processor's English detail only
-reaches the logs.
-
-The processor is the component most exposed to hostile input (it parses uploaded files), so its
-word is not trusted with storage keys: a `processed` event is applied only when its keys are the
-outputs the job named for that very video; any other is refused, logged and counted, and no link
-to it is ever handed out.
+The processor parses hostile files, so its word is not trusted with storage keys: a `processed`
+event is applied only when its keys are the outputs the job named for that very video.
 """
 
 from __future__ import annotations
@@ -64,9 +57,7 @@ class EventsConsumer:
         self._dead_letters: str | None = None
 
     async def handle(self, body: str) -> str:
-        """Apply one event as received (JSON text); the result says what happened (the
-        message is then deleted). Database faults raise, so the message comes back after its
-        visibility timeout."""
+        """Apply one event (JSON text); database faults raise, so the message comes back."""
         try:
             event = jobs.parse_event(body)
         except jobs.InvalidMessage as exc:
@@ -79,7 +70,6 @@ class EventsConsumer:
         return await self.apply(event)
 
     async def apply(self, event: jobs.Event) -> str:
-        """Apply one parsed event (idempotent)."""
         video_id = uuid.UUID(event.video_id)
         tracing.annotate(f"event {event.type}", video_id=event.video_id, event_type=event.type)
         if isinstance(event, jobs.Processed):
@@ -147,13 +137,9 @@ class EventsConsumer:
     async def _failed(self, video_id: uuid.UUID, event: jobs.Failed) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.fetchval(queries.LOCK_STATUS, video_id)
-            if status is None:
-                # Deleted meanwhile (a `source_missing` failure is the usual sign): nothing to
-                # tell anyone.
+            if status is None:  # deleted meanwhile: nothing to tell anyone
                 return DROPPED
-            if status == event.kind:
-                return DUPLICATE
-            if status == "processed":
+            if status in (event.kind, "processed"):
                 # A success is final; a late failure report (an earlier attempt) is stale.
                 return DUPLICATE
             await conn.execute(
@@ -186,10 +172,9 @@ class EventsConsumer:
         return len(messages)
 
     async def poll_dead_letters(self) -> int:
-        """Jobs the queue dead-lettered without a `failed` event (the processor died during
-        every delivery, so nobody reported) would leave their video waiting for ever: each is
-        applied as a `failed` event (idempotent), and left in the dead-letter queue for people
-        to look at, hidden for the longest visibility SQS allows so it is not read again soon."""
+        """A job dead-lettered without a `failed` event (the processor died every time) would
+        leave its video waiting for ever: it is applied as one, and left in the dead-letter
+        queue for people, hidden as long as SQS allows so it is not read again soon."""
         if self._dead_letters is None:
             self._dead_letters = await dead_letter_url(self.sqs, self.jobs_queue_url)
         if not self._dead_letters:

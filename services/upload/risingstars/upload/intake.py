@@ -1,16 +1,13 @@
-"""What every upload path shares, whichever way the bytes arrive (a streamed form, presigned
-parts, tus requests): the rules a video must meet, the admission of a new upload (daily quota,
-open uploads), the start of an S3 multipart upload with its row, the completion of one, the
-check of a stored file, and the acceptance of a video with its processing job.
-
-A refused file is an `errors.Invalid` whose `code` names the reason (`not_mp4`, `too_short`,
-`too_long`, `too_small_resolution`, `too_large`, ...), the same on every path; metrics count
-refusals by that code.
+"""What every upload path (streamed form, presigned parts, tus) shares: the rules a video must
+meet, the admission of a new upload (daily quota, open uploads), S3 multipart uploads and their
+rows, the check of a stored file, and the acceptance of a video with its processing job. A
+refused file is an `errors.Invalid` whose `code` (also the metrics' reason) names why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -103,7 +100,6 @@ class UploadPolicy:
             raise self.too_large()
 
     def check(self, info: mp4.Mp4Info) -> None:
-        """The duration and resolution rules."""
         seconds = info.duration_seconds
         if not self.min_duration <= seconds <= self.max_duration:
             reason = TOO_SHORT if seconds < self.min_duration else TOO_LONG
@@ -125,8 +121,7 @@ class UploadPolicy:
 
 
 def tally(path: str, outcome: str, reason: str, started: float | None = None) -> None:
-    """Count a finished upload (path: stream, direct, tus); `started` (perf_counter) also
-    observes how long it took."""
+    """Count a finished upload; `started` (perf_counter) also observes how long it took."""
     metrics.UPLOADS.labels(path, outcome, reason).inc()
     if started is not None:
         metrics.UPLOAD_DURATION.labels(outcome).observe(time.perf_counter() - started)
@@ -146,9 +141,8 @@ def uploaded(video_id: Any) -> dict[str, str]:
 
 
 async def check_quota(db: Any, user_id: str, limit: int) -> None:
-    """Refuse a new upload (429) once the user has `limit` uploads from the last 24 hours,
-    deleted ones included (every upload costs an encode); before any byte is stored. `db`: the
-    pool or a connection."""
+    """429 once the user has `limit` uploads from the last 24 hours, deleted ones included
+    (every upload costs an encode). `db`: the pool or a connection."""
     if await db.fetchval(queries.UPLOADS_LAST_DAY, user_id) >= limit:
         raise errors.TooMany(
             messages.daily_quota(limit), retry_after_seconds=QUOTA_RETRY_SECONDS, code=DAILY_QUOTA
@@ -157,8 +151,7 @@ async def check_quota(db: Any, user_id: str, limit: int) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class OpenCap:
-    """How a kind of resumable upload counts its user's unfinished ones (SQL taking the user
-    id), and what a user at the cap is told."""
+    """How a kind of resumable upload counts a user's unfinished ones, and the message."""
 
     count_sql: str
     message: Callable[[int], str]
@@ -171,8 +164,6 @@ class Intake:
     box: Outbox
     bucket: str
     policy: UploadPolicy
-
-    # -- admission ---------------------------------------------------------------------------
 
     async def _admit(self, db: Any, user_id: str, cap: OpenCap) -> None:
         limit = self.policy.max_open_per_user
@@ -189,10 +180,9 @@ class Intake:
         cap: OpenCap,
         insert: Callable[[asyncpg.Connection, str], Awaitable[T]],
     ) -> T:
-        """Start the S3 multipart upload of `key` and record it with `insert(conn, upload_id)`,
-        within the user's open-upload cap and daily quota; the S3 upload is aborted if the
-        record is not made. The caps are checked again under a per-user lock in the inserting
-        transaction, so parallel creations cannot exceed them."""
+        """Start the S3 multipart upload of `key` and record it with `insert(conn, upload_id)`
+        (or abort it), within the caps, checked again under a per-user lock in the inserting
+        transaction so that parallel creations cannot exceed them."""
         await self._admit(self.pool, user_id, cap)  # the usual refusal costs no S3 call
         try:
             created = await self.s3.create_multipart_upload(
@@ -209,14 +199,11 @@ class Intake:
             await asyncio.shield(abort_upload(self.s3, self.bucket, key, created["UploadId"]))
             raise
 
-    # -- storage -----------------------------------------------------------------------------
-
     async def complete_multipart(
         self, key: str, upload_id: str, etags: list[str], size: int
     ) -> bool:
-        """Complete the multipart upload of `key` from its parts' ETags (part 1 first). True
-        once `key` holds the whole file, completed now or by an earlier call that failed
-        afterwards; False when the upload is neither in progress nor completed."""
+        """True once `key` holds the whole file, completed now or by an earlier call that
+        failed afterwards; False when the upload is neither in progress nor completed."""
         try:
             await self.s3.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -233,7 +220,6 @@ class Intake:
         return True
 
     async def stored_size(self, key: str) -> int | None:
-        """The size of the stored object `key`, None if there is none."""
         try:
             head = await self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
@@ -242,12 +228,9 @@ class Intake:
             raise
         return head["ContentLength"]
 
-    async def check_stored(
-        self, key: str, size: int, *, also_delete: tuple[str, ...] = ()
-    ) -> mp4.Mp4Info:
-        """Check the stored file `key` (`size` bytes) by the rules, reading its MP4 header with
-        a few ranged reads. A refused file is deleted (with `also_delete`) before its
-        errors.Invalid is raised."""
+    async def check_stored(self, key: str, size: int) -> mp4.Mp4Info:
+        """Check the stored file by the rules (its MP4 header by ranged reads); a refused file
+        is deleted before its errors.Invalid is raised."""
 
         async def read(offset: int, length: int) -> bytes:
             return await storage.read_range(self.s3, self.bucket, key, offset, length)
@@ -262,10 +245,8 @@ class Intake:
             refusal = exc
         else:
             return info
-        await storage.delete_keys(self.s3, self.bucket, [key, *also_delete])
+        await storage.delete_keys(self.s3, self.bucket, [key])
         raise refusal
-
-    # -- acceptance --------------------------------------------------------------------------
 
     async def accept(
         self,
@@ -274,10 +255,9 @@ class Intake:
         claim: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
         wait_seconds: float | None = None,
     ) -> None:
-        """Record a stored, checked upload with its processing job in one transaction, then
-        send the job. `claim(conn)` runs first in that transaction (it takes the upload's row,
-        raising if another request did). Once the transaction has committed nothing here
-        raises: the upload is accepted."""
+        """Record a checked upload with its job in one transaction (`claim(conn)` first: it
+        takes the upload's row, raising if another request did), then send the job. Nothing
+        raises after the commit: the upload is accepted."""
         async with self.pool.acquire(timeout=wait_seconds) as conn, conn.transaction():
             if claim is not None:
                 await claim(conn)
@@ -288,9 +268,6 @@ class Intake:
 def storage_down(exc: BaseException) -> errors.Unavailable:
     log.error("S3 unavailable", extra={"error": repr(exc)})
     return errors.Unavailable(messages.STORAGE_DOWN)
-
-
-# -- request bodies ----------------------------------------------------------------------------
 
 
 async def body_of(receive: Receive) -> AsyncIterator[bytes]:
@@ -307,6 +284,18 @@ async def body_of(receive: Receive) -> AsyncIterator[bytes]:
             del body
         if not more:
             return
+
+
+@contextlib.asynccontextmanager
+async def deadline(seconds: float) -> AsyncIterator[None]:
+    """No upload request lasts longer than `seconds`: 408 (code `deadline`) past them."""
+    try:
+        async with asyncio.timeout(seconds) as scope:
+            yield
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        raise errors.TimedOut(messages.upload_deadline(seconds), code="deadline") from None
 
 
 async def paced(chunks: AsyncIterator[bytes], idle_seconds: float) -> AsyncIterator[bytes]:

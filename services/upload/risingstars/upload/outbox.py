@@ -29,6 +29,9 @@ log = logging.getLogger("risingstars.upload.outbox")
 JOB = "job"
 DELETE_OBJECTS = "delete_objects"
 BATCH = 10  # SQS SendMessageBatch takes at most 10 entries
+SEND_TIMEOUT_SECONDS = 10.0
+# A request does not wait long for SQS: the relay has the message anyway.
+REQUEST_TIMEOUT_SECONDS = 2.0
 
 
 def job_message(video_id: uuid.UUID) -> str:
@@ -66,8 +69,6 @@ class Outbox:
         grace_seconds: float = 30.0,
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 60.0,
-        send_timeout_seconds: float = 10.0,
-        request_timeout_seconds: float = 2.0,
     ) -> None:
         self.pool, self.sqs, self.s3 = pool, sqs, s3
         self.bucket = bucket
@@ -75,9 +76,6 @@ class Outbox:
         self.grace = grace_seconds
         self.poll = poll_seconds
         self.max_backoff = max_backoff_seconds
-        self.timeout = send_timeout_seconds
-        # A request does not wait long for SQS: the relay has the message anyway.
-        self.request_timeout = request_timeout_seconds
 
     async def add(
         self, conn: asyncpg.Connection, kind: str, video_id: uuid.UUID | None, payload: str
@@ -103,7 +101,8 @@ class Outbox:
             metrics.VIDEOS.labels("accepted", "").inc()
         try:
             await asyncio.wait_for(
-                self._send_one(kind, delivery.payload, delivery.traceparent), self.request_timeout
+                self._send_one(kind, delivery.payload, delivery.traceparent),
+                REQUEST_TIMEOUT_SECONDS,
             )
         except Exception as exc:
             log.warning(
@@ -120,7 +119,7 @@ class Outbox:
 
     async def _quietly(self, query: str, *args: Any) -> None:
         try:
-            await asyncio.wait_for(self.pool.execute(query, *args), self.request_timeout)
+            await asyncio.wait_for(self.pool.execute(query, *args), REQUEST_TIMEOUT_SECONDS)
         except Exception as exc:
             log.warning("outbox row not updated", extra={"outbox_id": args[0], "error": repr(exc)})
 
@@ -156,7 +155,7 @@ class Outbox:
                 try:
                     await asyncio.wait_for(
                         self._send_one(row["kind"], row["payload"], row["traceparent"]),
-                        self.timeout,
+                        SEND_TIMEOUT_SECONDS,
                     )
                 except Exception as exc:
                     failures[row["id"]] = repr(exc)
@@ -199,7 +198,7 @@ class Outbox:
             try:
                 response = await asyncio.wait_for(
                     self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries),
-                    self.timeout,
+                    SEND_TIMEOUT_SECONDS,
                 )
             except Exception as exc:
                 return failures | {int(e["Id"]): repr(exc) for e in entries}

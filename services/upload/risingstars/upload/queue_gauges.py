@@ -5,15 +5,12 @@ database: SQS's own age of the oldest message is a CloudWatch figure, not a queu
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import asyncpg
 
 from risingstars.kit.aws import dead_letter_url
 from risingstars.upload import metrics, queries
-
-log = logging.getLogger("risingstars.upload.queue_gauges")
 
 _DEPTH = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
 

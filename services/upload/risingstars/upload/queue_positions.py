@@ -1,24 +1,16 @@
 """Where a waiting video stands in the processing queue, and about when it will be ready.
 
-Clients poll a video every few seconds while it waits, so nothing here costs a request a query:
-each API replica keeps a snapshot of the queue, refreshed every QUEUE_REFRESH_SECONDS by one
-background task (one SQL query and one SQS call per refresh, whatever the traffic), and a
-request finds its video's place in it by bisection on the upload time of the video's row, which
-it reads anyway. That row also says whether the video still waits: one processed since the last
-refresh answers `queue: null` at once; the positions of the others lag by at most one refresh.
+Clients poll a waiting video every few seconds, so no request costs a query: each API replica
+keeps a snapshot of the queue (one SQL query and one SQS call per QUEUE_REFRESH_SECONDS), and a
+request bisects it with the upload time of the video's row, which it reads anyway (that row
+also says whether the video still waits; positions lag by at most one refresh).
 
-- position: the videos waiting ahead of this one, in the order their jobs were queued (the
-  upload's time, the job being sent right after its commit): 0 is being processed or next. A
-  video newer than the snapshot is behind everything in it.
-- eta_seconds: (position + 1) × S ÷ P, where S is the mean service time of the newest
-  QUEUE_SERVICE_WINDOW jobs that ended, processed, failed or rejected alike (what the processor
-  measured, `service_seconds` in its events: a failure kept a processor busy too) and P the jobs
-  being processed now (the jobs queue's in-flight messages; at least 1: a backlog with no processor
-  yet is about to get one from the autoscaler). With P jobs always running and finishing one every
-  S ÷ P seconds on average, a video with n ahead starts after n - P + 1 of them finish and then
-  takes S: (n + 1) × S ÷ P. For the P videos being processed it gives S ÷ P to S, on average
-  about S ÷ 2, the expected rest of a job half done. Unknown (null) until a finished job has
-  reported its service time.
+- position: the videos queued before this one (0: being processed or next).
+- eta_seconds: (position + 1) × S ÷ P, S the mean service time of the newest
+  QUEUE_SERVICE_WINDOW jobs that ended (failures kept a processor busy too), P the jobs in
+  flight (at least 1: the autoscaler is about to start a processor). With P jobs running, one
+  ends every S ÷ P seconds: a video with n ahead starts after n - P + 1 of them and takes S.
+  Null until a finished job has reported its service time.
 """
 
 from __future__ import annotations

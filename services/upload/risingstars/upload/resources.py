@@ -12,7 +12,6 @@ from aiobotocore.config import AioConfig
 
 from risingstars.kit import aws, db
 from risingstars.kit.app import Lifecycle
-from risingstars.upload import storage
 from risingstars.upload.outbox import Outbox
 from risingstars.upload.settings import Settings
 
@@ -65,4 +64,4 @@ def outbox(settings: Settings, clients: Clients) -> Outbox:
 
 def add_checks(lifecycle: Lifecycle, settings: Settings, clients: Clients) -> None:
     lifecycle.add_check("database", lambda: db.ping(clients.pool))
-    lifecycle.add_check("s3", lambda: storage.bucket_reachable(clients.s3, settings.s3_bucket))
+    lifecycle.add_check("s3", lambda: clients.s3.head_bucket(Bucket=settings.s3_bucket))

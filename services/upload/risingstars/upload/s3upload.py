@@ -1,25 +1,24 @@
-"""Write a stream into S3 as a multipart upload, part by part, in bounded memory.
-
-Parts come from the process's PartStore (a few memory buffers, then spill files), so memory
-stays bounded whatever the number of concurrent uploads. Each upload keeps a few parts in
-flight to match the throughput of a client uploading parts to S3 itself. A file that fits in
-one part is stored with a single PutObject after it has been validated.
-"""
+"""Write a stream into S3 as a multipart upload, part by part, in bounded memory: parts come
+from the process's PartStore, a few in flight per upload (as fast as a client sending parts to
+S3 itself); a file that fits in one part is stored with one PutObject once validated."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from risingstars.kit import aws
 from risingstars.upload.partbody import PartBody
 from risingstars.upload.spill import Part, PartStore
 
 log = logging.getLogger("risingstars.upload.s3")
+
+ABORT_WAIT_SECONDS = 30
 
 
 class StorageError(Exception):
@@ -27,11 +26,9 @@ class StorageError(Exception):
 
 
 class MultipartWriter:
-    """Bytes in, whole parts out to S3 as they fill (a few in flight), in bounded memory.
-
-    A streamed upload writes a whole file into a new key; a tus request continues a multipart
-    upload that earlier requests started (`upload_id`, the `etags` of the parts already sent)
-    and, when it ends before the file does, keeps the part it was filling (`partial`)."""
+    """Bytes in, whole parts out to S3 as they fill. A tus request continues a multipart upload
+    that earlier requests started (`upload_id`, the `etags` of the parts already sent) and,
+    when it ends before the file does, keeps the part it was filling (`partial`)."""
 
     def __init__(
         self,
@@ -61,28 +58,23 @@ class MultipartWriter:
     async def reserve(self) -> None:
         """Take the first part, waiting for room in turn (PartStore.admit; capacity.busy past
         the admission wait): an upload is only started when there is room to hold it."""
-        await self._window.acquire()  # free: nothing is in flight yet
-        try:
-            self._part = await self.store.admit()
-        except BaseException:
-            self._window.release()
-            raise
+        await self._take_part(self.store.admit)
 
     async def write(self, data: bytes | memoryview) -> None:
         self._raise_if_failed()
         view = memoryview(data)
         while view:
             if self._part is None:
-                await self._take_part()
+                await self._take_part(self.store.take)
             assert self._part is not None
             view = view[self._part.write(view) :]
             if self._part.full:
                 await self._send_part()
 
-    async def _take_part(self) -> None:
+    async def _take_part(self, take: Callable[[], Awaitable[Part]]) -> None:
         await self._window.acquire()
         try:
-            self._part = await self.store.take()
+            self._part = await take()
         except BaseException:
             self._window.release()
             raise
@@ -132,8 +124,7 @@ class MultipartWriter:
             self._window.release()
 
     @property
-    def partial(self) -> Part | None:
-        """The part being filled (not yet sent), if any."""
+    def partial(self) -> Part | None:  # the part being filled, not yet sent
         return self._part
 
     async def send_rest(self) -> list[str]:
@@ -191,15 +182,15 @@ class MultipartWriter:
             raise StorageError(f"storing {self.key} failed: {exc}") from exc
         self._closed = True
 
-    async def abort(self, *, wait_seconds: float = 30) -> None:
-        """Drop everything: no part may outlive this (a part still uploading when
-        AbortMultipartUpload runs could be stored after it, so they are awaited first)."""
+    async def abort(self) -> None:
+        """Drop everything: parts still uploading are awaited first (one could be stored
+        after AbortMultipartUpload)."""
         if self._closed:
             return
         self._closed = True
         self._drop_part()
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=wait_seconds)
+            _, pending = await asyncio.wait(set(self._tasks), timeout=ABORT_WAIT_SECONDS)
             for task in pending:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -217,7 +208,7 @@ async def abort_upload(s3: Any, bucket: str, key: str, upload_id: str) -> bool:
             await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchUpload", "404"}:
+            if aws.error_code(exc) in {"NoSuchUpload", "404"}:
                 return True
             error: Exception = exc
         except BotoCoreError as exc:

@@ -1,22 +1,16 @@
 """Where a streamed upload's parts wait for S3: a few buffers in memory, then a bounded scratch
 directory.
 
-S3 takes parts of at least 5 MiB, so every upload fills a whole part before it can send it. A
-client on a slow link takes minutes to fill one, and a stalled client never does: parts held in
-memory for them would starve everyone else. So memory is a handful of part buffers, and a part
-that finds them all taken goes to a file in the spill directory instead; when memory runs out
-and a memory part has had no data for a while, that part moves to disk and its buffer goes to
-the newcomer, so memory serves the uploads that are moving.
+S3 parts are at least 5 MiB, and a slow or stalled client takes minutes (or for ever) to fill
+one: memory held for them would starve everyone else. So memory is a handful of part buffers,
+then parts go to files in the spill directory; a memory part idle for a while moves to disk and
+its buffer goes to a newcomer, so memory serves the uploads that are moving.
 
-Each file part reserves a whole part of the disk budget when it starts, so a part being filled
-can always be finished: when memory and disk are both spoken for, running uploads wait for a
-part to come back (one always does: parts in flight to S3 finish), and new uploads wait behind
-them, first come first served, without a byte of their body read (the server stops reading
-their sockets, so the clients simply slow down) for at most `admission_wait` seconds; only then
-are they refused (`capacity.busy`, 503 + Retry-After). A closed-loop client (a load tool, a
-phone, a script) does not retry a 503, so refusing at once would turn a moment of slow storage
-into failed uploads. A new upload that waits holds nothing; one admitted and then stalled loses
-its memory part to disk (below) and ends at the idle timeout.
+Each file part reserves a whole part of the disk budget, so a part being filled can always be
+finished. When memory and disk are spoken for, running uploads wait for a part to come back (one
+always does), and new ones wait behind them in turn, their body unread (the clients just slow
+down), for at most `admission_wait` seconds before a 503 (`capacity.busy`): a closed-loop client
+does not retry a 503, so refusing at once would turn a moment of slow storage into failures.
 
 Each process spills into its own subdirectory, held by a lock; directories whose lock is free
 belong to processes that died (an emptyDir outlives a container restart) and are removed.
@@ -66,7 +60,7 @@ class Part:
         return self.size >= self._store.part_bytes
 
     def write(self, data: memoryview) -> int:
-        """Take as much of `data` as the part has room for; return how much."""
+        """Take as much of `data` as there is room for; return how much."""
         n = min(len(data), self._store.part_bytes - self.size)
         self.crc32 = zlib.crc32(data[:n], self.crc32)
         if self._buffer is not None:
@@ -119,8 +113,8 @@ class Part:
 
 
 class PartStore:
-    """Room for parts: `memory_parts` pooled buffers of `part_bytes`, then files in
-    `spill_root` up to `spill_bytes`, one whole part reserved per file part."""
+    """`memory_parts` pooled buffers of `part_bytes`, then files in `spill_root` up to
+    `spill_bytes`."""
 
     def __init__(
         self,
@@ -151,13 +145,11 @@ class PartStore:
         self._lock = _hold_lock(self.dir)
 
     @property
-    def waiting(self) -> int:
-        """Running uploads waiting for their next part."""
+    def waiting(self) -> int:  # running uploads waiting for their next part
         return len(self._running)
 
     @property
-    def admitting(self) -> int:
-        """New uploads waiting for their first part."""
+    def admitting(self) -> int:  # new uploads waiting for their first part
         return len(self._new)
 
     def close(self) -> None:

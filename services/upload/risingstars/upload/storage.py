@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-
-log = logging.getLogger("risingstars.upload.storage")
-
 
 ORIGINALS_PREFIX = "originals/"
 PROCESSED_PREFIX = "processed/"
@@ -76,10 +72,6 @@ async def read_range(s3: Any, bucket: str, key: str, offset: int, length: int) -
     )
     async with response["Body"] as body:
         return await body.read()
-
-
-async def bucket_reachable(s3: Any, bucket: str) -> None:
-    await s3.head_bucket(Bucket=bucket)
 
 
 STORAGE_ERRORS = (BotoCoreError, ClientError)

@@ -1,11 +1,7 @@
 """The streamed upload (`POST /api/videos/upload`): a multipart/form-data body goes straight
-into an S3 multipart upload while the MP4 is checked on the way through. Nothing is kept but
-the parts being filled or sent (from the process's PartStore: memory, then spill files) and
-the moov box.
-
-Any rejection, client disconnect, silence past the idle limit, deadline, cancellation or storage
-fault aborts the S3 upload (and frees its parts) before the caller answers, so no part outlives
-a refused upload.
+into an S3 multipart upload while the MP4 is checked on the way through; nothing is kept but
+the parts being filled or sent (spill.PartStore) and the moov box. Whatever ends it early
+aborts the S3 upload (and frees its parts) before the caller answers.
 """
 
 from __future__ import annotations
@@ -159,15 +155,9 @@ async def receive_form(
     await writer.reserve()
     form = _Form(writer, policy)
     try:
-        try:
-            async with asyncio.timeout(policy.deadline_seconds) as deadline:
-                await _read(chunks, form_stream, form, policy.idle_seconds)
-                await writer.finish()
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            detail = messages.upload_deadline(policy.deadline_seconds)
-            raise errors.TimedOut(detail, code="deadline") from None
+        async with intake.deadline(policy.deadline_seconds):
+            await _read(chunks, form_stream, form, policy.idle_seconds)
+            await writer.finish()
     except BaseException:
         # Shielded: a cancelled request (server shutdown) must still clean up.
         await asyncio.shield(writer.abort())
@@ -180,8 +170,13 @@ async def _read(
     chunks: AsyncIterator[bytes], form_stream: FormStream, form: _Form, idle_seconds: float
 ) -> None:
     async for chunk in paced(chunks, idle_seconds):
-        await _feed(form_stream, form, chunk)
+        try:
+            events = form_stream.feed(chunk)
+        except FormError:
+            raise _bad_form(messages.BAD_MULTIPART) from None
         del chunk  # see body_of
+        for event in events:
+            await form.handle(event)
         if form_stream.finished:
             break
     if not form_stream.finished:
@@ -190,15 +185,6 @@ async def _read(
         raise _bad_form(messages.MISSING_FILE)
     if form.title is None:
         raise _bad_form(messages.MISSING_TITLE)
-
-
-async def _feed(form_stream: FormStream, form: _Form, chunk: bytes) -> None:
-    try:
-        events = form_stream.feed(chunk)
-    except FormError:
-        raise _bad_form(messages.BAD_MULTIPART) from None
-    for event in events:
-        await form.handle(event)
 
 
 # Faults of the database while recording a stored upload: its file is deleted, 503.

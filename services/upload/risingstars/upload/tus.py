@@ -193,16 +193,10 @@ class TusUploads:
         request = _Request(self, upload)
         try:
             await request.start()
-            try:
-                async with asyncio.timeout(self.intake.policy.deadline_seconds) as deadline:
-                    async for chunk in intake.paced(body, self.intake.policy.idle_seconds):
-                        await request.write(chunk)
-                        del chunk  # see intake.body_of
-            except TimeoutError:
-                if not deadline.expired():
-                    raise
-                detail = messages.upload_deadline(self.intake.policy.deadline_seconds)
-                raise errors.TimedOut(detail, code="deadline") from None
+            async with intake.deadline(self.intake.policy.deadline_seconds):
+                async for chunk in intake.paced(body, self.intake.policy.idle_seconds):
+                    await request.write(chunk)
+                    del chunk  # see intake.body_of
             if request.received < upload.length:
                 return await request.keep_what_arrived()
             return await request.finish()
