@@ -1,6 +1,5 @@
-"""The public API's document and its docs page, served by the videos API under the same host
-as everything else: /api/openapi.json (auth and videos merged; written by `make openapi`) and
-/api/docs (Swagger UI, its assets served from here: an air-gapped cluster reaches no CDN)."""
+"""The public API's document (/api/openapi.json, auth and videos merged by `make openapi`) and
+Swagger UI (/api/docs), its assets served from here: an air-gapped cluster reaches no CDN."""
 
 from __future__ import annotations
 

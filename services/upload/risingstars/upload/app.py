@@ -1,6 +1,5 @@
-"""The upload service's API: its resources and routes. The queue work (outbox relay, events,
-cleanup) runs in the worker process (`worker.py`); a request still publishes its job right
-after the commit, and the worker's relay sends whatever that attempt could not."""
+"""The upload service's API. The queue work runs in the worker (`worker.py`); a request still
+sends its job right after the commit, and the worker's relay sends what that could not."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""What one upload process takes at once, and how it says no (the kit's typed errors).
-
-Uploads (streamed, and tus requests) are refused up front (before their body is read) when the
-caller already has `max_per_user` of them running (429, code `per_user`), or when no room to
-hold a part came within the part store's admission wait (503, code `busy`,
-spill.PartStore.admit); a running one is cut off when its client goes quiet or it outlives its
-deadline (408, code `idle` or `deadline`). The per-user count is per process: behind N replicas
-a user may run up to N times as many.
-"""
+"""What one upload process takes at once, and how it says no: 429 `per_user` past
+`max_per_user` running uploads per user (per process: behind N replicas, N times as many), 503
+`busy` when no room came within the admission wait, 408 `idle` or `deadline`."""
 
 from __future__ import annotations
 
@@ -28,8 +22,6 @@ def busy() -> errors.Unavailable:
 
 
 class UserSlots:
-    """Streamed uploads running per user, at most `limit` each."""
-
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._running: dict[str, int] = {}

@@ -1,6 +1,5 @@
-"""Video records changed together with their outbox messages: recording an uploaded video
-with its processing job (`intake.Intake.accept` holds the transaction), deleting one with its
-stored files. The writes of the service; the reads live in `reads.py`."""
+"""Video records changed together with their outbox messages: an upload recorded with its job,
+a deleted video with its stored files (the reads are in `reads.py`)."""
 
 from __future__ import annotations
 
@@ -31,8 +30,6 @@ class Uploader:
 
 @dataclasses.dataclass(frozen=True)
 class NewVideo:
-    """An upload stored whole and checked, to record."""
-
     video_id: uuid.UUID
     uploader: Uploader
     title: str
@@ -41,8 +38,7 @@ class NewVideo:
 
 
 async def record(conn: asyncpg.Connection, box: Outbox, video: NewVideo) -> outbox.Delivery:
-    """Insert the video, its processing job and its entry in the quota's ledger inside the
-    caller's transaction."""
+    """The video, its job and its quota ledger entry, in the caller's transaction."""
     uploader, info = video.uploader, video.info
     await conn.execute(
         queries.INSERT_VIDEO,

@@ -1,9 +1,7 @@
-"""Abandoned uploads: direct-to-S3 uploads never completed, and any multipart upload left
-behind by a process that died mid-stream, are aborted once older than the configured age.
-Runs in the worker process, apart from the API replicas that stream: a multipart upload's age is
-that of its last activity (the newest part), so a stream in progress is never taken for a dead
-one (some S3 emulators report a made-up `Initiated` date). Safe on every replica at once
-(aborting twice is harmless)."""
+"""Abandoned uploads: direct uploads never completed, and multipart uploads left by a process
+that died mid-stream, are aborted once older than the configured age. An upload's age is that of
+its newest part, so a stream in progress is never taken for a dead one (some S3 emulators report
+a made-up `Initiated` date). Safe on every replica at once."""
 
 from __future__ import annotations
 
@@ -29,9 +27,7 @@ class Sweeper:
     async def sweep(
         self, max_age_seconds: float | None = None, orphan_age_seconds: float | None = None
     ) -> int:
-        """Abort direct uploads older than `max_age_seconds` and other multipart uploads idle
-        for `orphan_age_seconds` (both default to the configured age); return how many
-        uploads were aborted."""
+        """Abort expired direct uploads and idle orphans (ages default to the configured one)."""
         age = self.max_age if max_age_seconds is None else max_age_seconds
         orphan_age = age if orphan_age_seconds is None else orphan_age_seconds
         expired = await self.pool.fetch(queries.EXPIRE_DIRECT, float(age))

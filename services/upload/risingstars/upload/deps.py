@@ -1,7 +1,4 @@
-"""FastAPI dependencies: the runtime, the caller's verified claims, ids from paths.
-
-All async: FastAPI runs plain `def` dependencies in a thread pool, a thread hop per request.
-"""
+"""FastAPI dependencies, all async: FastAPI runs plain `def` ones in a thread pool."""
 
 from __future__ import annotations
 

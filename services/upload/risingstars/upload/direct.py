@@ -1,9 +1,6 @@
-"""Direct-to-S3 uploads (extension): the client PUTs the parts of an S3 multipart upload to
-presigned URLs, can ask which parts are stored (to resume), and asks us to complete: the parts
-are checked, the upload completed, the file checked with ranged reads and the video recorded.
-Completion does its storage work with no database connection held, within a deadline, and
-locks the row only to commit, so slow or hostile files cannot tie up the pool (finding 10.1).
-"""
+"""Direct-to-S3 uploads (extension): the client PUTs the parts to presigned URLs, can ask which
+are stored (to resume), and asks us to complete. Completion does its storage work with no
+database connection held, within a deadline, so hostile files cannot tie up the pool (10.1)."""
 
 from __future__ import annotations
 
@@ -132,8 +129,7 @@ class DirectUploads:
         video = catalog.NewVideo(row["video_id"], uploader, row["title"], row["size_bytes"], info)
 
         async def claim(conn: asyncpg.Connection) -> None:
-            # Locked only to commit: of two concurrent completions, one registers the video
-            # and the other finds the upload gone.
+            # Of two concurrent completions, one registers the video, the other finds none.
             if await conn.fetchrow(queries.LOCK_DIRECT, upload_id) is None:
                 raise errors.NotFound(messages.UPLOAD_NOT_FOUND)
             await conn.execute(queries.DELETE_DIRECT, upload_id)
@@ -144,8 +140,7 @@ class DirectUploads:
         return intake.uploaded(row["video_id"])
 
     async def _assemble(self, row: Any) -> mp4.Mp4Info | None:
-        """Complete the upload (or find it completed by an earlier call) and check the file
-        (errors.Invalid: refused, and deleted). None: the upload is gone."""
+        """Complete the upload and check the file (refused: deleted). None: the upload is gone."""
         key = storage.original_key(row["video_id"])
         parts = await self._stored_parts(row)
         if parts is not None:

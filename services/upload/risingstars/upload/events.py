@@ -1,12 +1,7 @@
-"""The processor's events (started, processed, failed, rejected), long-polled from the events
-queue. Handling is idempotent and order-tolerant (SQS delivers at least once, in any order): a
-processed video stays processed, a `started` moves only an `uploaded` video to `processing`, an
-event for a deleted video is dropped (and the processor's files for it removed). A failure's
-`jobs.Reason` code is stored (the owner reads `messages.failure`); its detail only reaches logs.
-
-The processor parses hostile files, so its word is not trusted with storage keys: a `processed`
-event is applied only when its keys are the outputs the job named for that very video.
-"""
+"""The processor's events, long-polled. Handling is idempotent and order-tolerant (SQS delivers
+at least once, in any order); an event for a deleted video is dropped, with the processor's
+files. The processor parses hostile files, so a `processed` event is applied only when its keys
+are the outputs the job named for that very video."""
 
 from __future__ import annotations
 
@@ -172,9 +167,7 @@ class EventsConsumer:
         return len(messages)
 
     async def poll_dead_letters(self) -> int:
-        """A job dead-lettered without a `failed` event (the processor died every time) would
-        leave its video waiting for ever: it is applied as one, and left in the dead-letter
-        queue for people, hidden as long as SQS allows so it is not read again soon."""
+        """A dead-lettered job is applied as `failed` (nobody reported), and hidden for people."""
         if self._dead_letters is None:
             self._dead_letters = await dead_letter_url(self.sqs, self.jobs_queue_url)
         if not self._dead_letters:
@@ -206,6 +199,5 @@ class EventsConsumer:
         return len(messages_)
 
     async def poll_pass(self) -> Any:
-        """One pass (periodic): the events (a long poll), then the dead letters."""
         await self.poll_once()
         await self.poll_dead_letters()

@@ -1,9 +1,5 @@
-"""multipart/form-data read as a stream of events, without buffering file contents.
-
-python-multipart's parser calls back synchronously; the callbacks only queue events (field
-start, data slices, field end) that the async caller then handles, awaiting storage as it goes.
-Data slices are views of the received chunks (immutable bytes), so nothing is copied here.
-"""
+"""multipart/form-data read as a stream of events, without buffering or copying file contents:
+python-multipart's callbacks queue events that the async caller then handles."""
 
 from __future__ import annotations
 
@@ -57,8 +53,7 @@ class FormStream:
         self._headers: dict[bytes, bytes] = {}
         self._header_bytes = 0
         self._max_header_bytes = max_header_bytes
-        # The body must open with the boundary (after at most one CRLF): clients send no
-        # preamble, and python-multipart judges a preamble differently by how it was chunked.
+        # No preamble: python-multipart judges one differently by how it was chunked.
         self._openings = (b"--" + boundary, b"\r\n--" + boundary)
         self._head: bytearray | None = bytearray()
         self._parser = MultipartParser(
@@ -76,7 +71,6 @@ class FormStream:
         )
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """Parse one received chunk; return the events it produced."""
         if self.finished:
             # The epilogue after the closing boundary is ignored, as RFC 2046 allows.
             return []

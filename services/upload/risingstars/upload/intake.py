@@ -1,8 +1,6 @@
-"""What every upload path (streamed form, presigned parts, tus) shares: the rules a video must
-meet, the admission of a new upload (daily quota, open uploads), S3 multipart uploads and their
-rows, the check of a stored file, and the acceptance of a video with its processing job. A
-refused file is an `errors.Invalid` whose `code` (also the metrics' reason) names why.
-"""
+"""What every upload path shares: the rules a video must meet, the admission of a new upload,
+S3 multipart uploads with their rows, the check of a stored file, the acceptance of a video.
+A refused file is an `errors.Invalid` whose `code` (also the metrics' reason) says why."""
 
 from __future__ import annotations
 
@@ -45,9 +43,8 @@ OPEN_UPLOADS = "open_uploads"
 
 QUOTA_RETRY_SECONDS = 3600
 OPEN_RETRY_SECONDS = 60
-# A streamed upload's bytes are all in S3 when it is accepted, and a 503 then would make the
-# player send every byte again (direct and tus completions are retried without resending): its
-# one transaction waits this long for a connection, not the pool's short request wait.
+# A 503 when a streamed upload is accepted would make the player send every byte again: its
+# transaction waits this long for a connection, not the pool's short request wait.
 ACCEPT_WAIT_SECONDS = 30.0
 
 
@@ -65,14 +62,11 @@ def title(raw: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class UploadPolicy:
-    """The rules of every upload path, built once from the settings."""
-
     max_bytes: int
     min_duration: float
     max_duration: float
     min_short_side: int
     max_moov_bytes: int
-    # A client silent this long is cut off (408); no upload request lasts past the deadline.
     idle_seconds: float
     deadline_seconds: float
     daily_quota: int
@@ -128,21 +122,18 @@ def tally(path: str, outcome: str, reason: str, started: float | None = None) ->
 
 
 def outcome(exc: errors.ServiceError) -> str:
-    """How a refused upload ended, for the uploads metric: cut off (408), failed on our side
-    (503), or rejected."""
+    """How a refused upload ended, for the uploads metric."""
     if isinstance(exc, errors.TimedOut):
         return "aborted"
     return "failed" if isinstance(exc, errors.Unavailable) else "rejected"
 
 
 def uploaded(video_id: Any) -> dict[str, str]:
-    """The answer to an accepted upload, the same on every path that has a body."""
     return {"message": messages.UPLOADED, "task_id": str(video_id), "video_id": str(video_id)}
 
 
 async def check_quota(db: Any, user_id: str, limit: int) -> None:
-    """429 once the user has `limit` uploads from the last 24 hours, deleted ones included
-    (every upload costs an encode). `db`: the pool or a connection."""
+    """429 past `limit` uploads in 24 hours, deleted ones included (each cost an encode)."""
     if await db.fetchval(queries.UPLOADS_LAST_DAY, user_id) >= limit:
         raise errors.TooMany(
             messages.daily_quota(limit), retry_after_seconds=QUOTA_RETRY_SECONDS, code=DAILY_QUOTA
@@ -151,8 +142,6 @@ async def check_quota(db: Any, user_id: str, limit: int) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class OpenCap:
-    """How a kind of resumable upload counts a user's unfinished ones, and the message."""
-
     count_sql: str
     message: Callable[[int], str]
 
@@ -202,8 +191,7 @@ class Intake:
     async def complete_multipart(
         self, key: str, upload_id: str, etags: list[str], size: int
     ) -> bool:
-        """True once `key` holds the whole file, completed now or by an earlier call that
-        failed afterwards; False when the upload is neither in progress nor completed."""
+        """True once `key` holds the file (completed now, or by an earlier call), else False."""
         try:
             await self.s3.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -229,8 +217,7 @@ class Intake:
         return head["ContentLength"]
 
     async def check_stored(self, key: str, size: int) -> mp4.Mp4Info:
-        """Check the stored file by the rules (its MP4 header by ranged reads); a refused file
-        is deleted before its errors.Invalid is raised."""
+        """Check the stored file by the rules; a refused one is deleted before the error."""
 
         async def read(offset: int, length: int) -> bytes:
             return await storage.read_range(self.s3, self.bucket, key, offset, length)

@@ -120,6 +120,8 @@ TUS_METADATA_INVALID = "Upload-Metadata inválido"
 TUS_MISSING_TITLE = "Upload-Metadata debe incluir el título del video (title)"
 TUS_DEFER_LENGTH = "Upload-Defer-Length no está soportado: envíe Upload-Length"
 TUS_EMPTY = "Upload-Length debe ser mayor que 0"
+TUS_VERSION = "Se requiere la cabecera Tus-Resumable: 1.0.0"
+TUS_CONTENT_TYPE = "Content-Type debe ser application/offset+octet-stream"
 
 
 def tus_metadata_not_base64(key: str) -> str:
@@ -134,13 +136,5 @@ def tus_offset(expected: int) -> str:
     return f"Upload-Offset debe ser {expected}"
 
 
-def tus_version(version: str) -> str:
-    return f"Se requiere la cabecera Tus-Resumable: {version}"
-
-
 def tus_whole_number(header: str) -> str:
     return f"La cabecera {header} es obligatoria y debe ser un entero no negativo"
-
-
-def tus_content_type(expected: str) -> str:
-    return f"Content-Type debe ser {expected}"

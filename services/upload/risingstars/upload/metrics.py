@@ -60,8 +60,7 @@ EVENTS = Counter(
     ["type", "result"],
 )
 
-# The pipeline, as the upload worker sees it (queue_gauges.py, events.py) and the API records it
-# (a video is accepted when its job is recorded: outbox.py).
+# The pipeline (queue_gauges.py, events.py, outbox.py).
 JOBS_QUEUE = Gauge("upload_jobs_queue_messages", "Messages in the jobs queue, by state", ["state"])
 OLDEST_WAITING = Gauge(
     "upload_jobs_queue_oldest_age_seconds",

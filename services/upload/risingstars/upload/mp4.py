@@ -1,9 +1,6 @@
-"""Just enough of the ISO base media file format (MP4) to validate an upload: the top-level
-box layout, and duration and picture size from `moov` (`mvhd`, `tkhd`, `hdlr`, `mdhd`, `stsd`).
-
-Two ways in, both pure: `Mp4Scanner` is fed the file as it streams past and keeps only the
-`moov` box (wherever it sits); `probe` walks a stored object with ranged reads.
-"""
+"""Just enough of MP4 to validate an upload: the top-level boxes, and duration and picture size
+from `moov`. `Mp4Scanner` is fed the file as it streams past (keeping only `moov`); `probe`
+walks a stored object with ranged reads."""
 
 from __future__ import annotations
 
@@ -11,7 +8,6 @@ import dataclasses
 import struct
 from collections.abc import Awaitable, Callable, Iterator
 
-# Errors carry a code the caller maps to a client message and a metric label.
 NOT_MP4 = "not_mp4"
 TRUNCATED = "truncated"
 INVALID = "invalid"
@@ -20,14 +16,11 @@ TOO_LARGE = "too_large"
 
 # An ftyp box holds a few brands; anything bigger is not one.
 _MAX_FTYP_BYTES = 4096
-# Top-level boxes a file may have (finding 10.1). A plain MP4 has a handful (ftyp, moov, mdat,
-# free...), a fragmented one two per fragment (moof + mdat): 10,000 is thousands of fragments,
-# while a file of millions of tiny boxes would cost a walk per box. Shared by the streaming
-# scanner and the stored-file probe.
+# Top-level boxes a file may have (finding 10.1): a plain MP4 has a handful, a fragmented one
+# two per fragment; millions of tiny boxes would cost a walk each.
 MAX_TOP_LEVEL_BOXES = 10_000
-# The probe reads box headers through windows this large, not one request per box; a moov
-# inside a window (a ten-minute clip's is about 300 KB, a short one's a few dozen) costs no
-# request of its own: a faststart file is one read, a moov-at-the-end file two.
+# The probe reads box headers through windows this large: a faststart file is one read, a
+# moov-at-the-end file two (a short clip's moov is a few dozen KB).
 PROBE_WINDOW_BYTES = 64 * 1024
 TOO_MANY_BOXES = "too_many_boxes"
 _HEADER = struct.Struct(">I4s")
@@ -179,7 +172,6 @@ def _track(trak: memoryview) -> _Track:
 
 
 def parse_moov(payload: bytes | bytearray | memoryview) -> Mp4Info:
-    """Duration and picture size from a moov box's payload (without its header)."""
     data = memoryview(payload)
     timescale = duration = 0
     fragment_duration = 0
@@ -219,11 +211,8 @@ def parse_moov(payload: bytes | bytearray | memoryview) -> Mp4Info:
 
 
 class Mp4Scanner:
-    """Follows the top-level boxes of a file fed in pieces; keeps only `moov`.
-
-    `feed` returns the file's Mp4Info once (as soon as moov has gone by) so the caller can
-    refuse early; `finish` checks the file ended on a box boundary and returns the info.
-    """
+    """`feed` returns the Mp4Info once, as soon as moov has gone by (the caller may refuse
+    early); `finish` checks the file ended on a box boundary and returns it."""
 
     def __init__(self, *, max_moov_bytes: int, max_file_bytes: int | None = None) -> None:
         self.max_moov = max_moov_bytes
@@ -319,10 +308,7 @@ ReadRange = Callable[[int, int], Awaitable[bytes]]
 
 
 async def probe(read: ReadRange, size: int, *, max_moov_bytes: int) -> Mp4Info:
-    """Validate a stored file of `size` bytes through `read(offset, length)` ranged reads: box
-    headers come from windows of the file (a handful of requests), and moov from the window it
-    starts in, or read whole if it does not fit there. At most MAX_TOP_LEVEL_BOXES boxes are
-    walked."""
+    """Validate a stored file through ranged reads: windows of box headers, then moov."""
     offset = 0
     boxes = 0
     window, window_start = b"", 0

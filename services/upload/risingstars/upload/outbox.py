@@ -1,11 +1,7 @@
-"""The transactional outbox: messages written in the same transaction as the change they
-follow (a processing job with its video, stored objects to delete with a deleted video), sent
-right after the commit, and retried by a relay until they go through.
-
-The relay claims due rows with FOR UPDATE SKIP LOCKED, so any number of replicas can run it
-without sending a row twice at the same time. Delivery is at least once: consumers are
-idempotent.
-"""
+"""The transactional outbox: messages written in the transaction of the change they follow (a
+job with its video, objects to delete with a deleted video), sent right after the commit and
+retried by a relay (FOR UPDATE SKIP LOCKED: any number of replicas) until they go through.
+Delivery is at least once: consumers are idempotent."""
 
 from __future__ import annotations
 
@@ -35,7 +31,6 @@ REQUEST_TIMEOUT_SECONDS = 2.0
 
 
 def job_message(video_id: uuid.UUID) -> str:
-    """The processing job, in the wire format both services share (`risingstars.jobs`)."""
     return jobs.encode(
         jobs.Job(
             video_id=str(video_id),
@@ -80,8 +75,7 @@ class Outbox:
     async def add(
         self, conn: asyncpg.Connection, kind: str, video_id: uuid.UUID | None, payload: str
     ) -> Delivery:
-        """Record a message (JSON text) inside the caller's transaction, with the trace it
-        belongs to, so whoever sends it (this request or the relay) continues that trace."""
+        """Record a message in the caller's transaction, with its trace for whoever sends it."""
         traceparent = tracing.traceparent()
         outbox_id = await conn.fetchval(
             queries.INSERT_OUTBOX, kind, video_id, payload, float(self.grace), traceparent
@@ -91,13 +85,10 @@ class Outbox:
         return Delivery(outbox_id, kind, payload, traceparent)
 
     async def deliver_now(self, delivery: Delivery) -> bool:
-        """The in-request attempt after the commit. It never raises: the message is safe in
-        the database whatever happens here (SQS down, the database gone since the commit), and
-        the relay sends what this could not. The request that committed answers success."""
+        """The in-request attempt after the commit; never raises (the relay sends the rest)."""
         outbox_id, kind = delivery.outbox_id, delivery.kind
         if kind == JOB:
-            # A job is recorded with its video (catalog.record), and this runs right after
-            # that commit: one count per accepted video, whichever path uploaded it.
+            # One count per accepted video, whichever path uploaded it.
             metrics.VIDEOS.labels("accepted", "").inc()
         try:
             await asyncio.wait_for(
@@ -141,17 +132,12 @@ class Outbox:
         return base * random.uniform(0.8, 1.2)
 
     async def relay_once(self) -> int:
-        """Deliver up to one batch of due messages; return how many rows were handled."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(queries.DUE_OUTBOX, BATCH)
             if not rows:
                 return 0
-            jobs = [r for r in rows if r["kind"] == JOB]
-            others = [r for r in rows if r["kind"] != JOB]
-            failures: dict[int, str] = {}
-            if jobs:
-                failures.update(await self._send_jobs(jobs))
-            for row in others:
+            failures = await self._send_jobs([r for r in rows if r["kind"] == JOB])
+            for row in (r for r in rows if r["kind"] != JOB):
                 try:
                     await asyncio.wait_for(
                         self._send_one(row["kind"], row["payload"], row["traceparent"]),
@@ -159,10 +145,9 @@ class Outbox:
                     )
                 except Exception as exc:
                     failures[row["id"]] = repr(exc)
-            attempts = {r["id"]: r["attempts"] for r in rows}
             for row in rows:
                 if row["id"] in failures:
-                    delay = self.backoff(attempts[row["id"]])
+                    delay = self.backoff(row["attempts"])
                     await conn.execute(
                         queries.RETRY_OUTBOX, row["id"], delay, failures[row["id"]][:500]
                     )

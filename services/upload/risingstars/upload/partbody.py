@@ -9,15 +9,10 @@ from collections.abc import AsyncIterator
 
 
 class PartBody:
-    """A part's bytes as botocore and aiohttp want them, without copying the part.
+    """botocore sees a seekable file (it rewinds it to retry); aiohttp an async iterable of
+    slices, so its socket buffer holds one slice at most. Not an io.IOBase on purpose: aiohttp
+    would read those in a thread, 64 KiB at a time."""
 
-    botocore sees a seekable file (it hashes the body, and rewinds it to retry); aiohttp sees
-    an async iterable and sends it slice by slice, so its socket buffer never holds more than
-    a slice. Not an io.IOBase on purpose: aiohttp would read those in a thread, 64 KiB at a time.
-    """
-
-    # Whatever the socket does not take at once waits in its transport: one slice per
-    # connection, and the service keeps up to 50 of them busy.
     SLICE = 64 * 1024
 
     def __init__(self, view: memoryview, crc32: int | None = None) -> None:
@@ -28,9 +23,8 @@ class PartBody:
 
     @property
     def checksum(self) -> dict[str, str]:
-        """S3's checksum parameter for the part, computed as its bytes arrived: without it
-        botocore reads the whole part once more to compute the same CRC32 (9 % of the upload
-        process's CPU under load) before sending it."""
+        """Computed as the bytes arrived: else botocore reads the part again for the same
+        CRC32 (9 % of the process's CPU under load)."""
         if self._crc32 is None:
             return {}
         # The same two headers botocore sends when it computes the checksum itself.
@@ -69,10 +63,8 @@ class FileBody(PartBody):
     """A part spilled to a file, read slice by slice (local scratch disk, mostly page cache)."""
 
     def __init__(self, fd: int, size: int, crc32: int | None = None) -> None:
-        self._fd = fd
-        self._size = size
-        self._pos = 0
-        self._crc32 = crc32
+        super().__init__(memoryview(b""), crc32)
+        self._fd, self._size = fd, size
 
     def _read_at(self, offset: int, size: int) -> bytes:
         return os.pread(self._fd, size, offset)

@@ -1,4 +1,4 @@
-"""The service's SQL, in one place."""
+"""The service's SQL."""
 
 from __future__ import annotations
 
@@ -54,35 +54,16 @@ DELETE_VIDEO = "DELETE FROM videos WHERE id = $1"
 # A job not yet sent for a deleted video must not be sent at all.
 DELETE_PENDING_JOB = "DELETE FROM outbox WHERE kind = 'job' AND video_id = $1"
 
-PUBLIC_LIST = """
+_PUBLIC = """
 SELECT id, title, username, city, processed_key, thumbnail_key, votes, processed_at
 FROM videos WHERE status = 'processed'
-ORDER BY processed_at DESC, id DESC
-LIMIT $1 OFFSET $2
 """
-
-PUBLIC_LIST_CITY = """
-SELECT id, title, username, city, processed_key, thumbnail_key, votes, processed_at
-FROM videos WHERE status = 'processed' AND city_key = $3
-ORDER BY processed_at DESC, id DESC
-LIMIT $1 OFFSET $2
-"""
-
-# Keyset pages (`after`, a cursor naming the last row seen): the index range starts at the
-# cursor, so any page costs the same however deep it is.
-PUBLIC_AFTER = """
-SELECT id, title, username, city, processed_key, thumbnail_key, votes, processed_at
-FROM videos WHERE status = 'processed' AND (processed_at, id) < ($2, $3)
-ORDER BY processed_at DESC, id DESC
-LIMIT $1
-"""
-
-PUBLIC_AFTER_CITY = """
-SELECT id, title, username, city, processed_key, thumbnail_key, votes, processed_at
-FROM videos WHERE status = 'processed' AND city_key = $4 AND (processed_at, id) < ($2, $3)
-ORDER BY processed_at DESC, id DESC
-LIMIT $1
-"""
+_NEWEST = " ORDER BY processed_at DESC, id DESC LIMIT $1"
+PUBLIC_LIST = _PUBLIC + _NEWEST + " OFFSET $2"
+PUBLIC_LIST_CITY = _PUBLIC + " AND city_key = $3" + _NEWEST + " OFFSET $2"
+# Keyset pages (`after`, the cursor of the last row seen): any page costs the same.
+PUBLIC_AFTER = _PUBLIC + " AND (processed_at, id) < ($2, $3)" + _NEWEST
+PUBLIC_AFTER_CITY = _PUBLIC + " AND city_key = $4 AND (processed_at, id) < ($2, $3)" + _NEWEST
 
 # The primary key (video_id, user_id) makes concurrent duplicates wait for the first one and
 # then do nothing. Owners cannot vote for their own videos.
@@ -99,8 +80,7 @@ COUNT_VOTE = "UPDATE videos SET votes = votes + 1 WHERE id = $1"
 PUBLIC_OWNER = "SELECT user_id FROM videos WHERE id = $1 AND status = 'processed'"
 
 # The daily quota: uploads accepted in the last 24 hours (the ledger keeps deleted ones; the
-# videos term counts what a replica of the release before the ledger accepted, and can go with
-# the next release) and the unfinished resumable ones.
+# videos term counts what the release before the ledger accepted) and unfinished ones.
 UPLOADS_LAST_DAY = """
 SELECT (SELECT count(*) FROM (
             SELECT video_id FROM upload_ledger
@@ -112,8 +92,7 @@ SELECT (SELECT count(*) FROM (
      + (SELECT count(*) FROM tus_uploads WHERE user_id = $1 AND completed_at IS NULL)
 """
 
-# Every accepted upload, kept for a day whatever becomes of its video; a user's older entries
-# go when they upload again.
+# Kept for a day whatever becomes of the video; a user's older entries go on their next upload.
 INSERT_LEDGER = """
 WITH pruned AS (
     DELETE FROM upload_ledger WHERE user_id = $2 AND accepted_at < now() - interval '2 days'
@@ -121,8 +100,7 @@ WITH pruned AS (
 INSERT INTO upload_ledger (video_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING
 """
 
-# Serialises one user's upload creations until the transaction ends, so a count checked under
-# it cannot be passed by a parallel creation (the open-upload caps, the daily quota).
+# Serialises a user's upload creations: counts checked under it hold (caps, daily quota).
 LOCK_UPLOADER = "SELECT pg_advisory_xact_lock(hashtextextended('uploads:' || $1, 0))"
 
 # Players: the sum of votes over their processed videos; name and city from the newest one.
@@ -135,12 +113,10 @@ FROM videos WHERE status = 'processed'
 GROUP BY user_id
 """
 
-# The processing queue as clients see it (queue_positions.py), read once per refresh by each API
-# replica, never per request: when each waiting video was queued, in order (the
-# `videos_waiting` index; at most $1 of them), as whole microseconds since the epoch (exact:
-# extract gives a numeric since PostgreSQL 14; a third of the cost of sending the ids); and the
-# mean service time of the newest $2 jobs that ended, processed or not (a failure kept a
-# processor busy too; the `videos_finished` index: $2 rows, whatever the table's size).
+# The processing queue (queue_positions.py): when each waiting video was queued, in order (the
+# `videos_waiting` index), as whole microseconds (exact: extract gives a numeric since
+# PostgreSQL 14; a third of the cost of sending the ids); and the mean service time of the
+# newest $2 jobs that ended (the `videos_finished` index: $2 rows, whatever the table's size).
 QUEUE_STATE = """
 SELECT ARRAY(SELECT (extract(epoch FROM uploaded_at) * 1000000)::bigint FROM videos
              WHERE status IN ('uploaded', 'processing')
@@ -156,7 +132,6 @@ SELECT coalesce(extract(epoch FROM now() - min(uploaded_at)), 0)::float8 FROM vi
 WHERE status IN ('uploaded', 'processing')
 """
 
-# Events from the processor.
 LOCK_STATUS = "SELECT status FROM videos WHERE id = $1 FOR UPDATE"
 
 # Returns the seconds from upload to playable.
@@ -176,7 +151,6 @@ WHERE id = $1
 
 MARK_PROCESSING = "UPDATE videos SET status = 'processing' WHERE id = $1 AND status = 'uploaded'"
 
-# Direct-to-S3 uploads.
 INSERT_DIRECT = """
 INSERT INTO direct_uploads (id, video_id, s3_upload_id, user_id, username, city, title,
                             size_bytes, part_bytes)

@@ -1,7 +1,5 @@
-"""The jobs queue as an operator sees it, exported by the upload worker (which polls SQS anyway),
-so the queue alerts need no CloudWatch exporter: the messages waiting and in flight, the
-dead-letter queue's depth, and how long the oldest unfinished video has waited (from the
-database: SQS's own age of the oldest message is a CloudWatch figure, not a queue attribute)."""
+"""The jobs queue's gauges, exported by the worker so the queue alerts need no CloudWatch
+exporter; the oldest wait comes from the database (SQS's is a CloudWatch figure only)."""
 
 from __future__ import annotations
 
@@ -29,7 +27,6 @@ class QueueGauges:
         self._dead_letters: str | None = None
 
     async def refresh(self) -> None:
-        """One reading of every gauge (periodic); a gauge keeps its last value on a failure."""
         visible, in_flight = await _depth(self.sqs, self.queue_url)
         metrics.JOBS_QUEUE.labels("visible").set(visible)
         metrics.JOBS_QUEUE.labels("in_flight").set(in_flight)

@@ -1,17 +1,12 @@
 """Where a waiting video stands in the processing queue, and about when it will be ready.
 
-Clients poll a waiting video every few seconds, so no request costs a query: each API replica
-keeps a snapshot of the queue (one SQL query and one SQS call per QUEUE_REFRESH_SECONDS), and a
-request bisects it with the upload time of the video's row, which it reads anyway (that row
-also says whether the video still waits; positions lag by at most one refresh).
-
+No request costs a query: each replica keeps a snapshot of the queue (refreshed every
+QUEUE_REFRESH_SECONDS), bisected with the upload time of the video's row, read anyway.
 - position: the videos queued before this one (0: being processed or next).
 - eta_seconds: (position + 1) × S ÷ P, S the mean service time of the newest
-  QUEUE_SERVICE_WINDOW jobs that ended (failures kept a processor busy too), P the jobs in
-  flight (at least 1: the autoscaler is about to start a processor). With P jobs running, one
-  ends every S ÷ P seconds: a video with n ahead starts after n - P + 1 of them and takes S.
-  Null until a finished job has reported its service time.
-"""
+  QUEUE_SERVICE_WINDOW jobs that ended (failures too), P the jobs in flight (at least 1): with
+  P running, one ends every S ÷ P seconds, so a video with n ahead starts after n - P + 1 and
+  takes S. Null until a job has reported its service time."""
 
 from __future__ import annotations
 
@@ -43,8 +38,7 @@ def micros(moment: datetime.datetime) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    # When each waiting video was queued (`micros`), oldest first: a video's position is the
-    # number queued before it, found by bisection.
+    # When each waiting video was queued (`micros`), oldest first.
     queued: list[int]
     mean_service_seconds: float | None
     in_flight: int
@@ -59,9 +53,6 @@ class Snapshot:
 
 
 class QueuePositions:
-    """The API replica's snapshot of the processing queue: `refresh` (periodic) rereads it,
-    `place` answers a video's position and ETA from it."""
-
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -80,8 +71,7 @@ class QueuePositions:
         self.refreshes = 0
 
     def place(self, status: str, uploaded_at: datetime.datetime) -> dict[str, int | None] | None:
-        """The `queue` field of a video (its row's status and upload time): None once it no
-        longer waits."""
+        """A video's `queue` field: None once it no longer waits."""
         if status not in WAITING:
             return None
         if self.snapshot is None:  # not read yet (the database was down since start-up)
@@ -101,7 +91,6 @@ class QueuePositions:
         return self.snapshot
 
     async def _in_flight(self) -> int:
-        """The jobs being processed; the last known count when SQS does not answer."""
         try:
             response = await self.sqs.get_queue_attributes(
                 QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]

@@ -1,10 +1,6 @@
-"""Player rankings, computed at most once per `ttl` seconds and served from memory.
-
-One aggregate query (players over their processed videos' vote counters, never the votes
-table) builds the whole ranking and a per-city index; requests then only slice lists, and the
-encoded JSON of recent pages is kept until the next refresh. While the database is away the last
-snapshot keeps being served, however old (finding 10.13); with none yet, the fault is a 503.
-"""
+"""Player rankings from one aggregate query at most once per `ttl` seconds, served from memory
+(pages' JSON cached until the next refresh). While the database is away the last snapshot is
+served, however old (finding 10.13); with none yet, the fault is a 503."""
 
 from __future__ import annotations
 
@@ -74,8 +70,7 @@ class Rankings:
         now = time.monotonic()
         if current is not None and (now - current.taken_at < self.ttl or now < self._retry_at):
             return current
-        # Single flight: concurrent requests share one refresh, which finishes even if the
-        # request that started it goes away.
+        # Single flight, finishing even if the request that started it goes away.
         if self._refreshing is None:
             self._refreshing = asyncio.create_task(self._refresh())
         try:
@@ -83,13 +78,11 @@ class Rankings:
         except db.UNAVAILABLE as exc:
             if current is None:
                 raise
-            # Not every request waits for the database again: the next try is a little later.
             self._retry_at = time.monotonic() + RETRY_SECONDS
             log.warning("rankings refresh failed, serving the last one", extra={"error": repr(exc)})
             return current
 
     async def page(self, city: str | None, limit: int, offset: int) -> bytes:
-        """The encoded JSON array for one page of the ranking."""
         snap = await self.snapshot()
         key = city_key(city) if city is not None else None
         cached = snap.pages.get((key, limit, offset))

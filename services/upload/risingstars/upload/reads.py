@@ -1,6 +1,5 @@
-"""What clients read: their own videos, one video's detail, the public list; each row shaped as
-the contract says, with its download links. The reads of the service; the writes live in
-`catalog.py` (streamed and direct uploads, deletes) and `votes.py`."""
+"""What clients read: their videos, one video's detail, the public list (the writes are in
+`catalog.py` and `votes.py`)."""
 
 from __future__ import annotations
 
@@ -33,19 +32,7 @@ async def own_videos(
     pool: asyncpg.Pool, links: Links, queue: QueuePositions, user_id: str, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(queries.LIST_OWN, user_id, limit, offset)
-    return [
-        {
-            "video_id": str(r["id"]),
-            "title": r["title"],
-            "status": r["status"],
-            "uploaded_at": iso(r["uploaded_at"]),
-            "processed_at": iso(r["processed_at"]),
-            "processed_url": await _processed(links, r, "processed_key"),
-            # Extension.
-            "queue": queue.place(r["status"], r["uploaded_at"]),
-        }
-        for r in rows
-    ]
+    return [await _summary(links, queue, row) for row in rows]
 
 
 async def own_video(
@@ -56,14 +43,8 @@ async def own_video(
         raise errors.NotFound(messages.NOT_FOUND)
     if row["user_id"] != user_id:
         raise errors.Forbidden(messages.FORBIDDEN)
-    return {
-        "video_id": str(row["id"]),
-        "title": row["title"],
-        "status": row["status"],
-        "uploaded_at": iso(row["uploaded_at"]),
-        "processed_at": iso(row["processed_at"]),
+    return await _summary(links, queue, row) | {
         "original_url": await links.url(row["original_key"]),
-        "processed_url": await _processed(links, row, "processed_key"),
         "votes": row["votes"],
         # Extensions.
         "thumbnail_url": await _processed(links, row, "thumbnail_key"),
@@ -73,6 +54,18 @@ async def own_video(
         "duration_seconds": row["duration_seconds"],
         "width": row["width"],
         "height": row["height"],
+    }
+
+
+async def _summary(links: Links, queue: QueuePositions, row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "video_id": str(row["id"]),
+        "title": row["title"],
+        "status": row["status"],
+        "uploaded_at": iso(row["uploaded_at"]),
+        "processed_at": iso(row["processed_at"]),
+        "processed_url": await _processed(links, row, "processed_key"),
+        # Extension.
         "queue": queue.place(row["status"], row["uploaded_at"]),
     }
 
@@ -86,8 +79,7 @@ async def _processed(links: Links, row: asyncpg.Record, column: str) -> str | No
 @dataclasses.dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]
-    # The cursor of the next page (`after`), or None on the last one.
-    after: str | None
+    after: str | None  # the next page's cursor
 
 
 def cursor(processed_at: datetime.datetime, video_id: uuid.UUID) -> str:
@@ -108,8 +100,7 @@ def _position(after: str) -> tuple[datetime.datetime, uuid.UUID]:
         parsed = datetime.datetime.fromisoformat(moment)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        # In UTC, as the database compares it: a moment near year 1 or 9999 may fall outside
-        # what either can hold.
+        # In UTC: a moment near year 1 or 9999 may fall outside what either can hold.
         return parsed.astimezone(datetime.UTC), uuid.UUID(video_id)
     except (ValueError, OverflowError) as exc:  # also binascii.Error and UnicodeDecodeError
         raise errors.Invalid(messages.INVALID_CURSOR, code="invalid_cursor") from exc
@@ -123,9 +114,7 @@ async def public_videos(
     city: str | None,
     after: str | None = None,
 ) -> Page:
-    """Processed videos, newest first; `city` is a city key (`text.city_key`). A page is
-    chosen by `offset` (shallow pages) or by `after`, the cursor of the page before (any
-    depth); a full page names the cursor of the next one."""
+    """Processed videos, newest first, by `offset` or `after` (the previous page's cursor)."""
     if after is not None:
         moment, video_id = _position(after)
         if city is None:

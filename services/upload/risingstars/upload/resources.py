@@ -1,5 +1,4 @@
-"""What both upload processes open (the API and the worker): the database pool, the S3 and SQS
-clients, the outbox; and the readiness checks on them."""
+"""What the API and the worker both open, and the readiness checks on them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The resources the API's requests work with, opened by the app's lifespan (app.state.runtime).
-Routes take from it what each domain function needs; domain code never sees it."""
+"""What the API's requests work with, opened by the app's lifespan (app.state.runtime)."""
 
 from __future__ import annotations
 

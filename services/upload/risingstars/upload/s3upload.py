@@ -56,8 +56,7 @@ class MultipartWriter:
         self._closed = False
 
     async def reserve(self) -> None:
-        """Take the first part, waiting for room in turn (PartStore.admit; capacity.busy past
-        the admission wait): an upload is only started when there is room to hold it."""
+        """Take the first part, in turn (PartStore.admit): an upload starts only with room."""
         await self._take_part(self.store.admit)
 
     async def write(self, data: bytes | memoryview) -> None:
@@ -128,8 +127,7 @@ class MultipartWriter:
         return self._part
 
     async def send_rest(self) -> list[str]:
-        """Send the part being filled, if it holds anything, and wait for every part: their
-        ETags, in order (for CompleteMultipartUpload)."""
+        """Send the part being filled, if not empty, and wait for every part; their ETags."""
         if self._part is not None and self._part.size:
             await self._send_part()
         else:
@@ -137,15 +135,13 @@ class MultipartWriter:
         return await self.drain()
 
     async def drain(self) -> list[str]:
-        """Wait for the parts in flight; the ETags of every part sent, in order."""
         if self._tasks:
             await asyncio.gather(*self._tasks)
         self._raise_if_failed()
         return [self._etags[n] for n in range(1, self._next_part)]
 
     async def release(self) -> None:
-        """Drop the part being filled and wait for those in flight, leaving the S3 upload open
-        (a tus upload continues in a later request)."""
+        """Drop the part being filled and wait for those in flight, leaving the S3 upload open."""
         self._drop_part()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -155,7 +151,6 @@ class MultipartWriter:
             raise StorageError(f"UploadPart failed: {self._error}") from self._error
 
     async def finish(self) -> None:
-        """Store what was written: one PutObject, or the last part and CompleteMultipartUpload."""
         self._raise_if_failed()
         try:
             if self.upload_id is None:
@@ -183,8 +178,7 @@ class MultipartWriter:
         self._closed = True
 
     async def abort(self) -> None:
-        """Drop everything: parts still uploading are awaited first (one could be stored
-        after AbortMultipartUpload)."""
+        """Drop everything, awaiting parts in flight (one could be stored after the abort)."""
         if self._closed:
             return
         self._closed = True
@@ -201,8 +195,7 @@ class MultipartWriter:
 
 
 async def abort_upload(s3: Any, bucket: str, key: str, upload_id: str) -> bool:
-    """AbortMultipartUpload, tolerating one already gone; False if S3 could not be reached
-    (the periodic cleanup will abort it later)."""
+    """AbortMultipartUpload, one already gone included; False if S3 could not be reached."""
     for attempt in range(3):
         try:
             await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)

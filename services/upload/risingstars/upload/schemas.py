@@ -8,9 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from risingstars.kit.errors import ErrorBody
 from risingstars.upload.text import TITLE_MAX, VISIBLE_PATTERN
 
-# What the service takes as a title (text.clean_title), stated for clients and fuzzers: 1 to
-# TITLE_MAX characters, at least one of them not whitespace, and no control or bidirectional
-# override character (whitespace is collapsed, so a longer title may still be taken).
+# What text.clean_title takes, stated for clients and fuzzers (whitespace is collapsed, so a
+# longer title may still be taken).
 TITLE_SCHEMA = {
     "type": "string",
     "minLength": 1,
@@ -26,8 +25,7 @@ TITLE_SCHEMA = {
 
 
 class NewUpload(BaseModel):
-    """A direct upload to create: the title is checked by the service (its message), the
-    size by the document too."""
+    """The title is checked by the service (with its message), the size by the document too."""
 
     title: str = Field(json_schema_extra=TITLE_SCHEMA)
     size: int = Field(
@@ -135,13 +133,12 @@ class Cancelled(BaseModel):
     upload_id: str
 
 
-# The tus requests' headers (routes/tus.py), stated so that clients and fuzzers send what the
-# service takes. Upload-Metadata must carry the title (`title <base64 of it>`).
-def _header(name: str, schema: dict, description: str, required: bool = True) -> dict:
+# The tus requests' headers, stated for clients and fuzzers.
+def _header(name: str, schema: dict, description: str) -> dict:
     return {
         "name": name,
         "in": "header",
-        "required": required,
+        "required": True,
         "schema": schema,
         "description": description,
     }

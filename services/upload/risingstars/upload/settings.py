@@ -29,55 +29,37 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     # A CDN/media base for processed outputs only (video, thumbnail); unset: presigned links.
     media_base_url: str | None = None
     rankings_cache_seconds: float = 60
-    # Streamed uploads past the memory buffers spill their parts here (an emptyDir in the
-    # chart); at most upload_spill_bytes of it, one whole part reserved per part being filled.
+    # Parts past the memory buffers spill here (an emptyDir in the chart).
     upload_spill_dir: str = os.path.join(tempfile.gettempdir(), "risingstars-upload-spill")
     upload_spill_bytes: int = 1024 * MiB
-    # A streamed upload that sends nothing for this long is aborted (408); none lasts longer
-    # than the deadline.
     upload_idle_seconds: float = 30
-    # A new upload (or tus request) that finds memory and spill full waits this long for room,
-    # its body unread (the client is slowed by TCP, not failed), before 503 + Retry-After.
-    # Sized for the client's acceptance plan (300 closed-loop users, one 12.5 MB file each, no
-    # retries) on one replica: a full queue drains in well under a minute at 2+ uploads/s, and
-    # 120 s leaves room for a slow S3 while staying under the load balancer's idle timeout.
+    # Sized for the acceptance plan (300 closed-loop users, 12.5 MB each, no retries) on one
+    # replica: a full queue drains in well under a minute, and 120 s leaves room for a slow S3
+    # while staying under the load balancer's idle timeout.
     upload_admission_wait_seconds: float = 120
     upload_deadline_seconds: float = 1800
-    # Concurrent streamed uploads per user, counted per process (429 past it).
     upload_max_per_user: int = 3
 
     # Extensions (not in the conventions table; defaults fit production).
     # The AWS SDKs' own name for an SQS-only endpoint override.
     aws_endpoint_url_sqs: str | None = None
-    # Streaming uploads buffer whole S3 parts; the process holds at most
-    # upload_buffer_bytes of them in memory, whatever the number of concurrent uploads (past
-    # them, parts spill to UPLOAD_SPILL_DIR, mostly page cache). The service idles at about
-    # 108 MB RSS (libraries, AWS models) and 300 concurrent uploads add about 35 MB of their
-    # own, so 2 parts of the smallest size S3 takes (10 MiB) keep the peak near 150 MB.
+    # The service idles at about 108 MB RSS and 300 concurrent uploads add about 35 MB, so 2
+    # memory parts of the smallest size S3 takes (10 MiB) keep the peak near 150 MB.
     upload_part_bytes: int = S3_MIN_PART_BYTES
     upload_buffer_bytes: int = 2 * S3_MIN_PART_BYTES
     upload_parts_in_flight: int = 3
-    # moov is the only box kept in memory while streaming; larger ones are refused.
     max_moov_bytes: int = 8 * MiB
     db_pool_size: int = 20
-    # How long a request waits for a free database connection before answering 503.
     db_acquire_timeout_seconds: float = 5.0
-    # A direct upload's completion (S3 checks and MP4 probe) ends with 503 after this long.
     direct_complete_seconds: float = 60.0
-    # Uploads a user may make per 24 hours (every path).
     upload_daily_quota: int = 50
     outbox_poll_seconds: float = 1.0
     outbox_max_backoff_seconds: float = 60.0
-    # How long a job waits for the in-request publish before the relay may send it too.
     outbox_grace_seconds: float = 30.0
     events_wait_seconds: int = 20
-    # Direct-to-S3 uploads (and any multipart upload) older than this are aborted.
     direct_upload_ttl_seconds: int = 86_400
     cleanup_interval_seconds: float = 3600.0
-    # Resumable uploads a user may have open at once, of each kind (direct and tus).
     max_open_uploads_per_user: int = 5
-    # A waiting video's queue position and ETA (queue_positions.py): each API replica rereads the
-    # queue this often; the ETA averages the service time of this many newest processed videos.
     queue_refresh_seconds: float = 5.0
     queue_service_window: int = 20
 

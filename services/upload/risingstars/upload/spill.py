@@ -1,20 +1,16 @@
 """Where a streamed upload's parts wait for S3: a few buffers in memory, then a bounded scratch
 directory.
 
-S3 parts are at least 5 MiB, and a slow or stalled client takes minutes (or for ever) to fill
-one: memory held for them would starve everyone else. So memory is a handful of part buffers,
-then parts go to files in the spill directory; a memory part idle for a while moves to disk and
-its buffer goes to a newcomer, so memory serves the uploads that are moving.
-
-Each file part reserves a whole part of the disk budget, so a part being filled can always be
-finished. When memory and disk are spoken for, running uploads wait for a part to come back (one
-always does), and new ones wait behind them in turn, their body unread (the clients just slow
-down), for at most `admission_wait` seconds before a 503 (`capacity.busy`): a closed-loop client
-does not retry a 503, so refusing at once would turn a moment of slow storage into failures.
+S3 parts are at least 5 MiB and a slow or stalled client may take for ever to fill one, so
+memory is a handful of part buffers, then files; a memory part idle for a while moves to disk
+and its buffer goes to a newcomer. Each file part reserves a whole part of the disk budget, so a
+part being filled can always be finished. When all is spoken for, running uploads wait for a
+part to come back (one always does), and new ones wait behind them, unread, for at most
+`admission_wait` seconds before a 503: closed-loop clients do not retry a 503, so refusing at
+once would turn a moment of slow storage into failures.
 
 Each process spills into its own subdirectory, held by a lock; directories whose lock is free
-belong to processes that died (an emptyDir outlives a container restart) and are removed.
-"""
+belong to processes that died (an emptyDir outlives a container restart) and are removed."""
 
 from __future__ import annotations
 
@@ -60,7 +56,6 @@ class Part:
         return self.size >= self._store.part_bytes
 
     def write(self, data: memoryview) -> int:
-        """Take as much of `data` as there is room for; return how much."""
         n = min(len(data), self._store.part_bytes - self.size)
         self.crc32 = zlib.crc32(data[:n], self.crc32)
         if self._buffer is not None:
@@ -113,8 +108,7 @@ class Part:
 
 
 class PartStore:
-    """`memory_parts` pooled buffers of `part_bytes`, then files in `spill_root` up to
-    `spill_bytes`."""
+    """`memory_parts` buffers of `part_bytes`, then files up to `spill_bytes`."""
 
     def __init__(
         self,
@@ -158,8 +152,7 @@ class PartStore:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     async def admit(self) -> Part:
-        """The first part of a new upload: at once if there is room and nobody waits, else in
-        turn behind everyone waiting, for at most `admission_wait` seconds (then busy)."""
+        """The first part of a new upload, in turn, within `admission_wait` seconds (then busy)."""
         started = time.monotonic()
         try:
             if not (self._running or self._new) and (part := self._try_take()) is not None:
@@ -174,8 +167,7 @@ class PartStore:
             metrics.ADMISSION_WAIT.observe(time.monotonic() - started)
 
     async def take(self) -> Part:
-        """A part for a running upload, waiting for one to come back if there is no room
-        (ahead of new uploads: finishing what was started frees room soonest)."""
+        """A part for a running upload, ahead of new ones: finishing frees room soonest."""
         if not self._running and (part := self._try_take()) is not None:
             return part
         return await self._wait(self._running)
@@ -245,7 +237,6 @@ class PartStore:
         return min(candidates, key=lambda p: p.last_write, default=None)
 
     def _hand_out(self) -> None:
-        """Give the room that came back to whoever waits longest, running uploads first."""
         while True:
             for queue in (self._running, self._new):
                 while queue and queue[0].done():

@@ -28,10 +28,7 @@ def all_keys(video_id: uuid.UUID) -> list[str]:
 
 
 class Links:
-    """Download links. Presigned S3 GETs (signing is local: no request to S3), except for the
-    processed outputs (video, thumbnail) when a media base URL (a CDN in front of the bucket's
-    `processed/` prefix) is configured: originals of private, unprocessed or rejected videos are
-    never public, so they stay presigned."""
+    """Presigned GETs, or the media base URL (a CDN) for processed outputs only."""
 
     def __init__(self, s3: Any, bucket: str, *, ttl_seconds: int, media_base_url: str | None):
         self.s3 = s3
@@ -40,7 +37,6 @@ class Links:
         self.media_base = media_base_url.rstrip("/") if media_base_url else None
 
     async def url(self, key: str | None) -> str | None:
-        """A presigned link, whatever the key."""
         if not key:
             return None
         return await self.s3.generate_presigned_url(
@@ -48,7 +44,6 @@ class Links:
         )
 
     async def media_url(self, key: str | None) -> str | None:
-        """A processed output's link: under the media base URL when there is one."""
         if key and self.media_base and key.startswith(PROCESSED_PREFIX):
             return f"{self.media_base}/{key}"
         return await self.url(key)

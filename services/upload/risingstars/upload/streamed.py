@@ -1,8 +1,5 @@
-"""The streamed upload (`POST /api/videos/upload`): a multipart/form-data body goes straight
-into an S3 multipart upload while the MP4 is checked on the way through; nothing is kept but
-the parts being filled or sent (spill.PartStore) and the moov box. Whatever ends it early
-aborts the S3 upload (and frees its parts) before the caller answers.
-"""
+"""The streamed upload (`POST /api/videos/upload`): the form's file goes straight into an S3
+multipart upload, its MP4 checked on the way; whatever ends it early aborts the S3 upload."""
 
 from __future__ import annotations
 
@@ -43,29 +40,11 @@ MAX_OTHER_BYTES = 16 * 1024
 FORM_OVERHEAD_BYTES = 64 * 1024
 
 
-@dataclasses.dataclass(frozen=True)
-class Received:
-    title: str
-    size: int
-    info: mp4.Mp4Info
-
-
-def too_large_by_length(content_length: str | None, policy: UploadPolicy) -> bool:
-    """A declared body this long cannot hold a file within the limit: refuse unread."""
-    return (
-        content_length is not None
-        and content_length.isdigit()
-        and int(content_length) > policy.max_bytes + FORM_OVERHEAD_BYTES
-    )
-
-
 def _bad_form(detail: str) -> errors.Invalid:
     return intake.refused(BAD_FORM, detail)
 
 
 class _Form:
-    """What has been read so far, and the checks applied as each piece arrives."""
-
     def __init__(self, writer: MultipartWriter, policy: UploadPolicy) -> None:
         self.writer = writer
         self.policy = policy
@@ -144,10 +123,8 @@ async def receive_form(
     content_type: str | None,
     writer: MultipartWriter,
     policy: UploadPolicy,
-) -> Received:
-    """Read the form from `chunks` into `writer`; raise errors.Invalid, errors.TimedOut (or
-    the client's disconnect, or a StorageError) with the S3 upload already aborted, or
-    capacity.busy's 503 before reading anything."""
+) -> tuple[str, int, mp4.Mp4Info]:
+    """Read the form from `chunks` into `writer`; on any error the S3 upload is aborted."""
     try:
         form_stream = FormStream(boundary_of(content_type))
     except FormError:
@@ -163,7 +140,7 @@ async def receive_form(
         await asyncio.shield(writer.abort())
         raise
     assert form.title is not None and form.info is not None
-    return Received(title=form.title, size=form.size, info=form.info)
+    return form.title, form.size, form.info
 
 
 async def _read(
@@ -205,7 +182,6 @@ class StreamedUploads:
         content_length: str | None,
         receive: Receive,
     ) -> dict[str, str]:
-        """Receive, check, store and accept one streamed upload; every outcome is counted."""
         started = time.perf_counter()
         try:
             video_id = await self._upload(owner, content_type, content_length, receive)
@@ -231,8 +207,10 @@ class StreamedUploads:
         receive: Receive,
     ) -> uuid.UUID:
         policy = self.intake.policy
-        if too_large_by_length(content_length, policy):
-            raise policy.too_large()
+        # A declared body this long cannot hold a file within the limit: refused unread.
+        if content_length and content_length.isdigit():
+            if int(content_length) > policy.max_bytes + FORM_OVERHEAD_BYTES:
+                raise policy.too_large()
         await intake.check_quota(self.intake.pool, owner.user_id, policy.daily_quota)
         video_id = uuid.uuid4()
         key = storage.original_key(video_id)
@@ -241,8 +219,8 @@ class StreamedUploads:
             parts_in_flight=self.parts_in_flight,
         )  # fmt: skip
         with self.slots.hold(owner.user_id):
-            received = await receive_form(body_of(receive), content_type, writer, policy)
-        video = catalog.NewVideo(video_id, owner, received.title, received.size, received.info)
+            title, size, info = await receive_form(body_of(receive), content_type, writer, policy)
+        video = catalog.NewVideo(video_id, owner, title, size, info)
         try:
             await self.intake.accept(video, wait_seconds=intake.ACCEPT_WAIT_SECONDS)
         except DB_ERRORS as exc:
@@ -252,6 +230,6 @@ class StreamedUploads:
             raise errors.Unavailable(errors.DATABASE_DOWN) from None
         log.info(
             "upload accepted",
-            extra={"video_id": str(video_id), "bytes": received.size, "user_id": owner.user_id},
+            extra={"video_id": str(video_id), "bytes": size, "user_id": owner.user_id},
         )
         return video_id

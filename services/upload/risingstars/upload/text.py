@@ -28,9 +28,8 @@ def city_key(city: str) -> str:
     return " ".join(bare.casefold().split())
 
 
-# Bidirectional controls reorder how a title displays ("gpj.exe" shown as "exe.jpg"): refused,
-# like control characters (NUL cannot even be stored). Other format characters (the zero-width
-# joiner inside emoji) are fine.
+# Bidirectional controls reorder how a title displays ("gpj.exe" shown as "exe.jpg"); other
+# format characters (the zero-width joiner inside emoji) are fine.
 _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )

@@ -1,17 +1,12 @@
 """Resumable uploads by the tus 1.0 protocol (https://tus.io/protocols/resumable-upload):
 core, creation, creation-with-upload, termination and expiration.
 
-Each upload is an S3 multipart upload of the video's original key, whole parts sent as they
-fill; what a request leaves of an incomplete part is stored as a small `tail` object (named for
-the request that wrote it, so a request that lost a race never overwrites the winner's) and read
-back by the next request: any replica can continue any upload. PostgreSQL holds the offset, the
-parts' ETags and the tail's name, and a lease that lets one request at a time in (423 otherwise).
-A PATCH obeys the streamed upload's limits (per-user count, admission, idle timeout, deadline).
-
-The last byte completes the S3 upload; the file is checked as a streamed one's, and a valid video
-recorded with its job in the transaction that marks the upload done. Until that commit the
-offset stays where the request started, so a request that fails late is simply sent again.
-"""
+Each upload is an S3 multipart upload, whole parts sent as they fill; what a request leaves of
+a part is stored as a `tail` object (named for the request that wrote it, so a request that lost
+a race never overwrites the winner's) that the next request reads back, so any replica can
+continue any upload. A lease in PostgreSQL lets one request at a time in (423 otherwise). The
+recorded offset moves to the end only with the video's record, so a request that fails late is
+simply sent again."""
 
 from __future__ import annotations
 
@@ -43,6 +38,7 @@ MAX_METADATA_BYTES = 4096
 TAIL_READ_BYTES = 64 * 1024
 # A lease outlives its request's deadline by this much (the request's own cleanup).
 LEASE_MARGIN_SECONDS = 60
+EXPIRE_BATCH = 100
 
 
 def tail_prefix(upload_id: uuid.UUID) -> str:
@@ -120,7 +116,6 @@ class Upload:
         return tail_key(self.id, self.tail_name)
 
 
-# How tus counts a user's unfinished uploads (intake's open-upload cap).
 OPEN_CAP = intake.OpenCap(tus_queries.COUNT_OPEN, messages.tus_open_uploads)
 
 
@@ -128,8 +123,7 @@ OPEN_CAP = intake.OpenCap(tus_queries.COUNT_OPEN, messages.tus_open_uploads)
 class TusUploads:
     intake: intake.Intake
     buffers: PartStore
-    # Running uploads per user, shared with the streamed path.
-    slots: UserSlots
+    slots: UserSlots  # shared with the streamed path
     ttl_seconds: int
     parts_in_flight: int = 3
 
@@ -158,8 +152,7 @@ class TusUploads:
 
     @contextlib.asynccontextmanager
     async def leased(self, upload_id: uuid.UUID, user_id: str) -> AsyncIterator[Upload]:
-        """The upload as it stands, held by this request alone until the block ends; Locked
-        (423) at once if another request holds it."""
+        """The upload, held by this request alone until the block ends (else 423 at once)."""
         token = uuid.uuid4()
         pool, deadline = self.intake.pool, self.intake.policy.deadline_seconds
         seconds = deadline + self.buffers.admission_wait + LEASE_MARGIN_SECONDS
@@ -174,11 +167,7 @@ class TusUploads:
                 await asyncio.shield(pool.execute(tus_queries.RELEASE, upload_id, token))
 
     async def append(self, upload: Upload, offset: int, body: AsyncIterator[bytes]) -> Upload:
-        """Store the bytes of one PATCH request on a leased upload; returns the upload as it
-        now stands. If the client goes away or goes quiet (errors.TimedOut) mid-request, what
-        arrived is kept, then the error is re-raised. errors.TooMany: the user has as many
-        uploads running as allowed; capacity.busy's 503: no room came for a part within the
-        admission wait; in both cases nothing was read."""
+        """Store one PATCH's bytes on a leased upload; what arrived is kept whatever ends it."""
         assert upload.lease is not None, "append needs the upload's lease"
         with self.slots.hold(upload.owner.user_id):
             return await self._append(upload, offset, body)
@@ -204,14 +193,11 @@ class TusUploads:
             raise
         except StorageError as exc:
             if await self._assembled(upload):
-                # An earlier request completed it in S3 and failed before recording it (S3
-                # refuses parts of a completed upload): the client sent the same last request
-                # again; record it now.
+                # An earlier request completed it in S3 but failed to record it: record it now.
                 return await self._record(upload, list(upload.etags))
             raise errors.Unavailable(messages.STORAGE_DOWN) from exc
         except BaseException:
-            # A dropped connection, silence or the deadline keeps what arrived: the client
-            # resumes there.
+            # Whatever ended the request, what arrived is kept: the client resumes there.
             await asyncio.shield(request.keep_what_arrived(quietly=True))
             raise
         finally:
@@ -223,8 +209,7 @@ class TusUploads:
         return False
 
     async def _record(self, upload: Upload, etags: list[str]) -> Upload:
-        """The file is whole in S3: check it, and record the video with its job in the
-        transaction that marks the upload complete (or remove everything if it is bad)."""
+        """Check the whole file and record it as the upload completes (or remove it if bad)."""
         try:
             info = await self.intake.check_stored(upload.key, upload.length)
         except errors.Invalid:
@@ -248,7 +233,6 @@ class TusUploads:
         )  # fmt: skip
 
     async def terminate(self, upload: Upload) -> None:
-        """Remove a leased upload and every object it made (its lease keeps a PATCH out)."""
         if upload.completed:
             raise errors.Conflict(messages.TUS_COMPLETE_DELETE)
         await self._remove(upload)
@@ -257,29 +241,26 @@ class TusUploads:
         await _remove_objects(self.intake.s3, self.intake.bucket, upload)
         await self.intake.pool.execute(tus_queries.DELETE, upload.id)
 
-    async def expire(self, batch: int = 100) -> int:
-        return await expire(self.intake.pool, self.intake.s3, self.intake.bucket, batch)
+    async def expire(self) -> int:
+        return await expire(self.intake.pool, self.intake.s3, self.intake.bucket)
 
 
-async def expire(pool: asyncpg.Pool, s3: Any, bucket: str, batch: int = 100) -> int:
-    """Forget expired uploads: abort unfinished ones and remove every object they made. Each
-    is leased first (no request appends meanwhile); S3 is called outside any transaction."""
+async def expire(pool: asyncpg.Pool, s3: Any, bucket: str) -> int:
+    """Remove expired uploads and their objects, each leased first (no request appends)."""
     token = uuid.uuid4()
-    removed = 0
-    for row in await pool.fetch(tus_queries.LEASE_EXPIRED, batch, token, LEASE_MARGIN_SECONDS):
+    rows = await pool.fetch(tus_queries.LEASE_EXPIRED, EXPIRE_BATCH, token, LEASE_MARGIN_SECONDS)
+    for row in rows:
         upload = Upload.from_row(row, lease=token)
         if upload.completed:
             await _delete_tails(s3, bucket, upload.id)  # a stale request's, if any
         else:
             await _remove_objects(s3, bucket, upload)
         await pool.execute(tus_queries.DELETE_LEASED, upload.id, token)
-        removed += 1
-    return removed
+    return len(rows)
 
 
 async def _remove_objects(s3: Any, bucket: str, upload: Upload) -> None:
-    """An unfinished upload's objects: its multipart upload, the original a failed completion
-    may have assembled (no video refers to it), and its tails."""
+    # The original too: a failed completion may have assembled it (no video refers to it).
     await abort_upload(s3, bucket, upload.key, upload.s3_upload_id)
     await storage.delete_keys(s3, bucket, [upload.key])
     await _delete_tails(s3, bucket, upload.id)
@@ -310,9 +291,6 @@ def _title(metadata: dict[str, str]) -> str:
 
 
 class _Request:
-    """One PATCH request's bytes: the tail a previous request left, then the body, through the
-    streamed upload's part writer into the upload's S3 multipart upload."""
-
     def __init__(self, uploads: TusUploads, upload: Upload) -> None:
         self.uploads = uploads
         self.upload = upload
@@ -330,8 +308,7 @@ class _Request:
         self.saved = False
 
     async def start(self) -> None:
-        """Wait for room for a part (the part store's admission), then put the tail a previous
-        request left into it."""
+        """Wait for room for a part (admission), then put the previous request's tail in it."""
         await self.writer.reserve()
         self.started = True
         if not self.upload.tail_bytes:
@@ -357,8 +334,7 @@ class _Request:
         metrics.BYTES_INGESTED.labels("tus").inc(len(chunk))
 
     async def keep_what_arrived(self, *, quietly: bool = False) -> Upload:
-        """Store the incomplete part as the tail object and record the new offset (quietly:
-        after a failure, when nothing may be kept if the parts did not all reach S3)."""
+        """Store the partial part as the tail, record the offset (quietly: after a failure)."""
         if self.saved or not self.started or self.received == self.upload.offset:
             return self.upload
         self.saved = True
@@ -406,8 +382,6 @@ class _Request:
         return self.upload
 
     async def finish(self) -> Upload:
-        """The last byte arrived: send the last part, complete the S3 upload, then check and
-        record it. The recorded offset moves only with that record."""
         self.saved = True  # whatever happens now, the client sends the last request again
         upload = self.upload
         etags = await self.writer.send_rest()

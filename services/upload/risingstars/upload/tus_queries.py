@@ -13,8 +13,7 @@ GET = "SELECT * FROM tus_uploads WHERE id = $1"
 
 COUNT_OPEN = "SELECT count(*) FROM tus_uploads WHERE user_id = $1 AND completed_at IS NULL"
 
-# The upload as it stands, with its lease taken for $3 seconds under token $2; no row if another
-# request holds a lease that has not run out.
+# The upload, leased for $3 seconds under token $2; no row while another request holds it.
 LEASE = """
 UPDATE tus_uploads SET patch_lease = $2, patch_until = now() + make_interval(secs => $3)
 WHERE id = $1 AND (patch_until IS NULL OR patch_until < now())
@@ -25,8 +24,8 @@ RELEASE = """
 UPDATE tus_uploads SET patch_lease = NULL, patch_until = NULL WHERE id = $1 AND patch_lease = $2
 """
 
-# Progress is recorded only from the offset the request started at and under its lease: of two
-# requests racing on one upload (a lease ran out), one records and the other learns it lost.
+# Only from the request's starting offset and under its lease: of two racing requests (a lease
+# ran out), one records and the other learns it lost.
 ADVANCE = """
 UPDATE tus_uploads SET "offset" = $3, etags = $4, tail_bytes = $5, tail_name = $7
 WHERE id = $1 AND "offset" = $2 AND completed_at IS NULL AND patch_lease = $6
@@ -43,8 +42,7 @@ DELETE = "DELETE FROM tus_uploads WHERE id = $1"
 
 DELETE_LEASED = "DELETE FROM tus_uploads WHERE id = $1 AND patch_lease = $2"
 
-# Expired uploads, each leased to the caller so that no request appends while it is removed
-# (and two workers do not remove the same one); the S3 work happens outside any transaction.
+# Expired uploads, leased so that no request appends meanwhile (nor another worker removes).
 LEASE_EXPIRED = """
 UPDATE tus_uploads SET patch_lease = $2, patch_until = now() + make_interval(secs => $3)
 WHERE id IN (SELECT id FROM tus_uploads

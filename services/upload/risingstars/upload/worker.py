@@ -1,8 +1,6 @@
-"""`python -m risingstars.upload worker`: the upload service's queue work, apart from the API
-replicas so each side scales on its own signal: the outbox relay (jobs to SQS, stored objects to
-delete), the processor's events, the sweep of abandoned multipart uploads, the expiry of tus uploads
-and the queue's gauges (queue_gauges.py), each a kit.periodic task. Same lifecycle as every service
-(/healthz, /readyz, /metrics on PORT, graceful shutdown)."""
+"""`python -m risingstars.upload worker`: the queue work, apart from the API replicas so each
+scales on its own signal: the outbox relay, the processor's events, the sweep of abandoned
+multipart uploads, tus expiry and the queue's gauges, each a kit.periodic task."""
 
 from __future__ import annotations
 
@@ -18,7 +16,6 @@ from risingstars.kit.app import create_app as kit_create_app
 from risingstars.upload import resources, tus
 from risingstars.upload.cleanup import Sweeper
 from risingstars.upload.events import EventsConsumer
-from risingstars.upload.outbox import Outbox
 from risingstars.upload.queue_gauges import QueueGauges
 from risingstars.upload.settings import Settings
 
@@ -29,10 +26,7 @@ SERVICE = "upload-worker"
 
 @dataclasses.dataclass(frozen=True)
 class Worker:
-    outbox: Outbox
-    events: EventsConsumer
     sweeper: Sweeper
-    gauges: QueueGauges
     tasks: tuple[periodic.Periodic, ...]
 
 
@@ -56,12 +50,10 @@ def build(settings: Settings, clients: resources.Clients) -> Worker:
             log.info("expired tus uploads removed", extra={"count": removed})
 
     sweep_every = settings.cleanup_interval_seconds
-    # Replicas started together should not sweep in lockstep: the sweeps start at a random
-    # moment of their first period (at most a minute in).
+    # Replicas started together do not sweep in lockstep (a random first delay).
     first_sweep = min(sweep_every, 60)
     tasks = (
-        # The relay waits between passes unless a full batch went; the events poll is itself
-        # the wait (a long poll), so it only pauses after a failure.
+        # The events poll is itself the wait (a long poll).
         periodic.Periodic(
             "outbox",
             outbox.relay_pass,
@@ -74,7 +66,7 @@ def build(settings: Settings, clients: resources.Clients) -> Worker:
         periodic.Periodic("tus-expiry", expire_tus, sweep_every, first_delay=first_sweep),
         periodic.Periodic("queue-gauges", gauges.refresh, settings.queue_refresh_seconds),
     )
-    return Worker(outbox, events, sweeper, gauges, tasks)
+    return Worker(sweeper, tasks)
 
 
 def create_worker(settings: Settings) -> FastAPI:

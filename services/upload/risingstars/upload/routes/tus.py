@@ -1,11 +1,6 @@
-"""tus 1.0 resumable uploads (extension): the HTTP side of `tus.py`.
-
-`OPTIONS` needs no token (clients and browsers probe it); every other request carries the
-caller's JWT and `Tus-Resumable: 1.0.0`. Every answer, errors included, carries
-`Tus-Resumable` (added once, by the router's route class). The request that completes an upload
-answers like `POST /api/videos/upload` as far as tus allows: a 204 carries no body, so the
-video's id comes in the `Video-Id` and `Task-Id` headers (and in `HEAD` afterwards).
-"""
+"""tus 1.0 resumable uploads (extension): the HTTP side of `tus.py`. OPTIONS needs no token;
+every answer carries `Tus-Resumable`. A 204 has no body, so the request that completes an upload
+names the video in the `Video-Id` and `Task-Id` headers (and HEAD does afterwards)."""
 
 from __future__ import annotations
 
@@ -31,9 +26,7 @@ OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 
 class TusRoute(APIRoute):
-    """The protocol's edge: `Tus-Resumable` is required on every request but OPTIONS (412
-    with `Tus-Version` otherwise) and added to every answer, errors included (rendered by the
-    app's own handlers, so their body is the kit's)."""
+    """`Tus-Resumable` required on every request but OPTIONS (412) and added to every answer."""
 
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handle = super().get_route_handler()
@@ -42,7 +35,7 @@ class TusRoute(APIRoute):
             if request.method != "OPTIONS" and request.headers.get("tus-resumable") != tus.VERSION:
                 response: Response = JSONResponse(
                     status_code=412,
-                    content={"detail": messages.tus_version(tus.VERSION), "code": "tus_version"},
+                    content={"detail": messages.TUS_VERSION, "code": "tus_version"},
                     headers={"Tus-Version": tus.VERSION},
                 )
             else:
@@ -60,8 +53,7 @@ class TusRoute(APIRoute):
 
 
 def _handler_for(request: Request, exc: Exception):
-    """The app's exception handler for `exc` (the most specific one), but not the catch-all:
-    an unexpected error stays the kit's logged 500."""
+    """The app's most specific handler for `exc`, but not the catch-all (the kit's 500)."""
     handlers = request.app.exception_handlers
     for kind in type(exc).__mro__:
         if kind is Exception:
@@ -93,8 +85,6 @@ def _headers(upload: tus.Upload) -> dict[str, str]:
 
 
 async def _append(rt, request: Request, upload_id: uuid.UUID, user: User, offset: int):
-    """One request's bytes, under the upload's lease (423 if another request holds it), the
-    user's count of running uploads (429) and the part store's admission (wait, then 503)."""
     started = time.perf_counter()
     try:
         async with rt.tus.leased(upload_id, user.sub) as upload:
@@ -175,7 +165,7 @@ async def offset(upload_id: str, user: User, rt: Runtime) -> Response:
 )
 async def append(upload_id: str, request: Request, user: User, rt: Runtime) -> Response:
     if not request.headers.get("content-type", "").startswith(OFFSET_CONTENT_TYPE):
-        raise HTTPException(415, messages.tus_content_type(OFFSET_CONTENT_TYPE))
+        raise HTTPException(415, messages.TUS_CONTENT_TYPE)
     start = _whole_number(request, "upload-offset")
     try:
         upload = await _append(

@@ -10,15 +10,15 @@ from risingstars.upload import catalog, messages, schemas
 from risingstars.upload.deps import Runtime, UploadId, User
 
 router = APIRouter(prefix="/api/videos/uploads", tags=["direct uploads"])
+# A stored part has no URL: the field is left out, not null.
+DESCRIBED = {"response_model": schemas.DirectUpload, "response_model_exclude_unset": True}
 
 
 @router.post(
     "",
     status_code=201,
-    response_model=schemas.DirectUpload,
-    # A stored part has no URL: the field is left out, not null.
-    response_model_exclude_unset=True,
     responses=schemas.errors(400, 401, 429, 503),
+    **DESCRIBED,
 )
 async def create_upload(user: User, body: schemas.NewUpload, rt: Runtime) -> Any:
     return await rt.direct.create(catalog.Uploader.from_claims(user), body.title, body.size)
@@ -26,10 +26,8 @@ async def create_upload(user: User, body: schemas.NewUpload, rt: Runtime) -> Any
 
 @router.get(
     "/{upload_id}",
-    response_model=schemas.DirectUpload,
-    # A stored part has no URL: the field is left out, not null.
-    response_model_exclude_unset=True,
     responses=schemas.errors(401, 403, 404, 503),
+    **DESCRIBED,
 )
 async def upload_status(user: User, upload_id: UploadId, rt: Runtime) -> Any:
     return await rt.direct.status(user.sub, upload_id)
