@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI
 
 from risingstars.kit import db, errors, periodic
@@ -29,10 +28,6 @@ from risingstars.upload.tus import TusUploads
 SERVICE = "upload"
 STREAM_PATH = "/api/videos/upload"
 JSON_BODY_LIMIT = 64 * 1024
-
-
-# Faults of S3 that no handler dealt with: 503 (retry later), not a bare 500.
-STORAGE_FAULTS = (BotoCoreError, ClientError)
 
 
 def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> FastAPI:
@@ -60,7 +55,6 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
             stack.callback(buffers.close)
             box = resources.outbox(settings, clients)
             intake = Intake(pool, s3, box, settings.s3_bucket, policy)
-            # Streamed and tus uploads count against the same per-user limit.
             slots = UserSlots(settings.upload_max_per_user)
             runtime = Runtime(
                 settings=settings,
@@ -99,7 +93,6 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
                     pool,
                     clients.sqs,
                     jobs_queue_url=settings.jobs_queue_url,
-                    refresh_seconds=settings.queue_refresh_seconds,
                     service_window=settings.queue_service_window,
                 ),
             )
@@ -130,7 +123,8 @@ def create_app(settings: Settings, *, verifier: TokenVerifier | None = None) -> 
         ],
     )
     errors.install_unavailable(app, db.UNAVAILABLE, errors.DATABASE_DOWN)
-    errors.install_unavailable(app, STORAGE_FAULTS, messages.STORAGE_DOWN)
+    # Faults of S3 that no handler dealt with: 503 (retry later), not a bare 500.
+    errors.install_unavailable(app, storage.STORAGE_ERRORS, messages.STORAGE_DOWN)
     app.state.settings = settings
     # The public routes take the most traffic: matched first.
     app.include_router(public.router)

@@ -1,6 +1,5 @@
-"""What one upload process takes at once, and how it says no: 429 `per_user` past
-`max_per_user` running uploads per user (per process: behind N replicas, N times as many), 503
-`busy` when no room came within the admission wait, 408 `idle` or `deadline`."""
+"""What one upload process takes at once, and how it says no: 429 `per_user` (counted per
+process), 503 `busy` past the admission wait, 408 `idle` or `deadline`."""
 
 from __future__ import annotations
 

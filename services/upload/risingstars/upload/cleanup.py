@@ -1,7 +1,6 @@
-"""Abandoned uploads: direct uploads never completed, and multipart uploads left by a process
-that died mid-stream, are aborted once older than the configured age. An upload's age is that of
-its newest part, so a stream in progress is never taken for a dead one (some S3 emulators report
-a made-up `Initiated` date). Safe on every replica at once."""
+"""Abandoned direct and multipart uploads are aborted once older than the configured age. An
+upload's age is its newest part's, so a stream in progress is never taken for a dead one (some
+S3 emulators report a made-up `Initiated` date). Safe on every replica at once."""
 
 from __future__ import annotations
 

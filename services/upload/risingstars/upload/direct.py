@@ -1,6 +1,5 @@
-"""Direct-to-S3 uploads (extension): the client PUTs the parts to presigned URLs, can ask which
-are stored (to resume), and asks us to complete. Completion does its storage work with no
-database connection held, within a deadline, so hostile files cannot tie up the pool (10.1)."""
+"""Direct-to-S3 uploads (extension): the client PUTs the parts to presigned URLs, may ask which
+are stored (to resume), then asks us to complete, with no database connection held (10.1)."""
 
 from __future__ import annotations
 
@@ -74,20 +73,11 @@ class DirectUploads:
         video_id = uuid.uuid4()
         upload_id = uuid.uuid4()
 
-        async def insert(conn: asyncpg.Connection, s3_upload_id: str) -> dict[str, Any]:
-            created_at = await conn.fetchval(
+        async def insert(conn: asyncpg.Connection, s3_upload_id: str) -> asyncpg.Record:
+            return await conn.fetchrow(
                 queries.INSERT_DIRECT, upload_id, video_id, s3_upload_id, user.user_id,
                 user.username, user.city, title, size, self.part_bytes,
             )  # fmt: skip
-            return {
-                "id": upload_id,
-                "video_id": video_id,
-                "s3_upload_id": s3_upload_id,
-                "title": title,
-                "size_bytes": size,
-                "part_bytes": self.part_bytes,
-                "created_at": created_at,
-            }
 
         key = storage.original_key(video_id)
         row = await self.intake.open_multipart(user.user_id, key, OPEN_CAP, insert)

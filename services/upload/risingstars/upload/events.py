@@ -1,7 +1,6 @@
-"""The processor's events, long-polled. Handling is idempotent and order-tolerant (SQS delivers
-at least once, in any order); an event for a deleted video is dropped, with the processor's
-files. The processor parses hostile files, so a `processed` event is applied only when its keys
-are the outputs the job named for that very video."""
+"""The processor's events, long-polled; idempotent and order-tolerant (SQS delivers at least
+once, in any order). The processor parses hostile files, so a `processed` event is applied only
+when its keys are the outputs the job named for that very video."""
 
 from __future__ import annotations
 
@@ -27,11 +26,6 @@ DROPPED = "dropped"
 INVALID = "invalid"
 REFUSED = "refused"
 _SQS_MAX_VISIBILITY = 43200
-
-
-def outputs_of(video_id: uuid.UUID) -> tuple[str, str]:
-    """The only keys a `processed` event may name for this video: those its job named."""
-    return storage.processed_key(video_id), storage.thumbnail_key(video_id)
 
 
 class EventsConsumer:
@@ -101,7 +95,8 @@ class EventsConsumer:
 
     async def _processed(self, video_id: uuid.UUID, event: jobs.Processed) -> str:
         processed, thumbnail = event.processed_key, event.thumbnail_key
-        if (processed, thumbnail) != outputs_of(video_id):
+        outputs = storage.processed_key(video_id), storage.thumbnail_key(video_id)
+        if (processed, thumbnail) != outputs:  # the only keys its job named for this video
             log.warning(
                 "processed event refused: its keys are not this video's outputs",
                 extra={
@@ -146,14 +141,17 @@ class EventsConsumer:
             )
             return APPLIED
 
-    async def poll_once(self) -> int:
+    async def _receive(self, queue_url: str, wait_seconds: int) -> list[dict[str, Any]]:
         response = await self.sqs.receive_message(
-            QueueUrl=self.queue_url,
+            QueueUrl=queue_url,
             MaxNumberOfMessages=10,
-            WaitTimeSeconds=self.wait_seconds,
+            WaitTimeSeconds=wait_seconds,
             MessageAttributeNames=tracing.MESSAGE_ATTRIBUTES,
         )
-        messages = response.get("Messages", [])
+        return response.get("Messages", [])
+
+    async def poll_once(self) -> int:
+        messages = await self._receive(self.queue_url, self.wait_seconds)
         for message in messages:
             try:
                 with tracing.consumer("event apply", message):
@@ -172,14 +170,8 @@ class EventsConsumer:
             self._dead_letters = await dead_letter_url(self.sqs, self.jobs_queue_url)
         if not self._dead_letters:
             return 0
-        response = await self.sqs.receive_message(
-            QueueUrl=self._dead_letters,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=0,
-            MessageAttributeNames=tracing.MESSAGE_ATTRIBUTES,
-        )
-        messages_ = response.get("Messages", [])
-        for message in messages_:
+        messages = await self._receive(self._dead_letters, 0)
+        for message in messages:
             try:
                 job = jobs.parse_job(message.get("Body", ""))
             except jobs.InvalidMessage:
@@ -196,7 +188,7 @@ class EventsConsumer:
                 ReceiptHandle=message["ReceiptHandle"],
                 VisibilityTimeout=_SQS_MAX_VISIBILITY,
             )
-        return len(messages_)
+        return len(messages)
 
     async def poll_pass(self) -> Any:
         await self.poll_once()

@@ -1,6 +1,5 @@
 """What every upload path shares: the rules a video must meet, the admission of a new upload,
-S3 multipart uploads with their rows, the check of a stored file, the acceptance of a video.
-A refused file is an `errors.Invalid` whose `code` (also the metrics' reason) says why."""
+S3 multipart uploads with their rows, the check of a stored file, the acceptance of a video."""
 
 from __future__ import annotations
 
@@ -53,7 +52,6 @@ def refused(reason: str, detail: str) -> errors.Invalid:
 
 
 def title(raw: str) -> str:
-    """The title to store, or errors.Invalid (code `bad_title`)."""
     cleaned = clean_title(raw)
     if cleaned is None:
         raise refused(BAD_TITLE, messages.BAD_TITLE)
@@ -169,9 +167,7 @@ class Intake:
         cap: OpenCap,
         insert: Callable[[asyncpg.Connection, str], Awaitable[T]],
     ) -> T:
-        """Start the S3 multipart upload of `key` and record it with `insert(conn, upload_id)`
-        (or abort it), within the caps, checked again under a per-user lock in the inserting
-        transaction so that parallel creations cannot exceed them."""
+        """Start the S3 upload of `key` and record it (`insert`) within the caps, else abort it."""
         await self._admit(self.pool, user_id, cap)  # the usual refusal costs no S3 call
         try:
             created = await self.s3.create_multipart_upload(
@@ -242,9 +238,8 @@ class Intake:
         claim: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
         wait_seconds: float | None = None,
     ) -> None:
-        """Record a checked upload with its job in one transaction (`claim(conn)` first: it
-        takes the upload's row, raising if another request did), then send the job. Nothing
-        raises after the commit: the upload is accepted."""
+        """Record a checked upload with its job in one transaction (`claim(conn)` first takes
+        the upload's row), then send the job: after the commit nothing raises."""
         async with self.pool.acquire(timeout=wait_seconds) as conn, conn.transaction():
             if claim is not None:
                 await claim(conn)
@@ -286,9 +281,7 @@ async def deadline(seconds: float) -> AsyncIterator[None]:
 
 
 async def paced(chunks: AsyncIterator[bytes], idle_seconds: float) -> AsyncIterator[bytes]:
-    """`chunks`, cut off with errors.TimedOut (code `idle`) once the client sends nothing for
-    `idle_seconds`. Only the client's silence counts: time the caller spends waiting for room
-    for a part is ours."""
+    """`chunks`, cut off (408 `idle`) when the client is silent: our own waits do not count."""
     received = aiter(chunks)
     while True:
         try:

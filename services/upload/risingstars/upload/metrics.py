@@ -33,7 +33,6 @@ SPILL_BYTES_IN_USE = Gauge(
 UPLOADS_WAITING = Gauge(
     "upload_uploads_waiting", "Streaming uploads waiting for room for their next part"
 )
-# A new upload that finds no room waits (its body unread) before it is refused.
 ADMISSION_WAIT = Histogram(
     "upload_admission_wait_seconds",
     "How long new uploads (streamed, tus requests) waited for room for their first part",

@@ -211,8 +211,7 @@ def parse_moov(payload: bytes | bytearray | memoryview) -> Mp4Info:
 
 
 class Mp4Scanner:
-    """`feed` returns the Mp4Info once, as soon as moov has gone by (the caller may refuse
-    early); `finish` checks the file ended on a box boundary and returns it."""
+    """`feed` returns the Mp4Info once moov has gone by; `finish` checks the file's end."""
 
     def __init__(self, *, max_moov_bytes: int, max_file_bytes: int | None = None) -> None:
         self.max_moov = max_moov_bytes

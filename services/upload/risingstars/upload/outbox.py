@@ -1,6 +1,5 @@
-"""The transactional outbox: messages written in the transaction of the change they follow (a
-job with its video, objects to delete with a deleted video), sent right after the commit and
-retried by a relay (FOR UPDATE SKIP LOCKED: any number of replicas) until they go through.
+"""The transactional outbox: messages written in the transaction of the change they follow, sent
+right after the commit and retried by a relay (any number of replicas: FOR UPDATE SKIP LOCKED).
 Delivery is at least once: consumers are idempotent."""
 
 from __future__ import annotations

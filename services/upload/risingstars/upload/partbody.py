@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 
 
 class PartBody:
-    """botocore sees a seekable file (it rewinds it to retry); aiohttp an async iterable of
-    slices, so its socket buffer holds one slice at most. Not an io.IOBase on purpose: aiohttp
-    would read those in a thread, 64 KiB at a time."""
+    """botocore sees a seekable file (it rewinds it to retry), aiohttp an async iterable of
+    slices. Not an io.IOBase on purpose: aiohttp would read it in a thread, 64 KiB at a time."""
 
     SLICE = 64 * 1024
 
@@ -23,8 +22,7 @@ class PartBody:
 
     @property
     def checksum(self) -> dict[str, str]:
-        """Computed as the bytes arrived: else botocore reads the part again for the same
-        CRC32 (9 % of the process's CPU under load)."""
+        """Computed as the bytes arrived: else botocore reads the part again (9 % of the CPU)."""
         if self._crc32 is None:
             return {}
         # The same two headers botocore sends when it computes the checksum itself.

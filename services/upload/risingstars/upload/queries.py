@@ -8,8 +8,7 @@ INSERT INTO videos (id, user_id, username, city, city_key, title, status, origin
 VALUES ($1, $2, $3, $4, $5, $6, 'uploaded', $7, $8, $9, $10, $11)
 """
 
-# The relay leaves a fresh row alone for `grace` seconds: the request that wrote it is
-# publishing it right now.
+# The relay leaves a row alone for `grace` seconds: its request is publishing it right now.
 INSERT_OUTBOX = """
 INSERT INTO outbox (kind, video_id, payload, next_attempt_at, traceparent)
 VALUES ($1, $2, $3::jsonb, now() + make_interval(secs => $4), $5)
@@ -155,7 +154,7 @@ INSERT_DIRECT = """
 INSERT INTO direct_uploads (id, video_id, s3_upload_id, user_id, username, city, title,
                             size_bytes, part_bytes)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING created_at
+RETURNING *
 """
 
 GET_DIRECT = """

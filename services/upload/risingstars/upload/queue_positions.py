@@ -1,7 +1,7 @@
-"""Where a waiting video stands in the processing queue, and about when it will be ready.
-
-No request costs a query: each replica keeps a snapshot of the queue (refreshed every
+"""Where a waiting video stands in the processing queue, and about when it will be ready. No
+request costs a query: each replica keeps a snapshot of the queue (refreshed every
 QUEUE_REFRESH_SECONDS), bisected with the upload time of the video's row, read anyway.
+
 - position: the videos queued before this one (0: being processed or next).
 - eta_seconds: (position + 1) × S ÷ P, S the mean service time of the newest
   QUEUE_SERVICE_WINDOW jobs that ended (failures too), P the jobs in flight (at least 1): with
@@ -59,13 +59,11 @@ class QueuePositions:
         sqs: Any,
         *,
         jobs_queue_url: str,
-        refresh_seconds: float = 5.0,
         service_window: int = 20,
     ) -> None:
         self.pool = pool
         self.sqs = sqs
         self.queue_url = jobs_queue_url
-        self.refresh_seconds = refresh_seconds
         self.service_window = service_window
         self.snapshot: Snapshot | None = None
         self.refreshes = 0

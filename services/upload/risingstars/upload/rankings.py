@@ -1,6 +1,5 @@
-"""Player rankings from one aggregate query at most once per `ttl` seconds, served from memory
-(pages' JSON cached until the next refresh). While the database is away the last snapshot is
-served, however old (finding 10.13); with none yet, the fault is a 503."""
+"""Player rankings from one aggregate query at most once per `ttl` seconds, served from memory;
+while the database is away the last snapshot is served, however old (finding 10.13)."""
 
 from __future__ import annotations
 

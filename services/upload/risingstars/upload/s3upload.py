@@ -26,9 +26,8 @@ class StorageError(Exception):
 
 
 class MultipartWriter:
-    """Bytes in, whole parts out to S3 as they fill. A tus request continues a multipart upload
-    that earlier requests started (`upload_id`, the `etags` of the parts already sent) and,
-    when it ends before the file does, keeps the part it was filling (`partial`)."""
+    """Bytes in, whole parts out to S3 as they fill. A tus request continues an upload (its
+    `upload_id`, the `etags` sent) and may keep the part it was filling (`partial`)."""
 
     def __init__(
         self,

@@ -25,7 +25,8 @@ TITLE_SCHEMA = {
 
 
 class NewUpload(BaseModel):
-    """The title is checked by the service (with its message), the size by the document too."""
+    """A direct upload to create: the title is checked by the service (its message), the
+    size by the document too."""
 
     title: str = Field(json_schema_extra=TITLE_SCHEMA)
     size: int = Field(

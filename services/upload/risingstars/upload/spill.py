@@ -1,16 +1,13 @@
 """Where a streamed upload's parts wait for S3: a few buffers in memory, then a bounded scratch
-directory.
+directory. Each process spills into its own subdirectory, held by a lock; those whose lock is
+free belong to processes that died (an emptyDir outlives a container restart) and are removed.
 
-S3 parts are at least 5 MiB and a slow or stalled client may take for ever to fill one, so
-memory is a handful of part buffers, then files; a memory part idle for a while moves to disk
-and its buffer goes to a newcomer. Each file part reserves a whole part of the disk budget, so a
-part being filled can always be finished. When all is spoken for, running uploads wait for a
-part to come back (one always does), and new ones wait behind them, unread, for at most
-`admission_wait` seconds before a 503: closed-loop clients do not retry a 503, so refusing at
-once would turn a moment of slow storage into failures.
-
-Each process spills into its own subdirectory, held by a lock; directories whose lock is free
-belong to processes that died (an emptyDir outlives a container restart) and are removed."""
+A slow or stalled client may take for ever to fill a 5 MiB part, so a memory part idle for a
+while moves to disk and its buffer goes to a newcomer. Each file part reserves a whole part of
+the disk budget, so a part being filled can always be finished. When all is spoken for, running
+uploads wait for a part to come back (one always does) and new ones wait behind them, unread,
+for at most `admission_wait` seconds before a 503: closed-loop clients do not retry a 503, so
+refusing at once would turn a moment of slow storage into failures."""
 
 from __future__ import annotations
 
@@ -136,7 +133,8 @@ class PartStore:
         self._running: deque[asyncio.Future[Part]] = deque()
         self._new: deque[asyncio.Future[Part]] = deque()
         self.dir = _own_directory(Path(spill_root))
-        self._lock = _hold_lock(self.dir)
+        self._lock = os.open(self.dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
 
     @property
     def waiting(self) -> int:  # running uploads waiting for their next part
@@ -262,9 +260,3 @@ def _own_directory(root: Path) -> Path:
             os.close(fd)
         shutil.rmtree(other, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=root))
-
-
-def _hold_lock(directory: Path) -> int:
-    fd = os.open(directory / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd

@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import asyncpg
 from starlette.requests import ClientDisconnect
@@ -176,15 +176,11 @@ class StreamedUploads:
     parts_in_flight: int
 
     async def upload(
-        self,
-        owner: catalog.Uploader,
-        content_type: str | None,
-        content_length: str | None,
-        receive: Receive,
+        self, owner: catalog.Uploader, headers: Mapping[str, str], receive: Receive
     ) -> dict[str, str]:
         started = time.perf_counter()
         try:
-            video_id = await self._upload(owner, content_type, content_length, receive)
+            video_id = await self._upload(owner, headers, receive)
         except ClientDisconnect:
             intake.tally("stream", "aborted", "disconnect", started)
             log.info("upload abandoned by the client")
@@ -200,17 +196,13 @@ class StreamedUploads:
         return intake.uploaded(video_id)
 
     async def _upload(
-        self,
-        owner: catalog.Uploader,
-        content_type: str | None,
-        content_length: str | None,
-        receive: Receive,
+        self, owner: catalog.Uploader, headers: Mapping[str, str], receive: Receive
     ) -> uuid.UUID:
         policy = self.intake.policy
+        length = headers.get("content-length", "")
         # A declared body this long cannot hold a file within the limit: refused unread.
-        if content_length and content_length.isdigit():
-            if int(content_length) > policy.max_bytes + FORM_OVERHEAD_BYTES:
-                raise policy.too_large()
+        if length.isdigit() and int(length) > policy.max_bytes + FORM_OVERHEAD_BYTES:
+            raise policy.too_large()
         await intake.check_quota(self.intake.pool, owner.user_id, policy.daily_quota)
         video_id = uuid.uuid4()
         key = storage.original_key(video_id)
@@ -219,7 +211,9 @@ class StreamedUploads:
             parts_in_flight=self.parts_in_flight,
         )  # fmt: skip
         with self.slots.hold(owner.user_id):
-            title, size, info = await receive_form(body_of(receive), content_type, writer, policy)
+            title, size, info = await receive_form(
+                body_of(receive), headers.get("content-type"), writer, policy
+            )
         video = catalog.NewVideo(video_id, owner, title, size, info)
         try:
             await self.intake.accept(video, wait_seconds=intake.ACCEPT_WAIT_SECONDS)

@@ -21,8 +21,7 @@ VISIBLE_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f]"
 
 
 def city_key(city: str) -> str:
-    """Case- and accent-insensitive form of a city name, with spaces collapsed. A name made of
-    marks alone keeps them: only whitespace and controls leave a city without a key."""
+    """Case- and accent-insensitive, spaces collapsed; marks alone are kept."""
     decomposed = unicodedata.normalize("NFKD", _printable(city))
     bare = "".join(c for c in decomposed if not unicodedata.combining(c)) or decomposed
     return " ".join(bare.casefold().split())
@@ -40,8 +39,7 @@ def _allowed(char: str) -> bool:
 
 
 def clean_title(raw: str) -> str | None:
-    """The title to store (whitespace runs collapsed), or None when it is empty, too long, or
-    holds control or bidirectional-override characters."""
+    """The title to store (whitespace collapsed), or None: empty, too long, or with controls."""
     title = " ".join(raw.split())
     if not 1 <= len(title) <= TITLE_MAX or not all(map(_allowed, title)):
         return None

@@ -1,12 +1,11 @@
 """Resumable uploads by the tus 1.0 protocol (https://tus.io/protocols/resumable-upload):
 core, creation, creation-with-upload, termination and expiration.
 
-Each upload is an S3 multipart upload, whole parts sent as they fill; what a request leaves of
-a part is stored as a `tail` object (named for the request that wrote it, so a request that lost
-a race never overwrites the winner's) that the next request reads back, so any replica can
-continue any upload. A lease in PostgreSQL lets one request at a time in (423 otherwise). The
-recorded offset moves to the end only with the video's record, so a request that fails late is
-simply sent again."""
+Each upload is an S3 multipart upload; what a request leaves of a part is stored as a `tail`
+object (named for its request, so a request that lost a race never overwrites the winner's) for
+the next request, so any replica can continue any upload. A lease in PostgreSQL lets one request
+at a time in (423 otherwise). The offset moves to the end only with the video's record, so a
+request that fails late is simply sent again."""
 
 from __future__ import annotations
 
@@ -123,7 +122,7 @@ OPEN_CAP = intake.OpenCap(tus_queries.COUNT_OPEN, messages.tus_open_uploads)
 class TusUploads:
     intake: intake.Intake
     buffers: PartStore
-    slots: UserSlots  # shared with the streamed path
+    slots: UserSlots  # the streamed path's too: the per-user limit counts both
     ttl_seconds: int
     parts_in_flight: int = 3
 
@@ -132,7 +131,11 @@ class TusUploads:
     ) -> Upload:
         if length > self.intake.policy.max_bytes:
             raise errors.TooLarge(messages.too_large(self.intake.policy.max_bytes))
-        title = _title(parse_metadata(metadata_header))
+        metadata = parse_metadata(metadata_header)
+        raw_title = metadata.get("title") or metadata.get("filename")
+        if not raw_title:
+            raise errors.Invalid(messages.TUS_MISSING_TITLE)
+        title = intake.title(raw_title)
         upload_id, video_id = uuid.uuid4(), uuid.uuid4()
 
         async def insert(conn: asyncpg.Connection, s3_upload_id: str) -> asyncpg.Record:
@@ -281,13 +284,6 @@ def _visible(row: asyncpg.Record | None, user_id: str, lease: uuid.UUID | None =
     if upload.expires_at < datetime.datetime.now(datetime.UTC):
         raise errors.Gone(messages.TUS_EXPIRED)
     return upload
-
-
-def _title(metadata: dict[str, str]) -> str:
-    raw = metadata.get("title") or metadata.get("filename")
-    if not raw:
-        raise errors.Invalid(messages.TUS_MISSING_TITLE)
-    return intake.title(raw)
 
 
 class _Request:

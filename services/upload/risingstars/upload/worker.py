@@ -1,6 +1,5 @@
 """`python -m risingstars.upload worker`: the queue work, apart from the API replicas so each
-scales on its own signal: the outbox relay, the processor's events, the sweep of abandoned
-multipart uploads, tus expiry and the queue's gauges, each a kit.periodic task."""
+scales on its own signal, each task a kit.periodic."""
 
 from __future__ import annotations
 

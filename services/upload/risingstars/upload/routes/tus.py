@@ -91,9 +91,8 @@ async def _append(rt, request: Request, upload_id: uuid.UUID, user: User, offset
             upload = await rt.tus.append(upload, offset, intake.body_of(request.receive))
     except errors.ServiceError as exc:
         # A refused file or a capacity refusal is counted; a storage fault or a race is not.
-        if isinstance(exc, (errors.Invalid, errors.TimedOut, errors.TooMany)) or (
-            exc.code == capacity.BUSY
-        ):
+        counted = (errors.Invalid, errors.TimedOut, errors.TooMany)
+        if isinstance(exc, counted) or exc.code == capacity.BUSY:
             intake.tally("tus", intake.outcome(exc), exc.code)
         raise
     if upload.completed:

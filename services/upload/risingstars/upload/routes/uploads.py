@@ -14,21 +14,12 @@ router = APIRouter(prefix="/api/videos/uploads", tags=["direct uploads"])
 DESCRIBED = {"response_model": schemas.DirectUpload, "response_model_exclude_unset": True}
 
 
-@router.post(
-    "",
-    status_code=201,
-    responses=schemas.errors(400, 401, 429, 503),
-    **DESCRIBED,
-)
+@router.post("", status_code=201, responses=schemas.errors(400, 401, 429, 503), **DESCRIBED)
 async def create_upload(user: User, body: schemas.NewUpload, rt: Runtime) -> Any:
     return await rt.direct.create(catalog.Uploader.from_claims(user), body.title, body.size)
 
 
-@router.get(
-    "/{upload_id}",
-    responses=schemas.errors(401, 403, 404, 503),
-    **DESCRIBED,
-)
+@router.get("/{upload_id}", responses=schemas.errors(401, 403, 404, 503), **DESCRIBED)
 async def upload_status(user: User, upload_id: UploadId, rt: Runtime) -> Any:
     return await rt.direct.status(user.sub, upload_id)
 

@@ -44,12 +44,8 @@ UPLOAD_FORM = {
     openapi_extra={"requestBody": UPLOAD_FORM},
 )
 async def upload(request: Request, user: User, rt: Runtime) -> Any:
-    return await rt.streamed.upload(
-        catalog.Uploader.from_claims(user),
-        request.headers.get("content-type"),
-        request.headers.get("content-length"),
-        request.receive,
-    )
+    owner = catalog.Uploader.from_claims(user)
+    return await rt.streamed.upload(owner, request.headers, request.receive)
 
 
 @router.get("", response_model=list[schemas.VideoSummary], responses=schemas.errors(400, 401))
