@@ -11,7 +11,7 @@ import uvicorn
 from polling import eventually
 
 from risingstars.dev.infra import free_port
-from risingstars.kit.serve import READ_BYTES, BoundedReads
+from risingstars.kit.serve import HEAD_READ_BYTES, READ_BYTES, BoundedReads
 
 SENT = 4 * 1024 * 1024
 
@@ -87,11 +87,14 @@ async def test_a_body_refused_unread_does_not_freeze_the_connection() -> None:
 
 
 async def test_an_unread_body_waits_in_the_socket() -> None:
+    # Until the app asks for the body (an upload waiting for admission) the connection holds
+    # only what came with the headers; once it reads, whole reads keep the throughput.
     gate = asyncio.Event()
     read = 0
+    largest = 0
 
     async def app(scope, receive, send) -> None:
-        nonlocal read
+        nonlocal read, largest
         if scope["type"] == "lifespan":
             return await _lifespan(receive, send)
         await gate.wait()  # a busy app: the body is not read yet
@@ -99,6 +102,7 @@ async def test_an_unread_body_waits_in_the_socket() -> None:
         while more:
             message = await receive()
             read += len(message.get("body", b""))
+            largest = max(largest, len(message.get("body", b"")))
             more = message.get("more_body", False)
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -106,12 +110,13 @@ async def test_an_unread_body_waits_in_the_socket() -> None:
     async with bounded_server(app) as (server, port):
         reader, writer, connection = await post_until_paused(server, port)
         try:
-            assert 0 < len(connection.cycle.body) <= READ_BYTES
+            assert 0 < len(connection.cycle.body) < HEAD_READ_BYTES
 
             gate.set()
             await asyncio.wait_for(writer.drain(), 20)
             assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP/1.1 204")
             assert read == SENT
+            assert HEAD_READ_BYTES < largest <= READ_BYTES
         finally:
             gate.set()
             writer.close()
@@ -147,3 +152,40 @@ async def test_an_early_answer_to_a_closing_client_arrives_instead_of_a_reset() 
         finally:
             writer.transport.abort()
         assert answer.startswith(b"HTTP/1.1 503") and answer.endswith(b"busy")
+
+
+async def test_a_chunk_being_worked_on_is_not_read_ahead_of() -> None:
+    # An upload busy with a chunk (waiting for room for a part behind a slow S3) holds that
+    # chunk, not the next read too: uvicorn alone resumes reading on every receive().
+    took_one, gate = asyncio.Event(), asyncio.Event()
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        if scope["method"] == "POST":
+            await receive()
+            took_one.set()
+            await gate.wait()
+            while (await receive()).get("more_body"):
+                pass
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with bounded_server(app) as (server, port):
+        reader, writer, uploading = await post_until_paused(server, port)
+        try:
+            await asyncio.wait_for(took_one.wait(), 20)
+            # Another connection's request and answer: loop turns enough for a read-ahead,
+            # whose bytes are already in the socket.
+            other_reader, other = await asyncio.open_connection("127.0.0.1", port)
+            other.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            assert (await asyncio.wait_for(other_reader.read(), 20)).startswith(b"HTTP/1.1 204")
+            other.close()
+            assert len(uploading.cycle.body) == 0
+
+            gate.set()
+            await asyncio.wait_for(writer.drain(), 20)
+            assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP/1.1 204")
+        finally:
+            gate.set()
+            writer.transport.abort()

@@ -8,7 +8,10 @@ Each connection reads at most READ_BYTES from its socket at a time and stops rea
 request body it read waits for the app: what a fast client sends beyond that one read waits in
 the kernel's socket buffer (flow control), not in the process. uvicorn alone reads up to
 256 KiB per receive and pauses past 64 KiB, so a connection could hold 320 KiB: 300 uploads
-arriving faster than the app consumes them held about 95 MB.
+arriving faster than the app consumes them held about 95 MB. A request's first read is smaller
+still (HEAD_READ_BYTES: its headers and the start of its body), so a request the app has not
+started reading (an upload waiting for admission) holds a few KiB of body, not a whole read:
+300 waiting uploads held 10 MB less.
 
 An answer given before the body was read (503 busy, 408, 429) to a client that asked for
 `Connection: close` would end in a TCP reset: closing a socket with unread bytes in it resets
@@ -27,11 +30,14 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from risingstars.kit.settings import HTTPSettings
 
 READ_BYTES = 32 * 1024
+# Until the app reads a request's body: room for the request line, headers and a bearer token.
+HEAD_READ_BYTES = 4 * 1024
 # How long a connection closed while its request body still arrives keeps reading (and
 # dropping) that body after its answer, so the client reads the answer instead of a reset.
 LINGER_SECONDS = 30.0
@@ -47,12 +53,18 @@ class BoundedReads(asyncio.BufferedProtocol):
     def __init__(self, **kwargs: Any) -> None:
         self.http = HttpToolsProtocol(**kwargs)
         self.lingering = False
+        self._paused: Any = None  # the request whose body reading was last paused
 
     def get_buffer(self, sizehint: int) -> memoryview:
         buffer = getattr(self._local, "buffer", None)
         if buffer is None:
             buffer = self._local.buffer = memoryview(bytearray(READ_BYTES))
-        return buffer
+        cycle = self.http.cycle
+        # Reading resumes after a pause when the app asks for more body (a whole read then),
+        # or for the next request once an answer is complete (a head read).
+        if cycle is not None and cycle is self._paused and not cycle.response_complete:
+            return buffer
+        return buffer[:HEAD_READ_BYTES]
 
     def buffer_updated(self, nbytes: int) -> None:
         if self.lingering:
@@ -65,9 +77,12 @@ class BoundedReads(asyncio.BufferedProtocol):
         # answered 503 while PostgreSQL restarted hung their connections).
         if cycle is not None and not cycle.response_complete and cycle.body:
             self.http.flow.pause_reading()
+            self._paused = cycle
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.http.connection_made(_LingeringClose(transport, self))  # type: ignore[arg-type]
+        wrapped = _LingeringClose(transport, self)
+        self.http.connection_made(wrapped)  # type: ignore[arg-type]
+        self.http.flow = _ReadWhenTaken(wrapped, self)  # before any request uses it
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.http.connection_lost(exc)
@@ -80,6 +95,22 @@ class BoundedReads(asyncio.BufferedProtocol):
     def body_arriving(self) -> bool:
         cycle = self.http.cycle
         return cycle is not None and cycle.more_body
+
+
+class _ReadWhenTaken(FlowControl):
+    """uvicorn resumes reading on every receive(), even when it hands over body read earlier:
+    the next read then waits in the process beside the chunk the app is busy with (32 KiB more
+    for each upload waiting on S3). Here reading resumes only once what was read is taken."""
+
+    def __init__(self, transport: Any, protocol: BoundedReads) -> None:
+        super().__init__(transport)
+        self._protocol = protocol
+
+    def resume_reading(self) -> None:
+        cycle = self._protocol.http.cycle
+        if cycle is not None and cycle.body and not cycle.response_complete:
+            return  # receive() hands this over; it asks again for more
+        super().resume_reading()
 
 
 class _LingeringClose:
