@@ -276,8 +276,10 @@ def sizing(web: list[tuple[analysis.Phase, dict]], workers: list[dict]) -> list[
         f"memory (peak RSS above: {rss:.0f} MB), the rest in the pod's scratch `emptyDir`, one "
         "whole part reserved per part waiting, so the chart's 1 GiB (`upload.spillBytes`) "
         "holds about 200 uploads in flight per pod when S3 takes parts as fast as they fill, "
-        "and about 70 when every 15 MB upload's 3 parts wait (moto here: 200 users on 1 GiB "
-        "already met 503 + Retry-After). Give each 1-vCPU pod at most ~200 streamed uploads "
+        "and about 70 when every 15 MB upload's 3 parts wait; past that, new uploads wait for "
+        "room with their body unread (each still holds its connection and request state, "
+        "about 50 KB: `make bench ENTRY=waiting`) and are refused only after "
+        "`UPLOAD_ADMISSION_WAIT_SECONDS`. Give each 1-vCPU pod at most ~200 streamed uploads "
         "in flight with 1 GiB of scratch (5 GiB for the worst case), i.e. about 15 pods at 10× "
         "and 150 at 100×, or move the bulk to the presigned path, where S3 takes the bytes and "
         "the pods only sign URLs.",

@@ -43,8 +43,8 @@ class Settings(HTTPSettings, TokenSettings, AWSSettings):
     # Extensions (not in the conventions table; defaults fit production).
     # The AWS SDKs' own name for an SQS-only endpoint override.
     aws_endpoint_url_sqs: str | None = None
-    # The service idles at about 108 MB RSS and 300 concurrent uploads add about 35 MB, so 2
-    # memory parts of the smallest size S3 takes (10 MiB) keep the peak near 150 MB.
+    # 2 memory parts of the smallest size S3 takes (10 MiB) beside an idle process of about
+    # 108 MB RSS; each connection adds its own (an upload waiting for room about 50 KB).
     upload_part_bytes: int = S3_MIN_PART_BYTES
     upload_buffer_bytes: int = 2 * S3_MIN_PART_BYTES
     upload_parts_in_flight: int = 3
