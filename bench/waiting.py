@@ -23,6 +23,7 @@ import uuid
 import httpx
 
 from bench import printer
+from bench.capacity import form, metric
 from bench.upload import Service, servers
 
 bench = printer("waiting")
@@ -35,13 +36,6 @@ MP4_START = (
     (24).to_bytes(4, "big") + b"ftypisom" + (1).to_bytes(4, "big") + b"isomiso2"
     + (FILE_BYTES - 24).to_bytes(4, "big") + b"mdat"
 )  # fmt: skip
-
-
-def gauge(port: int, name: str) -> float:
-    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
 
 
 async def idle_connection(port: int) -> asyncio.StreamWriter:
@@ -58,11 +52,7 @@ async def upload(
     its writer, held by the caller so that the connection stays open."""
     _, writer = await asyncio.open_connection("127.0.0.1", port)
     boundary = uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nbench\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="video_file"; '
-        f'filename="bench.mp4"\r\nContent-Type: video/mp4\r\n\r\n'
-    ).encode()
+    head, _ = form(b"", boundary)
     writer.write(
         f"POST /api/videos/upload HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
@@ -81,12 +71,13 @@ async def upload(
     return writer
 
 
-async def until(check, seconds: float, what: str) -> None:
+async def until(base: str, gauge: str, at_least: float, seconds: float) -> None:
+    """Poll the service's gauge without blocking the uploads' event loop."""
     for _ in range(int(seconds * 4)):
-        if check():
+        if await metric(base, gauge) >= at_least:
             return
         await asyncio.sleep(0.25)
-    raise RuntimeError(f"timed out waiting for {what}")
+    raise RuntimeError(f"{gauge} did not reach {at_least} in {seconds} s")
 
 
 async def main() -> None:
@@ -99,6 +90,7 @@ async def main() -> None:
         }
         with Service(env, run.tmp / "upload.log") as service:
             port = service.port
+            base = f"http://127.0.0.1:{port}"
             token = run.keys.token("bench-waiting", username="waiting", ttl=3600)
             for _ in range(20):  # warm: the routes, the token verifier, the pool
                 httpx.get(f"http://127.0.0.1:{port}/api/videos", headers={
@@ -107,16 +99,14 @@ async def main() -> None:
                 asyncio.create_task(upload(port, token, 6_000_000, trickle_seconds=300))
                 for _ in range(2)
             ]
-            await until(lambda: gauge(port, "upload_part_buffers_in_use") == 2, 60, "holders")
+            await until(base, "upload_part_buffers_in_use", 2, 60)
             before = service.status("VmRSS")
             idle = [await idle_connection(port) for _ in range(CONNECTIONS)]
             with_idle = service.status("VmRSS")
             waiters = [
                 asyncio.create_task(upload(port, token, SENT_BYTES)) for _ in range(CONNECTIONS)
             ]
-            await until(
-                lambda: gauge(port, "upload_admission_waiting") >= CONNECTIONS, 120, "waiters"
-            )
+            await until(base, "upload_admission_waiting", CONNECTIONS, 120)
             with_waiting = service.status("VmRSS")
             for task in [*holders, *waiters]:
                 task.cancel()
