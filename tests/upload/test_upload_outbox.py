@@ -39,6 +39,12 @@ async def test_sqs_down_during_an_upload_still_201_and_the_job_arrives_later(
 
         await tools.eventually(retried, what="the relay retrying")
 
+        async def gauge(value: str) -> bool:
+            text = (await svc.client.get("/metrics")).text
+            return f"upload_outbox_backlog {value}" in text
+
+        await tools.eventually(lambda: gauge("1.0"), what="the backlog gauge at 1")
+
         with infra.running(infra.start_moto, port=port, log_path=tmp_path / "sqs.log"):
             sqs, created_url = await asyncio.to_thread(_jobs_queue, endpoint, name)
             assert created_url == queue_url
@@ -56,8 +62,9 @@ async def test_sqs_down_during_an_upload_still_201_and_the_job_arrives_later(
                 return await svc.sql("SELECT count(*) FROM outbox") == 0
 
             await tools.eventually(drained, what="outbox drained")
-            backlog = (await svc.client.get("/metrics")).text
-            assert "upload_outbox_backlog 0.0" in backlog
+            # The relay sets the gauge after its transaction commits: the row can be gone a
+            # moment before the gauge says so.
+            await tools.eventually(lambda: gauge("0.0"), what="the backlog gauge at 0")
 
 
 async def test_concurrent_relays_send_each_row_once(svc, sqs, tools) -> None:
