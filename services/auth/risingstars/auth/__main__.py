@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from risingstars.auth import keys, settings
-from risingstars.kit import db, logs
+from risingstars.kit import db, logs, tracing
 from risingstars.kit.settings import SettingsError
 
 
@@ -17,6 +17,7 @@ def _serve() -> None:
 
     config = settings.load()
     logs.setup(SERVICE, config.log_level)
+    tracing.setup(SERVICE)
     serve(create_app(config), config)
 
 
