@@ -349,6 +349,13 @@ SCHEMA = obj(
             },
             required=["enabled"],
         ),
+        # OpenTelemetry: the collector's OTLP/HTTP endpoint and the egress to it.
+        "tracing": obj(
+            {
+                "otlpEndpoint": OPT_URL,
+                "egress": obj({"peers": PEERS, "ports": PORTS}, ["peers", "ports"]),
+            }
+        ),
         "ingress": obj(
             {
                 "enabled": BOOL,

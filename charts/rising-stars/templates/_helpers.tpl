@@ -141,6 +141,16 @@ checkov.io/skip-{{ index . 0 | lower | replace "_" "-" }}: {{ printf "%s=%s" (in
   value: {{ include "rising-stars.forwardedAllowIps" .root | quote }}
 {{- end }}
 
+{{/* Where the services that trace (kit.tracing: auth, upload, upload-worker, processor) send
+their spans: only when tracing.otlpEndpoint is set. Starts with a newline (callers trim before it)
+so nothing, not even a blank line, is rendered without it. Args: root. */}}
+{{- define "rising-stars.tracingEnv" -}}
+{{- with .root.Values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+
 {{/* AWS settings for services that talk to S3/SQS. Args: root. */}}
 {{- define "rising-stars.awsEnv" -}}
 - name: AWS_REGION

@@ -280,3 +280,17 @@ spec:
     - {port: {{ . }}, protocol: TCP}
     {{- end }}
 {{- end }}
+
+{{/*
+Egress rule to the OpenTelemetry collector (tracing.egress), only when tracing.otlpEndpoint is
+set. Without peers the rule would allow every destination, so the chart refuses. Args: root.
+*/}}
+{{- define "rising-stars.egressTracing" -}}
+{{- $t := .root.Values.tracing }}
+{{- if $t.otlpEndpoint }}
+{{- if not $t.egress.peers }}
+{{- fail "tracing.egress.peers: name the OpenTelemetry collector's pods or addresses (NetworkPolicy peers) the services may send spans to" }}
+{{- end }}
+{{- include "rising-stars.egressTo" $t.egress }}
+{{- end }}
+{{- end }}
