@@ -22,7 +22,7 @@ creates and completes. Every stored object is deleted as soon as its upload answ
 - capacity.streamed_ratio_300_shared / capacity.direct_ratio_300_shared: the same with every
   process free to use every core, so the service's CPU competes with the emulator's.
 - capacity.upload_rss_mb_300: peak RSS (VmHWM) of a fresh upload process through the
-  300-user phases, the larger of the two runs (≤ 150 MB).
+  300-user phases, the larger of the two runs (≤ 175 MB: docs/benchmarks.md, 2026-12-08).
 - capacity.streamed_cpu_ratio_300: the upload process's CPU-seconds per MB through the streamed
   phase ÷ moto's CPU-seconds per MB through the straight-to-S3 phase: what our hop costs next to
   the storage endpoint, whatever else the machine runs.

@@ -73,6 +73,21 @@ async def test_a_stored_upload_waits_out_a_busy_pool_rather_than_lose_its_bytes(
         assert await svc.sql("SELECT count(*) FROM videos") == 1
 
 
+async def test_a_new_upload_waits_out_a_busy_pool_before_its_body(service, clips) -> None:
+    # Found by `make bench ENTRY=capacity` at 300 users on the chart's pool of 10: the quota
+    # check before the body found no connection within the pool's request wait and answered
+    # 503, which a closed-loop client (JMeter) counts as a failed upload.
+    async with service(worker=False, db_pool_size=1, db_acquire_timeout_seconds=0.1) as svc:
+        pool = svc.runtime.pool
+        conn = await pool.acquire()  # the only connection, held thirty request waits long
+        asyncio.get_running_loop().call_later(
+            3.0, lambda: asyncio.ensure_future(pool.release(conn))
+        )
+        response = await svc.upload(clips["ok"])
+        assert response.status_code == 201, response.text
+        assert await svc.sql("SELECT count(*) FROM videos") == 1
+
+
 async def test_completion_holds_no_connection_during_storage_work(svc, clips) -> None:
     data = clips["ok"].read_bytes()
     created = (await _create(svc, len(data))).json()

@@ -203,7 +203,8 @@ class StreamedUploads:
         # A declared body this long cannot hold a file within the limit: refused unread.
         if length.isdigit() and int(length) > policy.max_bytes + FORM_OVERHEAD_BYTES:
             raise policy.too_large()
-        await intake.check_quota(self.intake.pool, owner.user_id, policy.daily_quota)
+        async with self.intake.pool.acquire(timeout=intake.ACCEPT_WAIT_SECONDS) as conn:
+            await intake.check_quota(conn, owner.user_id, policy.daily_quota)
         video_id = uuid.uuid4()
         key = storage.original_key(video_id)
         writer = MultipartWriter(
