@@ -286,6 +286,31 @@ async def test_one_request_at_a_time_per_upload_others_are_423_at_once(svc, clip
     assert done.status_code == 204, done.text
 
 
+async def test_a_lease_is_short_and_renewed_while_its_request_runs(
+    svc, clips, tools, monkeypatch
+) -> None:
+    # A lease once lasted the request's whole deadline (about 33 min), so an upload whose
+    # request died with its process answered 423 that long; tus clients give up in seconds.
+    monkeypatch.setattr(tus, "LEASE_SECONDS", 1.0)
+    data = clips["big"].read_bytes()
+    location = await create(svc, len(data))
+    until = "SELECT patch_until - now() FROM tus_uploads WHERE id = $1"
+    taken = "SELECT now() FROM tus_uploads WHERE id = $1"
+    async with svc.runtime.tus.leased(_id(location), svc.user):
+        assert (await svc.sql(until, _id(location))).total_seconds() <= 1.0
+        start = await svc.sql(taken, _id(location))
+
+        async def held_three_lease_lengths() -> bool:
+            lease_end = await svc.sql("SELECT patch_until FROM tus_uploads WHERE id = $1",
+                                      _id(location))  # fmt: skip
+            return (lease_end - start).total_seconds() > 3.0
+
+        await tools.eventually(held_three_lease_lengths, timeout=15, what="the lease renewed")
+        assert (await patch(svc, location, 0, data[:MiB])).status_code == 423  # still held
+    done = await patch(svc, location, 0, data)
+    assert done.status_code == 204, done.text
+
+
 async def test_a_request_that_lost_its_lease_cannot_overwrite_the_winners_tail(
     svc, clips, tools, s3
 ) -> None:

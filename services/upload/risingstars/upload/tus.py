@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from risingstars.kit import errors
+from risingstars.kit.periodic import Periodic, running
 from risingstars.upload import catalog, intake, messages, metrics, storage, tus_queries
 from risingstars.upload.capacity import UserSlots
 from risingstars.upload.s3upload import MultipartWriter, StorageError, abort_upload
@@ -35,17 +36,14 @@ EXTENSIONS = "creation,creation-with-upload,termination,expiration"
 MAX_METADATA_BYTES = 4096
 # The tail is copied from S3 into the request's part in slices of this size.
 TAIL_READ_BYTES = 64 * 1024
-# A lease outlives its request's deadline by this much (the request's own cleanup).
-LEASE_MARGIN_SECONDS = 60
+# A request renews its lease on its upload every third of this while it runs, so an upload whose
+# request died with its process is free again this soon (expiry leases for as long).
+LEASE_SECONDS = 60.0
 EXPIRE_BATCH = 100
 
 
 def tail_prefix(upload_id: uuid.UUID) -> str:
     return f"tus/{upload_id}/"
-
-
-def tail_key(upload_id: uuid.UUID, name: str) -> str:
-    return tail_prefix(upload_id) + name
 
 
 def parse_metadata(header: str | None) -> dict[str, str]:
@@ -87,23 +85,16 @@ class Upload:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record, lease: uuid.UUID | None = None) -> Upload:
+        # The columns named as the fields.
+        columns = ("id", "video_id", "s3_upload_id", "title", "metadata", "length", "part_bytes",
+                   "offset", "tail_bytes", "tail_name", "expires_at")  # fmt: skip
         return cls(
-            id=row["id"],
-            video_id=row["video_id"],
-            s3_upload_id=row["s3_upload_id"],
+            **{name: row[name] for name in columns},
             owner=catalog.Uploader(row["user_id"], row["username"], row["city"]),
-            title=row["title"],
-            metadata=row["metadata"],
-            length=row["length"],
-            part_bytes=row["part_bytes"],
-            offset=row["offset"],
             etags=tuple(row["etags"]),
-            tail_bytes=row["tail_bytes"],
-            tail_name=row["tail_name"],
             completed=row["completed_at"] is not None,
-            expires_at=row["expires_at"],
             lease=lease,
-        )
+        )  # fmt: skip
 
     @property
     def key(self) -> str:
@@ -112,7 +103,7 @@ class Upload:
     @property
     def tail(self) -> str:
         assert self.tail_name is not None
-        return tail_key(self.id, self.tail_name)
+        return tail_prefix(self.id) + self.tail_name
 
 
 OPEN_CAP = intake.OpenCap(tus_queries.COUNT_OPEN, messages.tus_open_uploads)
@@ -156,15 +147,19 @@ class TusUploads:
     @contextlib.asynccontextmanager
     async def leased(self, upload_id: uuid.UUID, user_id: str) -> AsyncIterator[Upload]:
         """The upload, held by this request alone until the block ends (else 423 at once)."""
-        token = uuid.uuid4()
-        pool, deadline = self.intake.pool, self.intake.policy.deadline_seconds
-        seconds = deadline + self.buffers.admission_wait + LEASE_MARGIN_SECONDS
-        row = await pool.fetchrow(tus_queries.LEASE, upload_id, token, seconds)
+        token, pool = uuid.uuid4(), self.intake.pool
+        row = await pool.fetchrow(tus_queries.LEASE, upload_id, token, LEASE_SECONDS)
         if row is None:
             await self.get(upload_id, user_id)  # absent or expired: say so
             raise errors.Locked(messages.TUS_BUSY)
+
+        async def renew() -> None:
+            await pool.execute(tus_queries.RENEW, upload_id, token, LEASE_SECONDS)
+
+        renewal = Periodic("tus_lease", renew, LEASE_SECONDS / 3, first_delay=LEASE_SECONDS / 3)
         try:
-            yield _visible(row, user_id, lease=token)
+            async with running(renewal):
+                yield _visible(row, user_id, lease=token)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(pool.execute(tus_queries.RELEASE, upload_id, token))
@@ -251,7 +246,7 @@ class TusUploads:
 async def expire(pool: asyncpg.Pool, s3: Any, bucket: str) -> int:
     """Remove expired uploads and their objects, each leased first (no request appends)."""
     token = uuid.uuid4()
-    rows = await pool.fetch(tus_queries.LEASE_EXPIRED, EXPIRE_BATCH, token, LEASE_MARGIN_SECONDS)
+    rows = await pool.fetch(tus_queries.LEASE_EXPIRED, EXPIRE_BATCH, token, LEASE_SECONDS)
     for row in rows:
         upload = Upload.from_row(row, lease=token)
         if upload.completed:
@@ -353,7 +348,7 @@ class _Request:
             body = part.seal()
             await s3.put_object(
                 Bucket=bucket,
-                Key=tail_key(upload.id, tail_name),
+                Key=tail_prefix(upload.id) + tail_name,
                 Body=body,
                 ContentLength=len(body),
                 **body.checksum,
@@ -366,7 +361,7 @@ class _Request:
             # Lost a race (its lease ran out): what it wrote is nobody's.
             if tail_name is not None:
                 with contextlib.suppress(*storage.STORAGE_ERRORS):
-                    await storage.delete_keys(s3, bucket, [tail_key(upload.id, tail_name)])
+                    await storage.delete_keys(s3, bucket, [tail_prefix(upload.id) + tail_name])
             raise errors.Conflict(messages.TUS_RACE)
         if upload.tail_bytes:
             with contextlib.suppress(*storage.STORAGE_ERRORS):

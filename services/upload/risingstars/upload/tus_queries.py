@@ -20,6 +20,11 @@ WHERE id = $1 AND (patch_until IS NULL OR patch_until < now())
 RETURNING *
 """
 
+RENEW = """
+UPDATE tus_uploads SET patch_until = now() + make_interval(secs => $3)
+WHERE id = $1 AND patch_lease = $2
+"""
+
 RELEASE = """
 UPDATE tus_uploads SET patch_lease = NULL, patch_until = NULL WHERE id = $1 AND patch_lease = $2
 """
