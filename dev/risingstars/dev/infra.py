@@ -32,6 +32,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening(pid: int, port: int) -> bool:
+    """Whether process `pid` itself listens on `port`. Another process can take a port between
+    free_port() and a server's bind, and would then answer in its place."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return True
+    return False
+
+
 def _die_with_parent(user: pwd.struct_passwd | None = None):
     def preexec() -> None:
         os.setsid()
@@ -171,7 +189,7 @@ def start_postgres(
         )
         return ready.returncode == 0
 
-    wait_until(accepting, 30, "PostgreSQL", proc)
+    wait_until(lambda: listening(proc.pid, port) and accepting(), 30, "PostgreSQL", proc)
     return Postgres(proc, port, datadir)
 
 
@@ -213,7 +231,17 @@ class Moto:
 
 
 def start_moto(port: int | None = None, log_path: Path | None = None) -> Moto:
-    port = port or free_port()
+    """A moto server on `port`, or on a free port (another one if that was taken meanwhile)."""
+    for attempt in range(3):
+        try:
+            return _launch_moto(port or free_port(), log_path)
+        except RuntimeError:  # it exited: the port was taken before it could bind
+            if port or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _launch_moto(port: int, log_path: Path | None) -> Moto:
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -225,7 +253,7 @@ def start_moto(port: int | None = None, log_path: Path | None = None) -> Moto:
     def answering() -> bool:
         url = f"http://127.0.0.1:{port}/moto-api/"
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
-            return True
+            return listening(proc.pid, port)
         return False
 
     wait_until(answering, 30, "moto server", proc)
