@@ -5,9 +5,12 @@ benchmark: a chart boot created its bucket in the benchmark's moto, which then e
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 
+import boto3
+import httpx
 import pytest
 
 from risingstars.dev import infra
@@ -48,5 +51,28 @@ def test_moto_on_a_free_port_taken_meanwhile_moves_to_another(foreign, monkeypat
     try:
         assert moto.port != foreign
         assert infra.listening(moto.proc.pid, moto.port)
+    finally:
+        infra.stop(moto.proc)
+
+
+def test_moto_takes_its_environment_without_changing_this_process(monkeypatch) -> None:
+    # Chart boots start a moto per overlay from concurrent threads, each with its own endpoint
+    # names: set in os.environ, one overlay's moto started with another's and read the pods'
+    # host as a bucket name (HeadBucket 404).
+    monkeypatch.delenv("MOTO_S3_CUSTOM_ENDPOINTS", raising=False)
+    name = "http://aws.example.test:4566"
+    moto = infra.start_moto(env={"MOTO_S3_CUSTOM_ENDPOINTS": name})
+    try:
+        assert "MOTO_S3_CUSTOM_ENDPOINTS" not in os.environ
+        s3 = boto3.client(
+            "s3", endpoint_url=moto.url, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )  # fmt: skip
+        s3.create_bucket(Bucket="videos")
+        # Addressed by its endpoint name, path-style: the bucket, not a bucket called "aws".
+        head = httpx.head(
+            f"{moto.url}/videos", headers={"Host": "aws.example.test:4566"}, timeout=10
+        )
+        assert head.status_code == 200
     finally:
         infra.stop(moto.proc)

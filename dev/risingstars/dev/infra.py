@@ -36,7 +36,7 @@ def listening(pid: int, port: int) -> bool:
     """Whether process `pid` itself listens on `port`. Another process can take a port between
     free_port() and a server's bind, and would then answer in its place."""
     inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for table in (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"):  # its network namespace
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
@@ -230,21 +230,25 @@ class Moto:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_moto(port: int | None = None, log_path: Path | None = None) -> Moto:
-    """A moto server on `port`, or on a free port (another one if that was taken meanwhile)."""
+def start_moto(
+    port: int | None = None, log_path: Path | None = None, env: dict[str, str] | None = None
+) -> Moto:
+    """A moto server on `port`, or on a free port (another one if that was taken meanwhile),
+    with `env` added to its environment (never to this process's: threads share that)."""
     for attempt in range(3):
         try:
-            return _launch_moto(port or free_port(), log_path)
+            return _launch_moto(port or free_port(), log_path, env or {})
         except RuntimeError:  # it exited: the port was taken before it could bind
             if port or attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _launch_moto(port: int, log_path: Path | None) -> Moto:
+def _launch_moto(port: int, log_path: Path | None, env: dict[str, str]) -> Moto:
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
         preexec_fn=_die_with_parent(),

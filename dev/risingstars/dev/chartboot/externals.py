@@ -3,10 +3,8 @@ and AWS (or for k8s/kind/deps' Services), prepared as docs/deploy.md prepares th
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import urllib.parse
 
 from risingstars.dev import infra
@@ -25,20 +23,6 @@ class External:
     address: str | None = None  # where it stands, when the values place it (RDS in its subnet)
 
 
-@contextlib.contextmanager
-def environ(**values: str):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 class ExternalsPhase:
     """PostgreSQL and moto, the database roles, the bucket and the queues (a phase of Cluster,
     which holds the state)."""
@@ -51,8 +35,10 @@ class ExternalsPhase:
         endpoints = ",".join(
             f"http://{n}:{e.port}" for e in self.overlay.externals for n in e.names
         )
-        with environ(MOTO_S3_CUSTOM_ENDPOINTS=endpoints):
-            self.servers["moto"] = infra.start_moto(log_path=self.dir / "moto.log")
+        # Overlays boot at once, each from its own thread: never through os.environ.
+        self.servers["moto"] = infra.start_moto(
+            log_path=self.dir / "moto.log", env={"MOTO_S3_CUSTOM_ENDPOINTS": endpoints}
+        )
         pg = self.servers["postgres"]
         # As the deploy guide prepares the database (roles, schemas) before the install.
         for database, sql in self.overlay.database_sql:
