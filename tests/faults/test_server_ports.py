@@ -1,6 +1,8 @@
-"""The harness's servers never answer from another process's port: a free port can be taken
-between `free_port()` and the server's bind (found when a fresh-clone `make test` ran beside a
-benchmark: a chart boot created its bucket in the benchmark's moto, which then emptied it)."""
+"""The harness's servers: never one answering from another process's port (a free port can be
+taken between `free_port()` and the server's bind), and moto's settings given to its process
+alone (chart boots start one per overlay from concurrent threads: through os.environ one
+overlay's moto started with another's endpoint names, the failure a fresh-clone `make test`
+met)."""
 
 from __future__ import annotations
 

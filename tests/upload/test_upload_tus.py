@@ -294,16 +294,13 @@ async def test_a_lease_is_short_and_renewed_while_its_request_runs(
     monkeypatch.setattr(tus, "LEASE_SECONDS", 1.0)
     data = clips["big"].read_bytes()
     location = await create(svc, len(data))
-    until = "SELECT patch_until - now() FROM tus_uploads WHERE id = $1"
-    taken = "SELECT now() FROM tus_uploads WHERE id = $1"
+    lease_end = "SELECT patch_until FROM tus_uploads WHERE id = $1"
     async with svc.runtime.tus.leased(_id(location), svc.user):
-        assert (await svc.sql(until, _id(location))).total_seconds() <= 1.0
-        start = await svc.sql(taken, _id(location))
+        start = await svc.sql("SELECT now()")
+        assert ((await svc.sql(lease_end, _id(location))) - start).total_seconds() <= 1.0
 
         async def held_three_lease_lengths() -> bool:
-            lease_end = await svc.sql("SELECT patch_until FROM tus_uploads WHERE id = $1",
-                                      _id(location))  # fmt: skip
-            return (lease_end - start).total_seconds() > 3.0
+            return ((await svc.sql(lease_end, _id(location))) - start).total_seconds() > 3.0
 
         await tools.eventually(held_three_lease_lengths, timeout=15, what="the lease renewed")
         assert (await patch(svc, location, 0, data[:MiB])).status_code == 423  # still held

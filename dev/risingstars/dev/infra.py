@@ -235,13 +235,12 @@ def start_moto(
 ) -> Moto:
     """A moto server on `port`, or on a free port (another one if that was taken meanwhile),
     with `env` added to its environment (never to this process's: threads share that)."""
-    for attempt in range(3):
-        try:
-            return _launch_moto(port or free_port(), log_path, env or {})
-        except RuntimeError:  # it exited: the port was taken before it could bind
-            if port or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    if port:
+        return _launch_moto(port, log_path, env or {})
+    for _ in range(2):
+        with contextlib.suppress(RuntimeError):  # it exited: the port was taken before it bound
+            return _launch_moto(free_port(), log_path, env or {})
+    return _launch_moto(free_port(), log_path, env or {})
 
 
 def _launch_moto(port: int, log_path: Path | None, env: dict[str, str]) -> Moto:

@@ -45,7 +45,7 @@ OPEN_RETRY_SECONDS = 60
 # A streamed upload waits this long for a connection, not the pool's short request wait: a 503
 # before its body makes a closed-loop client fail (found at 300 users on a pool of 10), one
 # after it makes the player send every byte again.
-ACCEPT_WAIT_SECONDS = 30.0
+UPLOAD_DB_WAIT_SECONDS = 30.0
 
 
 def refused(reason: str, detail: str) -> errors.Invalid:

@@ -203,7 +203,7 @@ class StreamedUploads:
         # A declared body this long cannot hold a file within the limit: refused unread.
         if length.isdigit() and int(length) > policy.max_bytes + FORM_OVERHEAD_BYTES:
             raise policy.too_large()
-        async with self.intake.pool.acquire(timeout=intake.ACCEPT_WAIT_SECONDS) as conn:
+        async with self.intake.pool.acquire(timeout=intake.UPLOAD_DB_WAIT_SECONDS) as conn:
             await intake.check_quota(conn, owner.user_id, policy.daily_quota)
         video_id = uuid.uuid4()
         key = storage.original_key(video_id)
@@ -217,7 +217,7 @@ class StreamedUploads:
             )
         video = catalog.NewVideo(video_id, owner, title, size, info)
         try:
-            await self.intake.accept(video, wait_seconds=intake.ACCEPT_WAIT_SECONDS)
+            await self.intake.accept(video, wait_seconds=intake.UPLOAD_DB_WAIT_SECONDS)
         except DB_ERRORS as exc:
             log.error("upload not recorded", extra={"error": repr(exc)})
             with contextlib.suppress(*storage.STORAGE_ERRORS, RuntimeError):
